@@ -1,0 +1,51 @@
+// Minimal RAII access to HDF5 files for tensors, strings and attributes.
+// Every failure throws excel::FormatError / InputError naming the file and the object.
+#pragma once
+#include <hdf5.h>
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace excel::h5 {
+
+class File {
+ public:
+  static File open(const std::string& path, bool writable = false);
+  static File create(const std::string& path);  // truncates
+  File(File&& other) noexcept;
+  File& operator=(File&& other) noexcept;
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  ~File();
+
+  hid_t id() const { return id_; }
+  const std::string& path() const { return path_; }
+
+  bool exists(const std::string& name) const;  // dataset or group, nested names allowed
+  std::vector<std::string> list(const std::string& group) const;  // direct children, sorted
+
+  at::Tensor read(const std::string& name) const;  // dtype follows the file (f32,f64,i64,i32,u8,...)
+  void write(const std::string& name, const at::Tensor& t, bool chunk_first_dim = false);
+  std::vector<std::string> read_strings(const std::string& name) const;
+  void write_strings(const std::string& name, const std::vector<std::string>& values);
+
+  bool has_attr(const std::string& name) const;
+  int64_t attr_int(const std::string& name) const;
+  double attr_double(const std::string& name) const;
+  std::string attr_string(const std::string& name) const;
+  std::vector<int64_t> attr_ints(const std::string& name) const;
+  void set_attr(const std::string& name, int64_t v);
+  void set_attr(const std::string& name, double v);
+  void set_attr(const std::string& name, const std::string& v);
+
+ private:
+  File(hid_t id, std::string path) : id_(id), path_(std::move(path)) {}
+  std::string where(const std::string& name) const;
+  hid_t id_ = -1;
+  std::string path_;
+};
+
+}  // namespace excel::h5

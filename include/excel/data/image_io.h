@@ -1,0 +1,18 @@
+// Image files through OpenCV: RGB uint8 tensors in, PNG/JPEG out, heat-map overlays.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace excel::data {
+
+// [H,W,3] uint8 RGB; grey images are replicated to 3 channels. Throws InputError naming the file.
+at::Tensor read_rgb(const std::string& path);
+// [H,W] uint8 class-index PNG (palette PNGs give their indices). Throws InputError naming the file.
+at::Tensor read_label_png(const std::string& path);
+void write_rgb(const std::string& path, const at::Tensor& rgb_hwc);
+void write_gray(const std::string& path, const at::Tensor& hw_u8);
+// Blends a [h,w] map in [0,1] (resized to the image) as a JET heat map over rgb [H,W,3].
+at::Tensor heatmap_overlay(const at::Tensor& rgb_hwc, const at::Tensor& map_hw, double alpha = 0.5);
+
+}  // namespace excel::data

@@ -1,0 +1,69 @@
+// CLIP image encoder with ExCEL's dual-path "surgery" blocks (ALGORITHM.md §1, §5).
+// One QKV projection per block feeds both paths; all attention maps come from batched matmuls.
+// Runs without autograd. Not thread-safe (the positional-table cache is per instance).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <vector>
+
+#include "excel/model/checkpoint.h"
+
+namespace excel::model {
+
+// ImageNet statistics in 0-255 units (§1.2), the input normalisation the reference uses.
+extern const float kPixelMean[3];
+extern const float kPixelStd[3];
+
+// uint8 RGB [B,H,W,3] -> normalised float [B,3,H,W] (§1.2).
+at::Tensor normalize_rgb(const at::Tensor& rgb_bhwc);
+
+struct VisionOutputs {
+  at::Tensor features;   // [B,N,E] projected, normalised over tokens (§1.7)
+  at::Tensor attn_all;   // [L,B,N,N] per-layer attention as returned (§1.8); undefined if not kept
+  at::Tensor feats_all;  // [L,B,N,W] per-layer tokens with the reference's aliasing (§1.8)
+  at::Tensor surgery;    // [B,N,W] final surgery tokens before ln_post, row 0 = O_last row 0
+  at::Tensor value_proj; // [B,N,W] U = sum over surgery blocks of V_l W_out^T (§11.2), if asked
+};
+
+struct VisionOptions {
+  bool keep_attn = true;
+  bool keep_feats = true;
+  bool keep_value_proj = false;
+};
+
+class ClipVision {
+ public:
+  // train_grid > 0 reproduces the reference's "train" mode: the positional table is replaced by
+  // its interpolation to train_grid at construction (§1.3, quirk 10). 0 keeps the stored table.
+  explicit ClipVision(const ClipWeights& weights, int64_t train_grid = 0);
+
+  // x: normalised [B,3,H,W], H and W multiples of the patch size. extra_attn: optional E
+  // [B,P,P] added to the patch block of every surgery head (LVC, §5).
+  VisionOutputs forward(const at::Tensor& x, const at::Tensor& extra_attn = at::Tensor(),
+                        const VisionOptions& opt = VisionOptions()) const;
+
+  // Positional table [1+gh*gw, W] for a grid, interpolated bilinearly from the current table.
+  at::Tensor positional_table(int64_t gh, int64_t gw) const;
+
+  int64_t num_layers() const { return static_cast<int64_t>(blocks_.size()); }
+  int64_t first_surgery_block() const { return num_layers() - kSurgeryBlocks; }
+  const ClipConfig& config() const { return cfg_; }
+
+  // ln_post + projection + token-axis normalisation of final surgery tokens [B,N,W] (§1.7).
+  at::Tensor project(const at::Tensor& surgery) const;
+
+  static constexpr int64_t kSurgeryBlocks = 5;
+
+ private:
+  struct Block {
+    at::Tensor ln1_w, ln1_b, in_w, in_b, out_w, out_b, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
+  };
+  ClipConfig cfg_;
+  at::Tensor conv_w_, class_emb_, pos_, ln_pre_w_, ln_pre_b_, ln_post_w_, ln_post_b_, proj_;
+  int64_t pos_side_ = 0;
+  std::vector<Block> blocks_;
+  mutable std::map<std::pair<int64_t, int64_t>, at::Tensor> pos_cache_;
+};
+
+}  // namespace excel::model

@@ -1,0 +1,335 @@
+#include "excel/common/h5.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include "excel/common/errors.h"
+
+namespace excel::h5 {
+hid_t H5T_IEEE_F16LE_compat();
+namespace {
+
+// Closes an HDF5 handle with the matching close call.
+struct Handle {
+  hid_t id;
+  herr_t (*closer)(hid_t);
+  ~Handle() {
+    if (id >= 0) closer(id);
+  }
+};
+
+void silence_hdf5() {
+  static bool done = false;
+  if (!done) {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    done = true;
+  }
+}
+
+struct TypeMap {
+  at::ScalarType scalar;
+  hid_t native;
+};
+
+TypeMap from_file_type(hid_t type, const std::string& where) {
+  H5T_class_t cls = H5Tget_class(type);
+  size_t size = H5Tget_size(type);
+  if (cls == H5T_FLOAT) {
+    if (size == 4) return {at::kFloat, H5T_NATIVE_FLOAT};
+    if (size == 8) return {at::kDouble, H5T_NATIVE_DOUBLE};
+    if (size == 2) return {at::kHalf, H5T_NATIVE_UINT16};  // raw IEEE half bits
+  }
+  if (cls == H5T_INTEGER) {
+    bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
+    if (size == 1) return is_signed ? TypeMap{at::kChar, H5T_NATIVE_INT8} : TypeMap{at::kByte, H5T_NATIVE_UINT8};
+    if (size == 2 && is_signed) return {at::kShort, H5T_NATIVE_INT16};
+    if (size == 4 && is_signed) return {at::kInt, H5T_NATIVE_INT32};
+    if (size == 8 && is_signed) return {at::kLong, H5T_NATIVE_INT64};
+    if (size == 4) return {at::kLong, H5T_NATIVE_INT64};  // uint32 widened
+    if (size == 2) return {at::kInt, H5T_NATIVE_INT32};   // uint16 widened
+  }
+  if (cls == H5T_ENUM && size == 1) return {at::kBool, H5T_NATIVE_UINT8};  // h5py bool
+  throw FormatError(where + ": unsupported HDF5 element type (class " + std::to_string(cls) +
+                    ", " + std::to_string(size) + " bytes)");
+}
+
+hid_t to_file_type(at::ScalarType s) {
+  switch (s) {
+    case at::kFloat: return H5T_IEEE_F32LE;
+    case at::kDouble: return H5T_IEEE_F64LE;
+    case at::kHalf: return H5T_IEEE_F16LE_compat();
+    case at::kByte: return H5T_STD_U8LE;
+    case at::kBool: return H5T_STD_U8LE;
+    case at::kChar: return H5T_STD_I8LE;
+    case at::kShort: return H5T_STD_I16LE;
+    case at::kInt: return H5T_STD_I32LE;
+    case at::kLong: return H5T_STD_I64LE;
+    default: return -1;
+  }
+}
+
+hid_t native_of(at::ScalarType s) {
+  switch (s) {
+    case at::kFloat: return H5T_NATIVE_FLOAT;
+    case at::kDouble: return H5T_NATIVE_DOUBLE;
+    case at::kHalf: return H5T_NATIVE_UINT16;
+    case at::kByte: case at::kBool: return H5T_NATIVE_UINT8;
+    case at::kChar: return H5T_NATIVE_INT8;
+    case at::kShort: return H5T_NATIVE_INT16;
+    case at::kInt: return H5T_NATIVE_INT32;
+    case at::kLong: return H5T_NATIVE_INT64;
+    default: return -1;
+  }
+}
+
+// Creates every missing parent group of `name`.
+void make_parents(hid_t file, const std::string& name) {
+  size_t pos = 0;
+  while ((pos = name.find('/', pos + 1)) != std::string::npos) {
+    std::string g = name.substr(0, pos);
+    if (g.empty()) continue;
+    if (H5Lexists(file, g.c_str(), H5P_DEFAULT) <= 0) {
+      Handle h{H5Gcreate2(file, g.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose};
+      if (h.id < 0) throw FormatError("cannot create group " + g);
+    }
+  }
+}
+
+}  // namespace
+
+// IEEE half type built once (HDF5 has no predefined little-endian half).
+hid_t H5T_IEEE_F16LE_compat() {
+  static hid_t t = [] {
+    hid_t h = H5Tcopy(H5T_IEEE_F32LE);
+    H5Tset_fields(h, 15, 10, 5, 0, 10);
+    H5Tset_size(h, 2);
+    H5Tset_ebias(h, 15);
+    return h;
+  }();
+  return t;
+}
+
+File File::open(const std::string& path, bool writable) {
+  silence_hdf5();
+  if (!std::filesystem::exists(path)) throw InputError(path + ": file not found");
+  if (H5Fis_hdf5(path.c_str()) <= 0) throw FormatError(path + ": not an HDF5 file (or truncated)");
+  hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (id < 0) throw FormatError(path + ": cannot open HDF5 file (truncated or corrupt?)");
+  return File(id, path);
+}
+
+File File::create(const std::string& path) {
+  silence_hdf5();
+  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (id < 0) throw InputError(path + ": cannot create HDF5 file");
+  return File(id, path);
+}
+
+File::File(File&& o) noexcept : id_(o.id_), path_(std::move(o.path_)) { o.id_ = -1; }
+File& File::operator=(File&& o) noexcept {
+  if (this != &o) {
+    if (id_ >= 0) H5Fclose(id_);
+    id_ = o.id_;
+    path_ = std::move(o.path_);
+    o.id_ = -1;
+  }
+  return *this;
+}
+File::~File() {
+  if (id_ >= 0) H5Fclose(id_);
+}
+
+std::string File::where(const std::string& name) const { return path_ + ": " + name; }
+
+bool File::exists(const std::string& name) const {
+  // Check every prefix: H5Lexists fails on a missing intermediate group.
+  size_t pos = 0;
+  while (true) {
+    pos = name.find('/', pos + 1);
+    std::string part = name.substr(0, pos);
+    if (!part.empty() && H5Lexists(id_, part.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (pos == std::string::npos) return true;
+  }
+}
+
+std::vector<std::string> File::list(const std::string& group) const {
+  std::vector<std::string> names;
+  if (!exists(group)) return names;
+  Handle g{H5Gopen2(id_, group.c_str(), H5P_DEFAULT), H5Gclose};
+  if (g.id < 0) throw FormatError(where(group) + ": not a group");
+  H5G_info_t info;
+  H5Gget_info(g.id, &info);
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    ssize_t n = H5Lget_name_by_idx(g.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    std::string s(static_cast<size_t>(n), '\0');
+    H5Lget_name_by_idx(g.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, s.data(), n + 1, H5P_DEFAULT);
+    names.push_back(s);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+at::Tensor File::read(const std::string& name) const {
+  if (!exists(name)) throw FormatError(where(name) + ": dataset missing");
+  Handle ds{H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose};
+  if (ds.id < 0) throw FormatError(where(name) + ": cannot open dataset");
+  Handle space{H5Dget_space(ds.id), H5Sclose};
+  int rank = H5Sget_simple_extent_ndims(space.id);
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
+  H5Sget_simple_extent_dims(space.id, dims.data(), nullptr);
+  Handle type{H5Dget_type(ds.id), H5Tclose};
+  TypeMap tm = from_file_type(type.id, where(name));
+  std::vector<int64_t> shape(dims.begin(), dims.end());
+  at::ScalarType hold = tm.scalar == at::kHalf ? at::kShort : tm.scalar;
+  at::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(hold));
+  if (t.numel() > 0 &&
+      H5Dread(ds.id, tm.native, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0) {
+    throw FormatError(where(name) + ": read failed (truncated or corrupt file?)");
+  }
+  if (tm.scalar == at::kHalf) t = t.view(at::kHalf);
+  return t;
+}
+
+void File::write(const std::string& name, const at::Tensor& tensor, bool chunk_first_dim) {
+  at::Tensor t = tensor.contiguous().cpu();
+  hid_t ftype = to_file_type(t.scalar_type());
+  if (ftype < 0) throw FormatError(where(name) + ": cannot store dtype " + std::string(c10::toString(t.scalar_type())));
+  make_parents(id_, name);
+  if (H5Lexists(id_, name.c_str(), H5P_DEFAULT) > 0) H5Ldelete(id_, name.c_str(), H5P_DEFAULT);
+  std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
+  Handle space{t.dim() == 0 ? H5Screate(H5S_SCALAR)
+                            : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+               H5Sclose};
+  Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
+  if (chunk_first_dim && t.dim() >= 1 && t.numel() > 0) {
+    std::vector<hsize_t> chunk = dims;
+    chunk[0] = 1;
+    H5Pset_chunk(dcpl.id, static_cast<int>(chunk.size()), chunk.data());
+  }
+  Handle ds{H5Dcreate2(id_, name.c_str(), ftype, space.id, H5P_DEFAULT, dcpl.id, H5P_DEFAULT), H5Dclose};
+  if (ds.id < 0) throw FormatError(where(name) + ": cannot create dataset");
+  if (t.numel() > 0 &&
+      H5Dwrite(ds.id, native_of(t.scalar_type()), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0) {
+    throw FormatError(where(name) + ": write failed (disk full?)");
+  }
+}
+
+std::vector<std::string> File::read_strings(const std::string& name) const {
+  if (!exists(name)) throw FormatError(where(name) + ": dataset missing");
+  Handle ds{H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose};
+  Handle type{H5Dget_type(ds.id), H5Tclose};
+  if (H5Tget_class(type.id) != H5T_STRING) throw FormatError(where(name) + ": not a string dataset");
+  Handle space{H5Dget_space(ds.id), H5Sclose};
+  hssize_t n = H5Sget_simple_extent_npoints(space.id);
+  std::vector<std::string> out;
+  if (H5Tis_variable_str(type.id) > 0) {
+    std::vector<char*> ptrs(static_cast<size_t>(n));
+    Handle mt{H5Tcopy(H5T_C_S1), H5Tclose};
+    H5Tset_size(mt.id, H5T_VARIABLE);
+    if (H5Dread(ds.id, mt.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
+      throw FormatError(where(name) + ": read failed");
+    for (char* p : ptrs) out.emplace_back(p ? p : "");
+    H5Dvlen_reclaim(mt.id, space.id, H5P_DEFAULT, ptrs.data());
+    return out;
+  }
+  size_t len = H5Tget_size(type.id);
+  std::vector<char> buf(static_cast<size_t>(n) * len);
+  if (H5Dread(ds.id, type.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
+    throw FormatError(where(name) + ": read failed");
+  for (hssize_t i = 0; i < n; ++i) {
+    const char* p = buf.data() + i * len;
+    out.emplace_back(p, strnlen(p, len));
+  }
+  return out;
+}
+
+void File::write_strings(const std::string& name, const std::vector<std::string>& values) {
+  make_parents(id_, name);
+  if (H5Lexists(id_, name.c_str(), H5P_DEFAULT) > 0) H5Ldelete(id_, name.c_str(), H5P_DEFAULT);
+  size_t len = 1;
+  for (const auto& v : values) len = std::max(len, v.size());
+  std::vector<char> buf(values.size() * len, '\0');
+  for (size_t i = 0; i < values.size(); ++i) std::memcpy(buf.data() + i * len, values[i].data(), values[i].size());
+  Handle type{H5Tcopy(H5T_C_S1), H5Tclose};
+  H5Tset_size(type.id, len);
+  H5Tset_strpad(type.id, H5T_STR_NULLPAD);
+  hsize_t dims[1] = {values.size()};
+  Handle space{H5Screate_simple(1, dims, nullptr), H5Sclose};
+  Handle ds{H5Dcreate2(id_, name.c_str(), type.id, space.id, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose};
+  if (ds.id < 0 || H5Dwrite(ds.id, type.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
+    throw FormatError(where(name) + ": cannot write strings");
+}
+
+bool File::has_attr(const std::string& name) const { return H5Aexists(id_, name.c_str()) > 0; }
+
+namespace {
+std::vector<double> read_attr_numbers(hid_t file, const std::string& name, const std::string& where) {
+  if (H5Aexists(file, name.c_str()) <= 0) throw FormatError(where + ": attribute missing");
+  Handle a{H5Aopen(file, name.c_str(), H5P_DEFAULT), H5Aclose};
+  Handle space{H5Aget_space(a.id), H5Sclose};
+  hssize_t n = H5Sget_simple_extent_npoints(space.id);
+  std::vector<double> v(static_cast<size_t>(n));
+  if (H5Aread(a.id, H5T_NATIVE_DOUBLE, v.data()) < 0) throw FormatError(where + ": attribute is not numeric");
+  return v;
+}
+}  // namespace
+
+int64_t File::attr_int(const std::string& name) const {
+  auto v = read_attr_numbers(id_, name, where("@" + name));
+  if (v.size() != 1) throw FormatError(where("@" + name) + ": expected a scalar");
+  return static_cast<int64_t>(v[0]);
+}
+
+double File::attr_double(const std::string& name) const {
+  auto v = read_attr_numbers(id_, name, where("@" + name));
+  if (v.size() != 1) throw FormatError(where("@" + name) + ": expected a scalar");
+  return v[0];
+}
+
+std::vector<int64_t> File::attr_ints(const std::string& name) const {
+  auto v = read_attr_numbers(id_, name, where("@" + name));
+  return std::vector<int64_t>(v.begin(), v.end());
+}
+
+std::string File::attr_string(const std::string& name) const {
+  if (!has_attr(name)) throw FormatError(where("@" + name) + ": attribute missing");
+  Handle a{H5Aopen(id_, name.c_str(), H5P_DEFAULT), H5Aclose};
+  Handle type{H5Aget_type(a.id), H5Tclose};
+  if (H5Tget_class(type.id) != H5T_STRING) throw FormatError(where("@" + name) + ": not a string");
+  if (H5Tis_variable_str(type.id) > 0) {
+    char* p = nullptr;
+    Handle mt{H5Tcopy(H5T_C_S1), H5Tclose};
+    H5Tset_size(mt.id, H5T_VARIABLE);
+    H5Aread(a.id, mt.id, &p);
+    std::string s = p ? p : "";
+    H5free_memory(p);
+    return s;
+  }
+  size_t len = H5Tget_size(type.id);
+  std::string s(len, '\0');
+  H5Aread(a.id, type.id, s.data());
+  return std::string(s.c_str());
+}
+
+namespace {
+void write_attr(hid_t file, const std::string& name, hid_t type, const void* data) {
+  if (H5Aexists(file, name.c_str()) > 0) H5Adelete(file, name.c_str());
+  Handle space{H5Screate(H5S_SCALAR), H5Sclose};
+  Handle a{H5Acreate2(file, name.c_str(), type, space.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose};
+  H5Awrite(a.id, type, data);
+}
+}  // namespace
+
+void File::set_attr(const std::string& name, int64_t v) { write_attr(id_, name, H5T_NATIVE_INT64, &v); }
+void File::set_attr(const std::string& name, double v) { write_attr(id_, name, H5T_NATIVE_DOUBLE, &v); }
+void File::set_attr(const std::string& name, const std::string& v) {
+  Handle type{H5Tcopy(H5T_C_S1), H5Tclose};
+  H5Tset_size(type.id, std::max<size_t>(1, v.size()));
+  H5Tset_strpad(type.id, H5T_STR_NULLPAD);
+  write_attr(id_, name, type.id, v.data());
+}
+
+}  // namespace excel::h5

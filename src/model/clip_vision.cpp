@@ -1,0 +1,163 @@
+#include "excel/model/clip_vision.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "excel/common/errors.h"
+
+namespace excel::model {
+
+const float kPixelMean[3] = {123.675f, 116.28f, 103.53f};
+const float kPixelStd[3] = {58.395f, 57.12f, 57.375f};
+
+namespace F = torch::nn::functional;
+
+at::Tensor normalize_rgb(const at::Tensor& rgb) {
+  TORCH_CHECK(rgb.dim() == 4 && rgb.size(3) == 3, "normalize_rgb expects [B,H,W,3]");
+  auto mean = torch::tensor({kPixelMean[0], kPixelMean[1], kPixelMean[2]}).view({1, 3, 1, 1});
+  auto std = torch::tensor({kPixelStd[0], kPixelStd[1], kPixelStd[2]}).view({1, 3, 1, 1});
+  return ((rgb.permute({0, 3, 1, 2}).to(torch::kFloat) - mean) / std).contiguous();
+}
+
+namespace {
+
+at::Tensor mlp(const at::Tensor& x, const at::Tensor& fc_w, const at::Tensor& fc_b, const at::Tensor& proj_w,
+               const at::Tensor& proj_b) {
+  at::Tensor h = torch::linear(x, fc_w, fc_b);
+  h = h * torch::sigmoid(1.702 * h);  // QuickGELU
+  return torch::linear(h, proj_w, proj_b);
+}
+
+at::Tensor interpolate_table(const at::Tensor& table, int64_t side, int64_t gh, int64_t gw) {
+  const int64_t w = table.size(1);
+  at::Tensor grid = table.slice(0, 1).reshape({1, side, side, w}).permute({0, 3, 1, 2});
+  grid = F::interpolate(grid, F::InterpolateFuncOptions()
+                                  .size(std::vector<int64_t>{gh, gw})
+                                  .mode(torch::kBilinear)
+                                  .align_corners(false));
+  grid = grid.permute({0, 2, 3, 1}).reshape({gh * gw, w});
+  return torch::cat({table.slice(0, 0, 1), grid}, 0).contiguous();
+}
+
+}  // namespace
+
+ClipVision::ClipVision(const ClipWeights& wt, int64_t train_grid) : cfg_(wt.config) {
+  const std::string v = "visual.";
+  conv_w_ = wt.get(v + "conv1.weight");
+  class_emb_ = wt.get(v + "class_embedding");
+  pos_ = wt.get(v + "positional_embedding");
+  pos_side_ = cfg_.pos_grid;
+  ln_pre_w_ = wt.get(v + "ln_pre.weight");
+  ln_pre_b_ = wt.get(v + "ln_pre.bias");
+  ln_post_w_ = wt.get(v + "ln_post.weight");
+  ln_post_b_ = wt.get(v + "ln_post.bias");
+  proj_ = wt.get(v + "proj");
+  for (int64_t i = 0; i < cfg_.vision_layers; ++i) {
+    const std::string p = v + "transformer.resblocks." + std::to_string(i) + ".";
+    blocks_.push_back({wt.get(p + "ln_1.weight"), wt.get(p + "ln_1.bias"), wt.get(p + "attn.in_proj_weight"),
+                       wt.get(p + "attn.in_proj_bias"), wt.get(p + "attn.out_proj.weight"),
+                       wt.get(p + "attn.out_proj.bias"), wt.get(p + "ln_2.weight"), wt.get(p + "ln_2.bias"),
+                       wt.get(p + "mlp.c_fc.weight"), wt.get(p + "mlp.c_fc.bias"), wt.get(p + "mlp.c_proj.weight"),
+                       wt.get(p + "mlp.c_proj.bias")});
+  }
+  if (train_grid > 0 && train_grid != pos_side_) {
+    torch::NoGradGuard ng;
+    pos_ = interpolate_table(pos_, pos_side_, train_grid, train_grid);
+    pos_side_ = train_grid;
+  }
+}
+
+at::Tensor ClipVision::positional_table(int64_t gh, int64_t gw) const {
+  if (gh == pos_side_ && gw == pos_side_) return pos_;
+  auto key = std::make_pair(gh, gw);
+  auto it = pos_cache_.find(key);
+  if (it != pos_cache_.end()) return it->second;
+  torch::NoGradGuard ng;
+  at::Tensor t = interpolate_table(pos_, pos_side_, gh, gw);
+  pos_cache_.emplace(key, t);
+  return t;
+}
+
+at::Tensor ClipVision::project(const at::Tensor& surgery) const {
+  torch::NoGradGuard ng;
+  at::Tensor f = torch::layer_norm(surgery, {cfg_.vision_width}, ln_post_w_, ln_post_b_, 1e-5);
+  f = torch::matmul(f, proj_);
+  return f / f.norm(2, {1}, /*keepdim=*/true);  // over tokens, no epsilon (quirk 5, 37)
+}
+
+VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, const VisionOptions& opt) const {
+  torch::NoGradGuard ng;
+  if (x.dim() != 4 || x.size(1) != 3 || x.size(2) % cfg_.patch || x.size(3) % cfg_.patch)
+    throw InputError("vision input must be [B,3,H,W] with H, W multiples of " + std::to_string(cfg_.patch));
+  const int64_t B = x.size(0), gh = x.size(2) / cfg_.patch, gw = x.size(3) / cfg_.patch;
+  const int64_t P = gh * gw, N = P + 1, W = cfg_.vision_width, H = cfg_.vision_heads, D = W / H;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  const int64_t L = num_layers(), s0 = first_surgery_block();
+  if (extra.defined() && (extra.dim() != 3 || extra.size(0) != B || extra.size(1) != P || extra.size(2) != P))
+    throw InputError("extra attention must be [B,P,P] matching the input grid");
+
+  at::Tensor t = torch::conv2d(x, conv_w_, {}, cfg_.patch).flatten(2).transpose(1, 2);
+  t = torch::cat({class_emb_.view({1, 1, W}).expand({B, 1, W}), t}, 1) + positional_table(gh, gw);
+  at::Tensor X = torch::layer_norm(t, {W}, ln_pre_w_, ln_pre_b_, 1e-5);
+
+  std::vector<at::Tensor> attn(static_cast<size_t>(L)), feats(static_cast<size_t>(L));
+  auto heads = [&](const at::Tensor& qkv) {  // [B,N,3W] -> [3,B,H,N,D]
+    return qkv.view({B, N, 3, H, D}).permute({2, 0, 3, 1, 4});
+  };
+
+  for (int64_t l = 0; l < s0; ++l) {
+    const Block& b = blocks_[static_cast<size_t>(l)];
+    at::Tensor qkv = heads(torch::linear(torch::layer_norm(X, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b));
+    at::Tensor a = torch::softmax(torch::matmul(qkv[0] * scale, qkv[1].transpose(-1, -2)), -1);
+    at::Tensor o = torch::matmul(a, qkv[2]).transpose(1, 2).reshape({B, N, W});
+    X = X + torch::linear(o, b.out_w, b.out_b);
+    X = X + mlp(torch::layer_norm(X, {W}, b.ln2_w, b.ln2_b, 1e-5), b.fc_w, b.fc_b, b.proj_w, b.proj_b);
+    if (opt.keep_attn) attn[static_cast<size_t>(l)] = a.mean(1);
+    if (opt.keep_feats) feats[static_cast<size_t>(l)] = X;
+  }
+
+  at::Tensor S = X, O = X, U;
+  for (int64_t l = s0; l < L; ++l) {
+    const Block& b = blocks_[static_cast<size_t>(l)];
+    at::Tensor qkv_flat = torch::linear(torch::layer_norm(O, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b);
+    at::Tensor qkv = heads(qkv_flat);
+    at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
+    // One batched product and one softmax for the original map and the three intra-correlations.
+    at::Tensor lhs = torch::stack({q, q, k, v}) * scale;
+    at::Tensor rhs = torch::stack({k, q, k, v}).transpose(-1, -2);
+    at::Tensor sm = torch::softmax(torch::matmul(lhs, rhs), -1);  // [4,B,H,N,N]
+    at::Tensor ori = sm[0];
+    at::Tensor sur = sm.slice(0, 1).sum(0) / 3.0;  // [B,H,N,N]
+    if (extra.defined()) sur.slice(2, 1).slice(3, 1).add_(extra.unsqueeze(1));
+    at::Tensor abar = sur.sum(1);  // head sum (quirk 4)
+    at::Tensor v_full = qkv_flat.slice(2, 2 * W, 3 * W);
+    at::Tensor r_sur = torch::linear(torch::matmul(abar, v_full), b.out_w, b.out_b);
+    at::Tensor r_ori = torch::linear(torch::matmul(ori, v).transpose(1, 2).reshape({B, N, W}), b.out_w, b.out_b);
+    at::Tensor M = O + r_ori;
+    if (opt.keep_feats && l > s0) feats[static_cast<size_t>(l - 1)] = M;  // aliasing, §1.8
+    O = M + mlp(torch::layer_norm(M, {W}, b.ln2_w, b.ln2_b, 1e-5), b.fc_w, b.fc_b, b.proj_w, b.proj_b);
+    S = S + r_sur;
+    if (opt.keep_attn) attn[static_cast<size_t>(l)] = ori.sum(1);
+    if (opt.keep_value_proj) {
+      at::Tensor u = torch::matmul(v_full, b.out_w.t());
+      U = U.defined() ? U + u : u;
+    }
+  }
+  S = S.clone();
+  S.select(1, 0).copy_(O.select(1, 0));
+
+  VisionOutputs out;
+  out.surgery = S;
+  out.features = project(S);
+  if (opt.keep_feats) {
+    feats[static_cast<size_t>(s0 - 1)] = S;
+    feats[static_cast<size_t>(L - 1)] = O;
+    out.feats_all = torch::stack(feats);
+  }
+  if (opt.keep_attn) out.attn_all = torch::stack(attn);
+  if (opt.keep_value_proj) out.value_proj = U;
+  return out;
+}
+
+}  // namespace excel::model

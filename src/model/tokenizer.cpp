@@ -1,0 +1,323 @@
+#include "excel/model/tokenizer.h"
+
+#include <torch/torch.h>
+#include <zlib.h>
+
+#include <clocale>
+#include <cwctype>
+#include <filesystem>
+#include <limits>
+#include <sstream>
+
+#include "excel/common/errors.h"
+
+namespace excel::model {
+namespace {
+
+constexpr int kNumMerges = 49152 - 256 - 2;
+
+// ---- UTF-8 helpers -------------------------------------------------------------------------
+std::string utf8_encode(uint32_t cp) {
+  std::string s;
+  if (cp < 0x80) {
+    s += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    s += static_cast<char>(0xC0 | (cp >> 6));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    s += static_cast<char>(0xE0 | (cp >> 12));
+    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    s += static_cast<char>(0xF0 | (cp >> 18));
+    s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return s;
+}
+
+std::vector<uint32_t> utf8_decode(const std::string& s) {
+  std::vector<uint32_t> out;
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+    if (i + static_cast<size_t>(len) > s.size()) len = 1;
+    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+    for (int k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + static_cast<size_t>(k)]) & 0x3F);
+    out.push_back(cp);
+    i += static_cast<size_t>(len);
+  }
+  return out;
+}
+
+std::string utf8_join(const std::vector<uint32_t>& cps, size_t b, size_t e) {
+  std::string s;
+  for (size_t i = b; i < e; ++i) s += utf8_encode(cps[i]);
+  return s;
+}
+
+// Unicode classes through glibc's C.UTF-8 locale (full Unicode tables).
+struct Classifier {
+  locale_t loc;
+  Classifier() {
+    loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
+    if (!loc) loc = newlocale(LC_CTYPE_MASK, "C", static_cast<locale_t>(0));
+  }
+  bool space(uint32_t c) const { return c < 128 ? std::isspace(static_cast<int>(c)) != 0 : iswspace_l(static_cast<wint_t>(c), loc) || c == 0x85 || c == 0xA0; }
+  bool letter(uint32_t c) const { return c < 128 ? std::isalpha(static_cast<int>(c)) != 0 : iswalpha_l(static_cast<wint_t>(c), loc) && !iswdigit_l(static_cast<wint_t>(c), loc); }
+  bool number(uint32_t c) const { return c < 128 ? std::isdigit(static_cast<int>(c)) != 0 : iswdigit_l(static_cast<wint_t>(c), loc) != 0; }
+  uint32_t lower(uint32_t c) const { return c < 128 ? static_cast<uint32_t>(std::tolower(static_cast<int>(c))) : static_cast<uint32_t>(towlower_l(static_cast<wint_t>(c), loc)); }
+};
+const Classifier& classifier() {
+  static Classifier c;
+  return c;
+}
+
+std::string html_unescape(const std::string& s) {
+  static const std::vector<std::pair<std::string, uint32_t>> named = {
+      {"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}, {"nbsp", 0xA0}};
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '&') {
+      out += s[i];
+      continue;
+    }
+    size_t semi = s.find(';', i);
+    if (semi != std::string::npos && semi - i <= 10) {
+      std::string ent = s.substr(i + 1, semi - i - 1);
+      bool done = false;
+      if (!ent.empty() && ent[0] == '#') {
+        try {
+          uint32_t cp = (ent.size() > 1 && (ent[1] == 'x' || ent[1] == 'X'))
+                            ? static_cast<uint32_t>(std::stoul(ent.substr(2), nullptr, 16))
+                            : static_cast<uint32_t>(std::stoul(ent.substr(1)));
+          out += utf8_encode(cp);
+          done = true;
+        } catch (const std::exception&) {
+        }
+      } else {
+        for (const auto& n : named) {
+          if (n.first == ent) {
+            out += utf8_encode(n.second);
+            done = true;
+            break;
+          }
+        }
+      }
+      if (done) {
+        i = semi;
+        continue;
+      }
+    }
+    out += '&';
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string clean_text(const std::string& text) {
+  const Classifier& cls = classifier();
+  std::vector<uint32_t> cps = utf8_decode(html_unescape(html_unescape(text)));
+  std::vector<uint32_t> out;
+  bool pending_space = false;
+  for (uint32_t c : cps) {
+    if (cls.space(c)) {
+      pending_space = !out.empty();
+      continue;
+    }
+    if (pending_space) out.push_back(' ');
+    pending_space = false;
+    out.push_back(cls.lower(c));
+  }
+  return utf8_join(out, 0, out.size());
+}
+
+Tokenizer::Tokenizer(const std::string& merges_path) {
+  if (!std::filesystem::is_regular_file(merges_path))
+    throw InputError(merges_path + ": BPE merge list not found (pass --bpe_path)");
+  gzFile gz = gzopen(merges_path.c_str(), "rb");
+  if (!gz) throw InputError(merges_path + ": cannot open");
+  std::string content;
+  char buf[1 << 16];
+  int n;
+  while ((n = gzread(gz, buf, sizeof(buf))) > 0) content.append(buf, static_cast<size_t>(n));
+  int err = 0;
+  gzerror(gz, &err);
+  gzclose(gz);
+  if (n < 0 || err < 0) throw FormatError(merges_path + ": corrupt gzip stream");
+  std::istringstream lines(content);
+  std::string line;
+  std::getline(lines, line);  // header
+  std::vector<std::pair<std::string, std::string>> merges;
+  while (static_cast<int>(merges.size()) < kNumMerges && std::getline(lines, line)) {
+    size_t sp = line.find(' ');
+    if (sp == std::string::npos) throw FormatError(merges_path + ": malformed merge line '" + line + "'");
+    merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
+  }
+  if (static_cast<int>(merges.size()) != kNumMerges)
+    throw FormatError(merges_path + ": expected " + std::to_string(kNumMerges) + " merges, found " +
+                      std::to_string(merges.size()));
+
+  // Byte -> unicode table and the base vocabulary order (§2.1).
+  std::vector<int> order;
+  for (int b = 33; b <= 126; ++b) order.push_back(b);
+  for (int b = 161; b <= 172; ++b) order.push_back(b);
+  for (int b = 174; b <= 255; ++b) order.push_back(b);
+  std::vector<uint32_t> cp_of(256, 0);
+  for (int b : order) cp_of[static_cast<size_t>(b)] = static_cast<uint32_t>(b);
+  uint32_t extra = 256;
+  std::vector<int> rest;
+  for (int b = 0; b < 256; ++b) {
+    if (cp_of[static_cast<size_t>(b)] == 0) {
+      cp_of[static_cast<size_t>(b)] = extra++;
+      rest.push_back(b);
+    }
+  }
+  order.insert(order.end(), rest.begin(), rest.end());
+  byte_to_unicode_.resize(256);
+  for (int b = 0; b < 256; ++b) byte_to_unicode_[static_cast<size_t>(b)] = utf8_encode(cp_of[static_cast<size_t>(b)]);
+  for (int b : order) decoder_.push_back(byte_to_unicode_[static_cast<size_t>(b)]);
+  for (int b : order) decoder_.push_back(byte_to_unicode_[static_cast<size_t>(b)] + "</w>");
+  for (size_t i = 0; i < merges.size(); ++i) {
+    decoder_.push_back(merges[i].first + merges[i].second);
+    ranks_[merges[i].first + " " + merges[i].second] = static_cast<int>(i);
+  }
+  decoder_.push_back("<|startoftext|>");
+  decoder_.push_back("<|endoftext|>");
+  for (size_t i = 0; i < decoder_.size(); ++i) encoder_[decoder_[i]] = static_cast<int64_t>(i);
+}
+
+std::vector<std::string> Tokenizer::bpe(const std::string& token) const {
+  {
+    std::lock_guard<std::mutex> lk(cache_mu_);
+    auto it = cache_.find(token);
+    if (it != cache_.end()) return it->second;
+  }
+  std::vector<std::string> word;
+  for (uint32_t cp : utf8_decode(token)) word.push_back(utf8_encode(cp));
+  word.back() += "</w>";
+  while (word.size() > 1) {
+    int best = std::numeric_limits<int>::max();
+    size_t best_i = 0;
+    for (size_t i = 0; i + 1 < word.size(); ++i) {
+      auto it = ranks_.find(word[i] + " " + word[i + 1]);
+      if (it != ranks_.end() && it->second < best) {
+        best = it->second;
+        best_i = i;
+      }
+    }
+    if (best == std::numeric_limits<int>::max()) break;
+    const std::string first = word[best_i], second = word[best_i + 1];
+    std::vector<std::string> merged;
+    for (size_t i = 0; i < word.size();) {
+      if (i + 1 < word.size() && word[i] == first && word[i + 1] == second) {
+        merged.push_back(first + second);
+        i += 2;
+      } else {
+        merged.push_back(word[i]);
+        i += 1;
+      }
+    }
+    word.swap(merged);
+  }
+  std::lock_guard<std::mutex> lk(cache_mu_);
+  cache_.emplace(token, word);
+  return word;
+}
+
+std::vector<int64_t> Tokenizer::encode(const std::string& text) const {
+  const Classifier& cls = classifier();
+  std::vector<uint32_t> cps = utf8_decode(clean_text(text));
+  std::vector<std::string> pieces;
+  static const std::vector<std::string> specials = {"<|startoftext|>", "<|endoftext|>"};
+  static const std::vector<std::string> contractions = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
+  auto starts_with = [&](size_t i, const std::string& lit) {
+    std::vector<uint32_t> l = utf8_decode(lit);
+    if (i + l.size() > cps.size()) return false;
+    for (size_t k = 0; k < l.size(); ++k)
+      if (cls.lower(cps[i + k]) != l[k]) return false;
+    return true;
+  };
+  for (size_t i = 0; i < cps.size();) {
+    bool matched = false;
+    for (const auto* group : {&specials, &contractions}) {
+      for (const std::string& lit : *group) {
+        if (starts_with(i, lit)) {
+          size_t len = utf8_decode(lit).size();
+          pieces.push_back(utf8_join(cps, i, i + len));
+          i += len;
+          matched = true;
+          break;
+        }
+      }
+      if (matched) break;
+    }
+    if (matched) continue;
+    uint32_t c = cps[i];
+    size_t j = i + 1;
+    if (cls.letter(c)) {
+      while (j < cps.size() && cls.letter(cps[j])) ++j;
+    } else if (cls.number(c)) {
+      // single digit
+    } else if (cls.space(c)) {
+      i = j;
+      continue;
+    } else {
+      while (j < cps.size() && !cls.space(cps[j]) && !cls.letter(cps[j]) && !cls.number(cps[j])) ++j;
+    }
+    pieces.push_back(utf8_join(cps, i, j));
+    i = j;
+  }
+  std::vector<int64_t> ids;
+  for (const std::string& p : pieces) {
+    std::string mapped;
+    for (unsigned char b : p) mapped += byte_to_unicode_[b];
+    for (const std::string& sym : bpe(mapped)) ids.push_back(encoder_.at(sym));
+  }
+  return ids;
+}
+
+at::Tensor Tokenizer::tokenize(const std::vector<std::string>& texts, int64_t context, bool truncate) const {
+  at::Tensor out = torch::zeros({static_cast<int64_t>(texts.size()), context}, torch::kLong);
+  auto acc = out.accessor<int64_t, 2>();
+  for (size_t r = 0; r < texts.size(); ++r) {
+    std::vector<int64_t> ids = encode(texts[r]);
+    ids.insert(ids.begin(), kStartToken);
+    ids.push_back(kEndToken);
+    if (static_cast<int64_t>(ids.size()) > context) {
+      if (!truncate)
+        throw InputError("text '" + texts[r].substr(0, 60) + "...' has " + std::to_string(ids.size()) +
+                         " tokens, more than the context length " + std::to_string(context));
+      ids.resize(static_cast<size_t>(context));
+      ids.back() = kEndToken;
+    }
+    for (size_t k = 0; k < ids.size(); ++k) acc[static_cast<int64_t>(r)][static_cast<int64_t>(k)] = ids[k];
+  }
+  return out;
+}
+
+std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {
+  std::string joined;
+  for (int64_t id : ids) {
+    if (id >= 0 && id < vocab_size()) joined += decoder_[static_cast<size_t>(id)];
+  }
+  std::unordered_map<std::string, unsigned char> back;
+  for (int b = 0; b < 256; ++b) back[byte_to_unicode_[static_cast<size_t>(b)]] = static_cast<unsigned char>(b);
+  std::string out;
+  std::vector<uint32_t> cps = utf8_decode(joined);
+  for (size_t i = 0; i < cps.size(); ++i) {
+    std::string ch = utf8_encode(cps[i]);
+    if (ch == "<" && joined.size() && utf8_join(cps, i, std::min(cps.size(), i + 4)) == "</w>") {
+      out += ' ';
+      i += 3;
+      continue;
+    }
+    auto it = back.find(ch);
+    if (it != back.end()) out += static_cast<char>(it->second);
+  }
+  return out;
+}
+
+}  // namespace excel::model

@@ -1,0 +1,21 @@
+# Runs excel_dump_stages on the public fixture and checks it with ../shared/fixtures/compare.py.
+set(FX "${SRC}/../shared/fixtures/public")
+if(NOT EXISTS "${FX}/fixture.h5")
+  if("$ENV{CI}" STREQUAL "true")
+    message(FATAL_ERROR "fixture missing at ${FX} (CI=true: the shared data must be present)")
+  endif()
+  message("SKIP: ${FX}/fixture.h5 not found")
+  cmake_language(EXIT 77)
+endif()
+foreach(ckpt clip_tiny.jit.pt clip_tiny.state_dict.pt)
+  execute_process(COMMAND ${DUMP} --checkpoint=${FX}/${ckpt} --input=${FX}/fixture.h5 --output=${OUT}
+                  RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "excel_dump_stages failed with ${ckpt}")
+  endif()
+  execute_process(COMMAND /usr/bin/python3 ${FX}/../compare.py ${FX}/fixture.h5 ${OUT} --require text,vision,cam
+                  RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "compare.py failed for the dump made with ${ckpt}")
+  endif()
+endforeach()

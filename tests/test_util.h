@@ -1,0 +1,40 @@
+// Shared helpers for tests: locating ../shared and temporary folders.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "excel/stages/stage_dump.h"
+
+namespace excel::test {
+
+inline bool ci_mode() {
+  const char* ci = std::getenv("CI");
+  return ci && std::string(ci) == "true";
+}
+
+// Path under ../shared, or "" when the shared folder is absent.
+inline std::string shared_path(const std::string& rel) {
+  std::string dir = stages::default_shared_dir();
+  if (dir.empty()) return "";
+  std::filesystem::path p = std::filesystem::path(dir) / rel;
+  return std::filesystem::exists(p) ? p.string() : "";
+}
+
+inline std::string temp_dir(const std::string& name) {
+  auto p = std::filesystem::temp_directory_path() / ("excel_test_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(p);
+  return p.string();
+}
+
+}  // namespace excel::test
+
+// Skips (or fails under CI=true) when a file from ../shared is missing.
+#define EXCEL_REQUIRE_SHARED(var, rel)                                                      \
+  const std::string var = ::excel::test::shared_path(rel);                                \
+  if (var.empty()) {                                                                      \
+    if (::excel::test::ci_mode()) FAIL() << "CI=true but ../shared/" << rel << " is absent"; \
+    GTEST_SKIP() << "../shared/" << rel << " is absent; skipping";                         \
+  }
