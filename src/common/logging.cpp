@@ -1,6 +1,9 @@
 #include "excel/common/logging.h"
 
 #include <glog/logging.h>
+#include <malloc.h>
+#include <sched.h>
+#include <torch/torch.h>
 
 #include <cstdlib>
 #include <string>
@@ -19,6 +22,19 @@ int env_int(const char* a, const char* b, int fallback) {
 
 int launcher_rank() { return env_int("OMPI_COMM_WORLD_RANK", "SLURM_PROCID", 0); }
 int launcher_world_size() { return env_int("OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS", 1); }
+
+void configure_process(int threads, int local_ranks) {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest glibc accepts; bigger blocks are mmap'd
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  if (threads <= 0) {
+    cpu_set_t set;
+    int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+    threads = std::max(1, cores / std::max(1, local_ranks));
+  }
+  torch::set_num_threads(threads);
+  // Softmax over peaked attention produces denormals, which are ~50x slower on x86.
+  at::globalContext().setFlushDenormal(true);
+}
 
 void init_logging(const char* argv0, int rank) {
   static bool done = false;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "batched_matmul.h"
 #include "excel/common/errors.h"
 
 namespace excel::model {
@@ -109,8 +110,8 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
   for (int64_t l = 0; l < s0; ++l) {
     const Block& b = blocks_[static_cast<size_t>(l)];
     at::Tensor qkv = heads(torch::linear(torch::layer_norm(X, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b));
-    at::Tensor a = torch::softmax(torch::matmul(qkv[0] * scale, qkv[1].transpose(-1, -2)), -1);
-    at::Tensor o = torch::matmul(a, qkv[2]).transpose(1, 2).reshape({B, N, W});
+    at::Tensor a = torch::softmax(batched_mm(qkv[0] * scale, qkv[1].transpose(-1, -2)), -1);
+    at::Tensor o = batched_mm(a, qkv[2]).transpose(1, 2).reshape({B, N, W});
     X = X + torch::linear(o, b.out_w, b.out_b);
     X = X + mlp(torch::layer_norm(X, {W}, b.ln2_w, b.ln2_b, 1e-5), b.fc_w, b.fc_b, b.proj_w, b.proj_b);
     if (opt.keep_attn) attn[static_cast<size_t>(l)] = a.mean(1);
@@ -126,14 +127,14 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
     // One batched product and one softmax for the original map and the three intra-correlations.
     at::Tensor lhs = torch::stack({q, q, k, v}) * scale;
     at::Tensor rhs = torch::stack({k, q, k, v}).transpose(-1, -2);
-    at::Tensor sm = torch::softmax(torch::matmul(lhs, rhs), -1);  // [4,B,H,N,N]
+    at::Tensor sm = torch::softmax(batched_mm(lhs, rhs), -1);  // [4,B,H,N,N]
     at::Tensor ori = sm[0];
     at::Tensor sur = sm.slice(0, 1).sum(0) / 3.0;  // [B,H,N,N]
     if (extra.defined()) sur.slice(2, 1).slice(3, 1).add_(extra.unsqueeze(1));
     at::Tensor abar = sur.sum(1);  // head sum (quirk 4)
     at::Tensor v_full = qkv_flat.slice(2, 2 * W, 3 * W);
-    at::Tensor r_sur = torch::linear(torch::matmul(abar, v_full), b.out_w, b.out_b);
-    at::Tensor r_ori = torch::linear(torch::matmul(ori, v).transpose(1, 2).reshape({B, N, W}), b.out_w, b.out_b);
+    at::Tensor r_sur = torch::linear(batched_mm(abar, v_full), b.out_w, b.out_b);
+    at::Tensor r_ori = torch::linear(batched_mm(ori, v).transpose(1, 2).reshape({B, N, W}), b.out_w, b.out_b);
     at::Tensor M = O + r_ori;
     if (opt.keep_feats && l > s0) feats[static_cast<size_t>(l - 1)] = M;  // aliasing, §1.8
     O = M + mlp(torch::layer_norm(M, {W}, b.ln2_w, b.ln2_b, 1e-5), b.fc_w, b.fc_b, b.proj_w, b.proj_b);

@@ -1,0 +1,96 @@
+// Surgery-ViT forward throughput at ViT-B/16 size (random weights) beside this machine's LibTorch
+// GEMM rate, measured in the same run. Last line: one JSON object.
+//   excel_bench_backbone [--batches=4,8] [--size=320] [--iters=3]
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <iostream>
+#include <sstream>
+
+#include "excel/common/logging.h"
+#include "excel/model/clip_vision.h"
+#include "excel/model/random_clip.h"
+
+DEFINE_string(batches, "4,8", "comma-separated batch sizes");
+DEFINE_int32(size, 320, "input side");
+DEFINE_int32(iters, 3, "timed iterations per batch size (after one warm-up)");
+DEFINE_int32(threads, 0, "intra-op threads (0: LibTorch default)");
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Matmul FLOPs of one surgery forward per image (ALGORITHM.md §1).
+double forward_flops(const excel::model::ClipConfig& c, int64_t side) {
+  const double g = static_cast<double>(side / c.patch), P = g * g, N = P + 1, W = static_cast<double>(c.vision_width);
+  const double D = 64, H = W / D, L = static_cast<double>(c.vision_layers), S = 5;
+  double f = 2 * P * W * 3 * c.patch * c.patch;                 // patch embedding
+  f += L * (2 * N * W * 3 * W + 2 * N * W * W + 2 * 2 * N * W * 4 * W);  // qkv, out-proj, MLP
+  f += L * 2 * (2 * H * N * N * D);                             // QK^T and AV
+  f += S * (3 * 2 * H * N * N * D + 2 * N * N * W + 2 * N * W * W);  // QQ/KK/VV, A V, 2nd out-proj
+  f += 2 * N * W * static_cast<double>(c.embed_dim);            // projection
+  return f;
+}
+
+// Best-of-3 rate of the MLP GEMM of this workload ([B*N, W] x [W, 4W]).
+double gemm_gflops(int64_t m, int64_t k, int64_t n) {
+  at::Tensor a = torch::randn({m, k}), b = torch::randn({k, n});
+  torch::mm(a, b);
+  double best = 1e30;
+  for (int i = 0; i < 3; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    at::Tensor c = torch::mm(a, b);
+    best = std::min(best, seconds_since(t0));
+  }
+  return 2.0 * m * k * n / best / 1e9;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  excel::init_logging(argv[0]);
+  excel::configure_process(FLAGS_threads);
+  torch::NoGradGuard ng;
+  excel::model::ClipConfig cfg = excel::model::vit_b16_config();
+  excel::model::ClipWeights w = excel::model::random_clip_weights(cfg, 0);
+  excel::model::ClipVision vit(w, FLAGS_size / cfg.patch);
+  const double flops_img = forward_flops(cfg, FLAGS_size);
+  const int64_t N = (FLAGS_size / cfg.patch) * (FLAGS_size / cfg.patch) + 1;
+
+  std::ostringstream json;
+  json << "{\"bench\":\"backbone\",\"model\":\"ViT-B/16 surgery\",\"size\":" << FLAGS_size
+       << ",\"threads\":" << torch::get_num_threads() << ",\"gflop_per_image\":" << flops_img / 1e9 << ",\"runs\":[";
+  std::stringstream ss(FLAGS_batches);
+  std::string item;
+  bool first = true;
+  double worst_ratio = 1e9;
+  while (std::getline(ss, item, ',')) {
+    const int64_t B = std::stoll(item);
+    at::Tensor x = torch::randn({B, 3, FLAGS_size, FLAGS_size});
+    vit.forward(x);  // warm-up (full outputs, as feature precomputation keeps them)
+    double best = 1e30;
+    for (int i = 0; i < FLAGS_iters; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      auto out = vit.forward(x);
+      best = std::min(best, seconds_since(t0));
+    }
+    const double achieved = flops_img * B / best / 1e9;
+    const double gemm = gemm_gflops(B * N, cfg.vision_width, 4 * cfg.vision_width);
+    const double ratio = achieved / gemm;
+    worst_ratio = std::min(worst_ratio, ratio);
+    std::cout << "batch " << B << ": " << best * 1e3 << " ms/forward, " << B / best << " images/s, " << achieved
+              << " GFLOP/s achieved, GEMM " << gemm << " GFLOP/s, ratio " << ratio << std::endl;
+    json << (first ? "" : ",") << "{\"batch\":" << B << ",\"ms_per_forward\":" << best * 1e3
+         << ",\"images_per_s\":" << B / best << ",\"achieved_gflops\":" << achieved << ",\"gemm_gflops\":" << gemm
+         << ",\"ratio\":" << ratio << "}";
+    first = false;
+  }
+  json << "],\"min_ratio\":" << worst_ratio << "}";
+  std::cout << json.str() << std::endl;
+  return 0;
+}

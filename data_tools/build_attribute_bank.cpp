@@ -1,0 +1,73 @@
+// Builds a TSE attribute bank (ALGORITHM.md §2.6) from a descriptions JSON
+// ({"class name": ["sentence", ...], ...}): encode every sentence with the CLIP text tower,
+// L2-normalise, seeded k-means, class flags. Output: HDF5 `centroids` [E,A], `class_flags` [C,A].
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "excel/common/errors.h"
+#include "excel/common/logging.h"
+#include "excel/model/checkpoint.h"
+#include "excel/model/clip_text.h"
+#include "excel/model/tokenizer.h"
+#include "excel/model/tse.h"
+#include "excel/stages/stage_dump.h"
+
+DEFINE_string(descriptions, "", "descriptions JSON (class name -> list of sentences)");
+DEFINE_string(checkpoint, "", "CLIP checkpoint whose text tower encodes the sentences");
+DEFINE_string(bpe_path, "", "BPE merge list (default: ../shared/data/text/bpe_simple_vocab_16e6.txt.gz)");
+DEFINE_int32(clusters, 112, "number of attributes A (112 VOC, 224 COCO in the paper)");
+DEFINE_int32(seed, 0, "k-means seed");
+DEFINE_string(output, "", "output bank .h5");
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  excel::init_logging(argv[0]);
+  try {
+    if (FLAGS_descriptions.empty() || FLAGS_checkpoint.empty() || FLAGS_output.empty())
+      throw excel::ConfigError("--descriptions, --checkpoint and --output are required");
+    std::ifstream in(FLAGS_descriptions);
+    if (!in) throw excel::InputError(FLAGS_descriptions + ": cannot open");
+    nlohmann::ordered_json j;
+    try {
+      j = nlohmann::ordered_json::parse(in);
+    } catch (const std::exception& e) {
+      throw excel::FormatError(FLAGS_descriptions + ": invalid JSON: " + e.what());
+    }
+    if (!j.is_object()) throw excel::FormatError(FLAGS_descriptions + ": expected an object of class -> sentences");
+    std::vector<std::string> sentences;
+    std::vector<int64_t> owner;
+    int64_t c = 0;
+    for (auto it = j.begin(); it != j.end(); ++it, ++c) {
+      if (!it.value().is_array() || it.value().empty())
+        throw excel::FormatError(FLAGS_descriptions + ": class '" + it.key() + "' has no sentence list");
+      for (const auto& s : it.value()) {
+        sentences.push_back(excel::model::clean_text(s.get<std::string>()));
+        owner.push_back(c);
+      }
+    }
+    auto weights = excel::model::load_clip_checkpoint(FLAGS_checkpoint);
+    excel::model::Tokenizer tok(FLAGS_bpe_path.empty() ? excel::stages::default_bpe_path() : FLAGS_bpe_path);
+    excel::model::ClipText text(weights);
+    at::Tensor ids = tok.tokenize(sentences, weights.config.context_length, /*truncate=*/true);
+    std::vector<at::Tensor> parts;
+    for (int64_t s = 0; s < ids.size(0); s += 64) parts.push_back(text.encode(ids.slice(0, s, s + 64)));
+    at::Tensor emb = torch::cat(parts);
+    emb = emb / emb.norm(2, {-1}, true);
+    std::vector<int64_t> assign;
+    at::Tensor centres = excel::model::kmeans(emb, FLAGS_clusters, static_cast<uint64_t>(FLAGS_seed), 300, &assign);
+    at::Tensor flags = torch::zeros({c, FLAGS_clusters});
+    for (size_t i = 0; i < assign.size(); ++i) flags[owner[i]][assign[i]] = 1;
+    excel::model::save_attribute_bank({centres.t().contiguous(), flags}, FLAGS_output);
+    LOG(INFO) << "wrote " << FLAGS_output << ": " << sentences.size() << " sentences, " << c << " classes, "
+              << FLAGS_clusters << " attributes of size " << centres.size(1);
+  } catch (const std::exception& e) {
+    std::cerr << "build_attribute_bank: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

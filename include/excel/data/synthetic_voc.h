@@ -1,0 +1,32 @@
+// A synthetic data set in PASCAL VOC layout, made without downloads: each image holds 1-3
+// objects of the 20 VOC classes, each class a distinct shape, colour and texture, on varied
+// backgrounds, with exact masks. Deterministic for a seed (image i depends on (seed, i) only).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace excel::data {
+
+struct SyntheticVocOptions {
+  std::string root;             // output folder (VOC layout)
+  int num_images = 40;
+  int min_side = 200;           // image sides drawn uniformly in [min_side, max_side]
+  int max_side = 400;
+  double val_fraction = 0.25;   // last images go to val.txt
+  uint64_t seed = 0;
+};
+
+struct SyntheticVocSummary {
+  std::vector<std::string> train_ids, val_ids;
+  std::vector<std::vector<int>> labels;  // per image (train then val), present class indices 0..19
+};
+
+// Writes JPEGImages/*.jpg, SegmentationClassAug/*.png (0 = background, c+1 = class c),
+// ImageSets/Segmentation/{train,train_aug,val}.txt and cls_labels.txt ("ID l0 ... l19").
+SyntheticVocSummary make_synthetic_voc(const SyntheticVocOptions& opt);
+
+// Reads a labels file in the format of ../shared/data/voc/cls_labels.txt: id -> 0/1 vector.
+std::vector<std::pair<std::string, std::vector<int>>> read_cls_labels(const std::string& path, int num_classes);
+
+}  // namespace excel::data

@@ -1,0 +1,182 @@
+#include "excel/data/synthetic_voc.h"
+
+#include <filesystem>
+#include <fstream>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <sstream>
+
+#include "excel/common/errors.h"
+
+namespace fs = std::filesystem;
+
+namespace excel::data {
+namespace {
+
+constexpr int kClasses = 20;
+
+// splitmix64: portable, so every platform draws the same images.
+class Rng {
+ public:
+  explicit Rng(uint64_t s) : s_(s) {}
+  uint64_t next() {
+    uint64_t z = (s_ += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+  int range(int lo, int hi) { return lo + static_cast<int>(next() % static_cast<uint64_t>(hi - lo + 1)); }
+  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
+
+ private:
+  uint64_t s_;
+};
+
+cv::Scalar class_colour(int c) {  // distinct hue per class, BGR
+  cv::Mat hsv(1, 1, CV_8UC3, cv::Scalar(c * 9, 200 + (c % 3) * 25, 170 + (c % 4) * 25)), bgr;
+  cv::cvtColor(hsv, bgr, cv::COLOR_HSV2BGR);
+  auto v = bgr.at<cv::Vec3b>(0, 0);
+  return cv::Scalar(v[0], v[1], v[2]);
+}
+
+// Shape c % 7 drawn as a filled 0/255 mask centred at (cx, cy) with radius r.
+void draw_shape(cv::Mat& m, int kind, int cx, int cy, int r, double angle) {
+  auto poly = [&](int n, double inner) {
+    std::vector<cv::Point> pts;
+    int steps = inner > 0 ? 2 * n : n;
+    for (int k = 0; k < steps; ++k) {
+      double rad = (inner > 0 && k % 2) ? r * inner : r;
+      double a = angle + 2 * CV_PI * k / steps;
+      pts.emplace_back(cx + static_cast<int>(rad * std::cos(a)), cy + static_cast<int>(rad * std::sin(a)));
+    }
+    cv::fillPoly(m, std::vector<std::vector<cv::Point>>{pts}, 255);
+  };
+  switch (kind) {
+    case 0: cv::circle(m, {cx, cy}, r, 255, cv::FILLED); break;
+    case 1: poly(4, 0); break;                                   // square (rotated)
+    case 2: poly(3, 0); break;                                   // triangle
+    case 3: cv::ellipse(m, {cx, cy}, {r, r / 2}, angle * 57.3, 0, 360, 255, cv::FILLED); break;
+    case 4: poly(5, 0.45); break;                                // star
+    case 5: poly(6, 0); break;                                   // hexagon
+    default:                                                     // cross
+      cv::rectangle(m, {cx - r, cy - r / 3}, {cx + r, cy + r / 3}, 255, cv::FILLED);
+      cv::rectangle(m, {cx - r / 3, cy - r}, {cx + r / 3, cy + r}, 255, cv::FILLED);
+  }
+}
+
+// Texture (c / 7) % 3: solid, stripes, dots; colour jittered per instance.
+void paint(cv::Mat& img, const cv::Mat& shape, int c, Rng& rng) {
+  cv::Scalar base = class_colour(c);
+  cv::Scalar jit(rng.range(-12, 12), rng.range(-12, 12), rng.range(-12, 12));
+  cv::Scalar col = base + jit, dark = base * 0.45;
+  int texture = (c / 7) % 3, period = rng.range(6, 12);
+  for (int y = 0; y < img.rows; ++y) {
+    for (int x = 0; x < img.cols; ++x) {
+      if (!shape.at<uchar>(y, x)) continue;
+      bool alt = texture == 1 ? ((x + y) / period) % 2 == 1
+                              : texture == 2 ? ((x % period) < period / 3 && (y % period) < period / 3) : false;
+      const cv::Scalar& s = alt ? dark : col;
+      img.at<cv::Vec3b>(y, x) = cv::Vec3b(cv::saturate_cast<uchar>(s[0]), cv::saturate_cast<uchar>(s[1]),
+                                          cv::saturate_cast<uchar>(s[2]));
+    }
+  }
+}
+
+void background(cv::Mat& img, Rng& rng) {
+  cv::Vec3b a(static_cast<uchar>(rng.range(20, 140)), static_cast<uchar>(rng.range(20, 140)), static_cast<uchar>(rng.range(20, 140)));
+  cv::Vec3b b(static_cast<uchar>(rng.range(60, 200)), static_cast<uchar>(rng.range(60, 200)), static_cast<uchar>(rng.range(60, 200)));
+  int kind = rng.range(0, 3), period = rng.range(10, 40);
+  for (int y = 0; y < img.rows; ++y) {
+    for (int x = 0; x < img.cols; ++x) {
+      double t = kind == 0 ? static_cast<double>(y) / img.rows
+                 : kind == 1 ? rng.uniform()
+                 : kind == 2 ? ((x + 2 * y) / period) % 2 * 0.6
+                             : ((x / period + y / period) % 2) * 0.4;
+      img.at<cv::Vec3b>(y, x) = a * (1 - t) + b * t;
+    }
+  }
+}
+
+void write_list(const fs::path& p, const std::vector<std::string>& ids) {
+  std::ofstream out(p);
+  for (const auto& id : ids) out << id << "\n";
+  if (!out) throw InputError(p.string() + ": write failed");
+}
+
+}  // namespace
+
+SyntheticVocSummary make_synthetic_voc(const SyntheticVocOptions& opt) {
+  if (opt.num_images < 2) throw ConfigError("synthetic VOC needs at least 2 images");
+  if (opt.min_side < 64 || opt.max_side < opt.min_side) throw ConfigError("synthetic VOC: bad image side range");
+  const fs::path root(opt.root);
+  for (const char* d : {"JPEGImages", "SegmentationClassAug", "ImageSets/Segmentation"})
+    fs::create_directories(root / d);
+  SyntheticVocSummary sum;
+  const int n_val = std::max(1, static_cast<int>(opt.num_images * opt.val_fraction));
+  std::ofstream labels_out(root / "cls_labels.txt");
+  for (int i = 0; i < opt.num_images; ++i) {
+    Rng rng(opt.seed * 1000003ULL + static_cast<uint64_t>(i) + 1);
+    char id[32];
+    std::snprintf(id, sizeof(id), "synth_%06d", i);
+    const int w = rng.range(opt.min_side, opt.max_side), h = rng.range(opt.min_side, opt.max_side);
+    cv::Mat img(h, w, CV_8UC3), mask(h, w, CV_8UC1, cv::Scalar(0));
+    background(img, rng);
+    const int n_obj = rng.range(1, 3);
+    std::vector<int> classes;
+    while (static_cast<int>(classes.size()) < n_obj) {
+      int c = rng.range(0, kClasses - 1);
+      if (std::find(classes.begin(), classes.end(), c) == classes.end()) classes.push_back(c);
+    }
+    for (int c : classes) {
+      const int side = std::min(w, h), r = rng.range(side / 8, side / 4);
+      const int cx = rng.range(r / 2, w - r / 2), cy = rng.range(r / 2, h - r / 2);
+      cv::Mat shape(h, w, CV_8UC1, cv::Scalar(0));
+      draw_shape(shape, c % 7, cx, cy, r, rng.uniform() * CV_PI);
+      paint(img, shape, c, rng);
+      mask.setTo(c + 1, shape);
+    }
+    std::vector<int> present;
+    for (int c = 0; c < kClasses; ++c)
+      if (cv::countNonZero(mask == c + 1) >= 16) present.push_back(c);
+      else mask.setTo(0, mask == c + 1);
+    if (!cv::imwrite((root / "JPEGImages" / (std::string(id) + ".jpg")).string(), img, {cv::IMWRITE_JPEG_QUALITY, 95}) ||
+        !cv::imwrite((root / "SegmentationClassAug" / (std::string(id) + ".png")).string(), mask))
+      throw InputError(root.string() + ": cannot write image " + id);
+    (i < opt.num_images - n_val ? sum.train_ids : sum.val_ids).push_back(id);
+    sum.labels.push_back(present);
+    labels_out << id;
+    for (int c = 0; c < kClasses; ++c)
+      labels_out << " " << (std::find(present.begin(), present.end(), c) != present.end() ? 1 : 0);
+    labels_out << "\n";
+  }
+  write_list(root / "ImageSets/Segmentation/train.txt", sum.train_ids);
+  write_list(root / "ImageSets/Segmentation/train_aug.txt", sum.train_ids);
+  write_list(root / "ImageSets/Segmentation/val.txt", sum.val_ids);
+  return sum;
+}
+
+std::vector<std::pair<std::string, std::vector<int>>> read_cls_labels(const std::string& path, int num_classes) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path + ": labels file not found");
+  std::vector<std::pair<std::string, std::vector<int>>> out;
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.empty()) continue;
+    std::istringstream ss(line);
+    std::string id;
+    ss >> id;
+    std::vector<int> v;
+    int x;
+    while (ss >> x) v.push_back(x);
+    if (static_cast<int>(v.size()) != num_classes)
+      throw FormatError(path + ":" + std::to_string(lineno) + ": expected " + std::to_string(num_classes) +
+                        " labels after the id, found " + std::to_string(v.size()));
+    out.emplace_back(id, v);
+  }
+  return out;
+}
+
+}  // namespace excel::data
