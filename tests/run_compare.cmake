@@ -13,7 +13,7 @@ foreach(ckpt clip_tiny.jit.pt clip_tiny.state_dict.pt)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "excel_dump_stages failed with ${ckpt}")
   endif()
-  execute_process(COMMAND /usr/bin/python3 ${FX}/../compare.py ${FX}/fixture.h5 ${OUT} --require text,vision,cam
+  execute_process(COMMAND /usr/bin/python3 ${FX}/../compare.py ${FX}/fixture.h5 ${OUT} --require text,vision,cam,train,infer,metrics
                   RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "compare.py failed for the dump made with ${ckpt}")

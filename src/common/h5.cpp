@@ -172,6 +172,13 @@ std::vector<std::string> File::list(const std::string& group) const {
   return names;
 }
 
+bool File::is_group(const std::string& name) const {
+  if (!exists(name)) return false;
+  H5O_info_t info;
+  if (H5Oget_info_by_name(id_, name.c_str(), &info, H5P_DEFAULT) < 0) return false;
+  return info.type == H5O_TYPE_GROUP;
+}
+
 at::Tensor File::read(const std::string& name) const {
   if (!exists(name)) throw FormatError(where(name) + ": dataset missing");
   Handle ds{H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose};

@@ -15,6 +15,7 @@
 #include "excel/model/prompts.h"
 #include "excel/model/tokenizer.h"
 #include "excel/model/tse.h"
+#include "stage_internal.h"
 
 namespace fs = std::filesystem;
 
@@ -98,6 +99,13 @@ std::vector<std::string> dump_stages(const DumpOptions& opt) {
                                         reference_or(in, "text/tse_features", tse), C);
     out.write("cam/static", cam);
     groups.push_back("cam");
+
+    // ---- training stages (§4-§8) ----
+    if (in.exists("train") && in.exists("inputs/heads")) {
+      model::ClipVision inference_vision(weights);
+      dump_train_stages(in, out, {&vision, &inference_vision, &dt, C});
+      groups.push_back("train");
+    }
   }
   fs::rename(tmp, opt.output);
   return groups;

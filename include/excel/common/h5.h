@@ -26,6 +26,7 @@ class File {
 
   bool exists(const std::string& name) const;  // dataset or group, nested names allowed
   std::vector<std::string> list(const std::string& group) const;  // direct children, sorted
+  bool is_group(const std::string& name) const;
 
   at::Tensor read(const std::string& name) const;  // dtype follows the file (f32,f64,i64,i32,u8,...)
   void write(const std::string& name, const at::Tensor& t, bool chunk_first_dim = false);

@@ -1,0 +1,38 @@
+#include "excel/eval/inference.h"
+
+#include <torch/torch.h>
+
+#include "excel/model/clip_vision.h"
+#include "excel/model/heads.h"
+#include "excel/train/losses.h"
+
+namespace excel::eval {
+
+namespace F = torch::nn::functional;
+
+at::Tensor multiscale_logits(const model::ClipVision& vision, const model::Heads& heads, const at::Tensor& rgb,
+                             const MultiScaleOptions& opt) {
+  torch::NoGradGuard ng;
+  const int64_t H = rgb.size(1), W = rgb.size(2);
+  at::Tensor x = model::normalize_rgb(rgb);
+  at::Tensor sum;
+  for (size_t i = 0; i < opt.sides.size(); ++i) {
+    const int64_t side = opt.sides[i];
+    at::Tensor xs = F::interpolate(x, F::InterpolateFuncOptions()
+                                          .size(std::vector<int64_t>{side, side})
+                                          .mode(torch::kBilinear)
+                                          .align_corners(false));
+    at::Tensor both = torch::cat({xs, xs.flip({3})});
+    model::VisionOptions vo;
+    vo.keep_attn = false;
+    at::Tensor feats = vision.forward(both, {}, vo).feats_all;
+    const int64_t g = side / vision.config().patch;
+    at::Tensor logits = train::upsample(heads.forward(feats, false, {}, g, g).logits, H, W);
+    at::Tensor l = (i == 0 && !opt.flip_average_at_base) ? logits.slice(0, 0, 1)
+                                                         : (logits.slice(0, 0, 1) + logits.slice(0, 1, 2).flip({3})) / 2;
+    sum = sum.defined() ? sum + l : l;
+  }
+  return sum / static_cast<double>(opt.sides.size());
+}
+
+}  // namespace excel::eval
