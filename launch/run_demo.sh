@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, no downloads: synthetic VOC-layout data + a random tiny
-# CLIP -> attribute bank -> `mpirun -np 2` static CAMs (heat-map overlays + cams.h5), with each
-# rank serving Prometheus metrics on 127.0.0.1:${METRICS_PORT:-9400}+local_rank.
+# CLIP -> attribute bank -> `mpirun -np 2` static CAMs (heat-map overlays + cams.h5) -> ExCEL
+# training (configs/tiny_demo.flags) with validation. Every process serves Prometheus metrics
+# on 127.0.0.1: CAM ranks on ${METRICS_PORT:-9400}+local_rank, the trainer on +2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD_DIR:-build}
@@ -25,4 +26,9 @@ mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_cam_demo" --data_root="$OUT/v
   --checkpoint="$OUT/clip/clip.jit.pt" --bank="$OUT/bank.h5" --crop=320 --output_dir="$OUT/cams" \
   --metrics_port="${METRICS_PORT:-9400}" --metrics_linger_s="${METRICS_LINGER_S:-0}"
 
-echo "demo: overlays in $OUT/cams/overlays/, CAMs in $OUT/cams/cams.h5"
+rm -f "$OUT/train/checkpoint.h5"
+mpirun --oversubscribe -np 1 "$BUILD/src/excel_train" --flagfile=configs/tiny_demo.flags \
+  --data_root="$OUT/voc" --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" \
+  --ckpt_dir="$OUT/train" --metrics_port="$(( ${METRICS_PORT:-9400} + 2 ))" ${TRAIN_FLAGS:-}
+
+echo "demo: overlays in $OUT/cams/overlays/, CAMs in $OUT/cams/cams.h5, training checkpoint in $OUT/train/"

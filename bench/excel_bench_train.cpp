@@ -1,0 +1,113 @@
+// One online training step at ViT-B/16 size (random weights, batch 4, 320x320), split into
+// backbone, pseudo-labels, heads forward+backward and optimiser, with and without the dynamic
+// CAM pass. Last line: one JSON object.
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <iostream>
+#include <sstream>
+
+#include "excel/common/logging.h"
+#include "excel/model/cam.h"
+#include "excel/model/clip_vision.h"
+#include "excel/model/heads.h"
+#include "excel/model/pseudo_label.h"
+#include "excel/model/random_clip.h"
+#include "excel/train/losses.h"
+#include "excel/train/optimizer.h"
+
+DEFINE_int32(batch, 4, "samples per step");
+DEFINE_int32(size, 320, "crop side");
+DEFINE_int32(iters, 2, "timed steps per mode (after one warm-up)");
+DEFINE_int32(threads, 0, "intra-op threads (0: all cores)");
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count() * 1e3; }
+struct Split {
+  double backbone = 0, dynamic = 0, pseudo = 0, heads = 0, optim = 0, total = 0;
+};
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  excel::init_logging(argv[0]);
+  excel::configure_process(FLAGS_threads);
+  using namespace excel;
+  model::ClipConfig cfg = model::vit_b16_config();
+  model::ClipWeights w = model::random_clip_weights(cfg, 0);
+  const int64_t B = FLAGS_batch, S = FLAGS_size, g = S / cfg.patch, C = 20;
+  model::ClipVision vision(w, g);
+  model::HeadsConfig hc;
+  model::Heads heads(hc, 0);
+  train::PolyWarmupAdamW opt(heads.parameters(), train::OptimizerConfig());
+  torch::manual_seed(1);
+  at::Tensor text = torch::randn({45, cfg.embed_dim});
+  text = text / text.norm(2, {1}, true);
+  at::Tensor x = torch::randn({B, 3, S, S}), labels = torch::zeros({B, C});
+  for (int64_t b = 0; b < B; ++b) labels[b][b % C] = labels[b][(3 * b + 5) % C] = 1;
+  at::Tensor radius = model::radius_mask(g, g, 8);
+
+  auto step = [&](bool dynamic) {
+    Split s;
+    auto t0 = Clock::now(), t = t0;
+    model::VisionOutputs vo = vision.forward(x);
+    at::Tensor cam = model::surgery_cam(vo.features, text, C);
+    s.backbone = since(t);
+    t = Clock::now();
+    model::HeadsOutput ho = heads.forward(vo.feats_all, true, {}, g, g);
+    double heads_fwd = since(t);
+    if (dynamic) {
+      t = Clock::now();
+      model::VisionOptions vopt;
+      vopt.keep_attn = vopt.keep_feats = false;
+      cam = model::surgery_cam(vision.forward(x, model::lvc_extra_attention(ho.features), vopt).features, text, C);
+      s.dynamic = since(t);
+    }
+    t = Clock::now();
+    at::Tensor par = model::denormalize_for_par(x), P = ho.affinity.detach();
+    std::vector<at::Tensor> pl;
+    for (int64_t b = 0; b < B; ++b) {
+      auto r = model::refine_cams_with_affinity(cam[b], vo.attn_all.select(1, b), labels[b], dynamic ? P[b] : at::Tensor(), 0.79, g, g);
+      pl.push_back(model::pseudo_label(r, par[b].unsqueeze(0), S, S));
+    }
+    at::Tensor Y = torch::stack(pl);
+    s.pseudo = since(t);
+    t = Clock::now();
+    at::Tensor loss = train::segmentation_loss(ho.logits, Y) +
+                      0.1 * train::diversity_loss(ho.affinity, model::affinity_labels(Y, radius, g, g));
+    opt.zero_grad();
+    loss.backward();
+    s.heads = heads_fwd + since(t);
+    t = Clock::now();
+    opt.step();
+    s.optim = since(t);
+    s.total = since(t0);
+    return s;
+  };
+
+  std::ostringstream json;
+  json << "{\"bench\":\"train_step\",\"model\":\"ViT-B/16\",\"batch\":" << B << ",\"size\":" << S << ",\"threads\":"
+       << torch::get_num_threads();
+  for (bool dynamic : {false, true}) {
+    step(dynamic);
+    Split best;
+    best.total = 1e30;
+    for (int i = 0; i < FLAGS_iters; ++i) {
+      Split s = step(dynamic);
+      if (s.total < best.total) best = s;
+    }
+    const char* key = dynamic ? "dynamic" : "static";
+    std::cout << key << ": " << best.total << " ms/step = backbone " << best.backbone << " + dynamic CAM "
+              << best.dynamic << " + pseudo-labels " << best.pseudo << " + heads fwd/bwd " << best.heads
+              << " + optimizer " << best.optim << std::endl;
+    json << ",\"" << key << "\":{\"ms_per_step\":" << best.total << ",\"backbone_ms\":" << best.backbone
+         << ",\"dynamic_cam_ms\":" << best.dynamic << ",\"pseudo_label_ms\":" << best.pseudo
+         << ",\"heads_fwd_bwd_ms\":" << best.heads << ",\"optimizer_ms\":" << best.optim << "}";
+  }
+  json << "}";
+  std::cout << json.str() << std::endl;
+  return 0;
+}

@@ -1,0 +1,42 @@
+// Single-process ExCEL trainer with the backbone run online every step (the reference's mode,
+// §8.3): plain forward, optional dynamic-CAM pass, pseudo-labels, losses, PolyWarmupAdamW.
+// Every random draw is a function of (seed, iteration, sample), so a resumed run is
+// bit-identical to an uninterrupted one.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace excel::metrics {
+class Metrics;
+}
+
+namespace excel::train {
+
+struct TrainConfig {
+  // data
+  std::string data_root, train_split = "train_aug", val_split = "val", labels_file, dataset = "voc";
+  // model
+  std::string clip_checkpoint, bank, bpe_path;
+  int64_t crop = 320, adapter_dim = 256, decoder_layers = 3, decoder_heads = 8;
+  // schedule (§8.2)
+  int64_t batch = 4, max_iters = 30000, warmup_iters = 50, switch_iter = 14000, pred_target_iter = 24000;
+  double base_lr = 1e-4, weight_decay = 1e-2, train_tau = 0.79, val_tau = 0.75;
+  uint64_t seed = 0;
+  // bookkeeping
+  std::string output_dir = "run";
+  std::string resume;          // checkpoint path, "auto" (output_dir/checkpoint.h5 if present) or ""
+  int64_t log_every = 20, eval_every = 2000, ckpt_every = 2000, val_limit = 0;
+  int64_t stop_after = 0;      // stop (as if interrupted) after this many iterations of this run
+};
+
+struct TrainSummary {
+  int64_t iterations_done = 0;  // global iteration reached
+  double first_seg_loss = 0, last_seg_loss = 0, first_div_loss = 0, last_div_loss = 0;
+  double last_pseudo_miou = -1, last_seg_miou = -1, first_seg_miou = -1;
+  double first_agree_miou = -1, last_agree_miou = -1;  // segmentation vs pseudo-labels on val
+  double first_train_agree_miou = -1, last_train_agree_miou = -1;  // same, on training crops (first/last log interval)
+};
+
+TrainSummary run_training(const TrainConfig& cfg, metrics::Metrics* metrics = nullptr);
+
+}  // namespace excel::train

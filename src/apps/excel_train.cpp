@@ -1,0 +1,99 @@
+// excel_train --flagfile=configs/voc_vit_b16.flags [overrides]
+// Single-process ExCEL training with the backbone run online (data-parallel ranks come with
+// the distributed-training issue; this binary refuses world sizes above 1).
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+#include <mpi.h>
+
+#include <iostream>
+
+#include "excel/common/errors.h"
+#include "excel/common/logging.h"
+#include "excel/metrics/metrics.h"
+#include "excel/train/trainer.h"
+
+DEFINE_string(data_root, "demo_out/voc", "VOC-layout data folder");
+DEFINE_string(data_train_split, "train_aug", "training list (name under ImageSets/Segmentation or a path)");
+DEFINE_string(data_val_split, "val", "validation list");
+DEFINE_string(data_labels, "", "image-level labels file (empty: derived from the masks)");
+DEFINE_string(data_dataset, "voc", "voc or coco");
+DEFINE_string(model_clip, "", "CLIP checkpoint (ViT-B-16.pt or a state dict)");
+DEFINE_string(model_bank, "", "TSE attribute bank .h5");
+DEFINE_string(model_bpe, "", "BPE merge list (default ../shared/data/text/bpe_simple_vocab_16e6.txt.gz)");
+DEFINE_int32(model_crop, 320, "training crop side");
+DEFINE_int32(model_adapter_dim, 256, "adapter / decoder width");
+DEFINE_int32(train_batch, 4, "samples per step");
+DEFINE_int32(train_max_iters, 30000, "iterations");
+DEFINE_int32(train_warmup_iters, 50, "warm-up iterations");
+DEFINE_int32(train_switch_iter, 14000, "first iteration with dynamic CAMs (LVC) and G-gated attention");
+DEFINE_int32(train_pred_target_iter, 24000, "first iteration whose affinity targets come from predictions");
+DEFINE_double(train_lr, 1e-4, "base learning rate (the heads train at 10x)");
+DEFINE_double(train_weight_decay, 1e-2, "AdamW weight decay");
+DEFINE_double(train_tau, 0.79, "box threshold in training (0.79 VOC, 0.88 COCO)");
+DEFINE_int32(train_seed, 0, "seed of initialisation, data order, augmentation and dropout");
+DEFINE_int32(train_log_every, 20, "progress line every N iterations");
+DEFINE_int32(train_stop_after, 0, "stop after N iterations of this run (checkpoint kept)");
+DEFINE_int32(train_threads, 0, "intra-op threads (0: all cores)");
+DEFINE_int32(eval_every, 2000, "validate every N iterations");
+DEFINE_int32(eval_limit, 0, "validate on the first N images only (0: all)");
+DEFINE_string(ckpt_dir, "run", "output folder (checkpoint.h5)");
+DEFINE_int32(ckpt_every, 2000, "checkpoint every N iterations");
+DEFINE_string(ckpt_resume, "auto", "checkpoint to resume from; 'auto': <ckpt_dir>/checkpoint.h5 if present");
+DEFINE_string(metrics_bind, "127.0.0.1", "metrics endpoint address");
+DEFINE_int32(metrics_port, 0, "metrics port (0 disables)");
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  MPI_Init(&argc, &argv);
+  int rank = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  excel::init_logging(argv[0], rank);
+  int rc = 0;
+  try {
+    if (world != 1) throw excel::ConfigError("excel_train is single-process for now; run it with -np 1");
+    excel::configure_process(FLAGS_train_threads);
+    excel::train::TrainConfig c;
+    c.data_root = FLAGS_data_root;
+    c.train_split = FLAGS_data_train_split;
+    c.val_split = FLAGS_data_val_split;
+    c.labels_file = FLAGS_data_labels;
+    c.dataset = FLAGS_data_dataset;
+    c.clip_checkpoint = FLAGS_model_clip;
+    c.bank = FLAGS_model_bank;
+    c.bpe_path = FLAGS_model_bpe;
+    c.crop = FLAGS_model_crop;
+    c.adapter_dim = FLAGS_model_adapter_dim;
+    c.batch = FLAGS_train_batch;
+    c.max_iters = FLAGS_train_max_iters;
+    c.warmup_iters = FLAGS_train_warmup_iters;
+    c.switch_iter = FLAGS_train_switch_iter;
+    c.pred_target_iter = FLAGS_train_pred_target_iter;
+    c.base_lr = FLAGS_train_lr;
+    c.weight_decay = FLAGS_train_weight_decay;
+    c.train_tau = FLAGS_train_tau;
+    c.seed = static_cast<uint64_t>(FLAGS_train_seed);
+    c.log_every = FLAGS_train_log_every;
+    c.stop_after = FLAGS_train_stop_after;
+    c.eval_every = FLAGS_eval_every;
+    c.val_limit = FLAGS_eval_limit;
+    c.output_dir = FLAGS_ckpt_dir;
+    c.ckpt_every = FLAGS_ckpt_every;
+    c.resume = FLAGS_ckpt_resume;
+    if (c.clip_checkpoint.empty() || c.bank.empty()) throw excel::ConfigError("--model_clip and --model_bank are required");
+    excel::metrics::Metrics mx(FLAGS_metrics_bind, FLAGS_metrics_port,
+                               {{"rank", std::to_string(rank)}, {"phase", "train"}});
+    auto s = excel::train::run_training(c, &mx);
+    LOG(INFO) << "done: seg loss " << s.first_seg_loss << " -> " << s.last_seg_loss << ", div loss "
+              << s.first_div_loss << " -> " << s.last_div_loss << ", segmentation mIoU (vs GT) "
+              << 100 * s.first_seg_miou << " -> " << 100 * s.last_seg_miou << ", pseudo-label mIoU "
+              << 100 * s.last_pseudo_miou << ", segmentation vs pseudo-labels mIoU " << 100 * s.first_agree_miou << " -> "
+              << 100 * s.last_agree_miou << " (val), " << 100 * s.first_train_agree_miou << " -> " << 100 * s.last_train_agree_miou
+              << " (training crops)";
+  } catch (const std::exception& e) {
+    std::cerr << "excel_train: error: " << e.what() << std::endl;
+    rc = 1;
+  }
+  MPI_Finalize();
+  return rc;
+}

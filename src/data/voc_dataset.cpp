@@ -1,0 +1,234 @@
+#include "excel/data/voc_dataset.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "excel/common/errors.h"
+#include "excel/data/image_io.h"
+#include "excel/data/synthetic_voc.h"
+#include "excel/model/clip_vision.h"
+
+namespace fs = std::filesystem;
+
+namespace excel::data {
+namespace {
+
+// splitmix64 stream keyed by (seed, sample, view).
+class Rng {
+ public:
+  Rng(uint64_t seed, uint64_t a, uint64_t b) : s_(seed * 0x9E3779B97F4A7C15ULL ^ (a + 1) * 0xC2B2AE3D27D4EB4FULL ^ (b + 7) * 0x165667B19E3779F9ULL) {}
+  uint64_t next() {
+    uint64_t z = (s_ += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
+  int64_t below(int64_t n) { return n <= 1 ? 0 : static_cast<int64_t>(next() % static_cast<uint64_t>(n)); }
+
+ private:
+  uint64_t s_;
+};
+
+constexpr int kPrecisionBits = 22;
+
+// Pillow's precompute_coeffs for the bilinear filter, as fixed-point taps.
+void coefficients(int64_t in, int64_t out, std::vector<int64_t>& bounds, std::vector<int32_t>& kk, int64_t& ksize) {
+  const double scale = static_cast<double>(in) / static_cast<double>(out);
+  const double fs = std::max(scale, 1.0), support = fs;
+  ksize = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
+  bounds.assign(static_cast<size_t>(out) * 2, 0);
+  kk.assign(static_cast<size_t>(out * ksize), 0);
+  std::vector<double> w(static_cast<size_t>(ksize));
+  for (int64_t o = 0; o < out; ++o) {
+    const double center = (static_cast<double>(o) + 0.5) * scale;
+    int64_t xmin = static_cast<int64_t>(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int64_t xmax = static_cast<int64_t>(center + support + 0.5);
+    if (xmax > in) xmax = in;
+    xmax -= xmin;
+    double ww = 0;
+    for (int64_t x = 0; x < xmax; ++x) {
+      double t = std::abs((static_cast<double>(x + xmin) - center + 0.5) / fs);
+      w[static_cast<size_t>(x)] = t < 1 ? 1 - t : 0;
+      ww += w[static_cast<size_t>(x)];
+    }
+    for (int64_t x = 0; x < xmax; ++x) {
+      double k = ww != 0 ? w[static_cast<size_t>(x)] / ww : w[static_cast<size_t>(x)];
+      kk[static_cast<size_t>(o * ksize + x)] =
+          static_cast<int32_t>(k < 0 ? -0.5 + k * (1 << kPrecisionBits) : 0.5 + k * (1 << kPrecisionBits));
+    }
+    bounds[static_cast<size_t>(2 * o)] = xmin;
+    bounds[static_cast<size_t>(2 * o + 1)] = xmax;
+  }
+}
+
+uint8_t clip8(int64_t v) {
+  v >>= kPrecisionBits;
+  return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+}  // namespace
+
+at::Tensor pillow_resize_bilinear(const at::Tensor& img, int64_t oh, int64_t ow) {
+  at::Tensor src = img.contiguous();
+  const int64_t H = src.size(0), W = src.size(1), C = src.size(2);
+  at::Tensor tmp = src;
+  if (ow != W) {  // horizontal pass
+    std::vector<int64_t> b;
+    std::vector<int32_t> k;
+    int64_t ks;
+    coefficients(W, ow, b, k, ks);
+    tmp = torch::empty({H, ow, C}, torch::kByte);
+    const uint8_t* in = src.data_ptr<uint8_t>();
+    uint8_t* out = tmp.data_ptr<uint8_t>();
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < ow; ++x)
+        for (int64_t c = 0; c < C; ++c) {
+          int64_t acc = 1 << (kPrecisionBits - 1);
+          const int64_t xmin = b[2 * x], n = b[2 * x + 1];
+          for (int64_t t = 0; t < n; ++t) acc += static_cast<int64_t>(in[(y * W + xmin + t) * C + c]) * k[x * ks + t];
+          out[(y * ow + x) * C + c] = clip8(acc);
+        }
+  }
+  at::Tensor res = tmp;
+  if (oh != H) {  // vertical pass
+    std::vector<int64_t> b;
+    std::vector<int32_t> k;
+    int64_t ks;
+    coefficients(H, oh, b, k, ks);
+    const int64_t w = tmp.size(1);
+    res = torch::empty({oh, w, C}, torch::kByte);
+    const uint8_t* in = tmp.data_ptr<uint8_t>();
+    uint8_t* out = res.data_ptr<uint8_t>();
+    for (int64_t y = 0; y < oh; ++y) {
+      const int64_t ymin = b[2 * y], n = b[2 * y + 1];
+      for (int64_t x = 0; x < w; ++x)
+        for (int64_t c = 0; c < C; ++c) {
+          int64_t acc = 1 << (kPrecisionBits - 1);
+          for (int64_t t = 0; t < n; ++t) acc += static_cast<int64_t>(in[((ymin + t) * w + x) * C + c]) * k[y * ks + t];
+          out[(y * w + x) * C + c] = clip8(acc);
+        }
+    }
+  }
+  return res.clone();
+}
+
+at::Tensor pillow_resize_nearest(const at::Tensor& lab, int64_t oh, int64_t ow) {
+  const int64_t H = lab.size(0), W = lab.size(1);
+  std::vector<int64_t> ys, xs;
+  for (int64_t i = 0; i < oh; ++i) ys.push_back(std::min(H - 1, static_cast<int64_t>((i + 0.5) * H / static_cast<double>(oh))));
+  for (int64_t i = 0; i < ow; ++i) xs.push_back(std::min(W - 1, static_cast<int64_t>((i + 0.5) * W / static_cast<double>(ow))));
+  return lab.index_select(0, torch::tensor(ys)).index_select(1, torch::tensor(xs)).contiguous();
+}
+
+VocDataset::VocDataset(const DatasetOptions& opt) : opt_(opt) {
+  std::string list = opt.split;
+  if (!fs::is_regular_file(list)) list = opt.root + "/ImageSets/Segmentation/" + opt.split + ".txt";
+  std::ifstream in(list);
+  if (!in) throw InputError(list + ": list file not found (data root " + opt.root + ")");
+  std::string id;
+  while (in >> id) ids_.push_back(id);
+  if (ids_.empty()) throw InputError(list + ": list is empty");
+  mask_dir_ = opt.root + "/SegmentationClassAug";
+  if (!fs::is_directory(mask_dir_)) mask_dir_ = opt.root + "/SegmentationClass";
+  if (!opt.labels_file.empty()) {
+    std::map<std::string, std::vector<float>> by_id;
+    for (auto& kv : read_cls_labels(opt.labels_file, static_cast<int>(opt.num_classes)))
+      by_id[kv.first] = std::vector<float>(kv.second.begin(), kv.second.end());
+    for (const auto& i : ids_) {
+      auto it = by_id.find(i);
+      if (it == by_id.end()) throw InputError(opt.labels_file + ": no labels for image '" + i + "'");
+      labels_.push_back(it->second);
+    }
+  }
+}
+
+std::string VocDataset::image_path(size_t i) const {
+  if (opt_.dataset == "coco") {
+    const std::string sub = opt_.split.find("val") != std::string::npos ? "val" : "train";
+    return opt_.root + "/JPEGImages/" + sub + "/" + ids_[i] + ".jpg";
+  }
+  return opt_.root + "/JPEGImages/" + ids_[i] + ".jpg";
+}
+
+std::string VocDataset::mask_path(size_t i) const {
+  if (opt_.dataset == "coco") {
+    const bool val = opt_.split.find("val") != std::string::npos;
+    const std::string& id = ids_[i];
+    const size_t prefix = val ? 13 : 15;  // COCO_val2014_ / COCO_train2014_
+    return opt_.root + "/SegmentationClass/" + (val ? "val/" : "train/") + (id.size() > prefix ? id.substr(prefix) : id) + ".png";
+  }
+  return mask_dir_ + "/" + ids_[i] + ".png";
+}
+
+at::Tensor VocDataset::class_labels(size_t i) const {
+  if (!labels_.empty()) return torch::tensor(labels_[i]);
+  at::Tensor gt = read_label_png(mask_path(i)).to(torch::kLong).flatten();
+  at::Tensor present = torch::zeros({opt_.num_classes});
+  at::Tensor vals = std::get<0>(at::_unique(gt));
+  for (int64_t k = 0; k < vals.size(0); ++k) {
+    int64_t v = vals[k].item<int64_t>();
+    if (v >= 1 && v <= opt_.num_classes) present[v - 1] = 1;
+  }
+  return present;
+}
+
+TrainSample VocDataset::train_sample(size_t i, uint64_t seed, uint64_t view, const AugmentOptions& aug) const {
+  TrainSample s;
+  s.id = ids_[i];
+  at::Tensor img = read_rgb(image_path(i));
+  at::Tensor gt = fs::is_regular_file(mask_path(i)) ? read_label_png(mask_path(i)) : at::Tensor();
+  s.cls = class_labels(i);
+  Rng rng(seed, i, view);
+  // 1. random rescale (Pillow bilinear image, nearest label)
+  const double ratio = aug.scale_min + (aug.scale_max - aug.scale_min) * rng.uniform();
+  const int64_t w = static_cast<int64_t>(ratio * img.size(1)), h = static_cast<int64_t>(ratio * img.size(0));
+  img = pillow_resize_bilinear(img, h, w);
+  if (gt.defined()) gt = pillow_resize_nearest(gt, h, w);
+  // 2. horizontal flip
+  if (rng.uniform() > 0.5) {
+    img = img.flip({1}).contiguous();
+    if (gt.defined()) gt = gt.flip({1}).contiguous();
+  }
+  // 3. random crop with zero padding
+  const int64_t S = aug.crop, Hp = std::max(S, h), Wp = std::max(S, w);
+  const int64_t hpad = rng.below(Hp - h + 1), wpad = rng.below(Wp - w + 1);
+  at::Tensor canvas = torch::zeros({Hp, Wp, 3}, torch::kByte);
+  canvas.slice(0, hpad, hpad + h).slice(1, wpad, wpad + w).copy_(img);
+  at::Tensor lab_canvas = torch::full({Hp, Wp}, 255, torch::kByte);
+  if (gt.defined()) lab_canvas.slice(0, hpad, hpad + h).slice(1, wpad, wpad + w).copy_(gt);
+  int64_t y = 0, x = 0;
+  for (int tries = 0; tries < 10; ++tries) {
+    y = rng.below(Hp - S + 1);
+    x = rng.below(Wp - S + 1);
+    if (!aug.gt_guided_crop || !gt.defined()) break;
+    at::Tensor patch = gt.slice(0, y, std::min(y + S, h)).slice(1, x, std::min(x + S, w)).flatten().to(torch::kLong);
+    patch = patch.masked_select(patch != 255);
+    if (patch.numel() == 0) continue;
+    at::Tensor counts = torch::bincount(patch);
+    if (counts.max().item<int64_t>() < 0.75 * static_cast<double>(patch.numel())) break;
+  }
+  at::Tensor crop = canvas.slice(0, y, y + S).slice(1, x, x + S);
+  s.label = lab_canvas.slice(0, y, y + S).slice(1, x, x + S).contiguous();
+  s.image = model::normalize_rgb(crop.unsqueeze(0)).squeeze(0);
+  return s;
+}
+
+ValSample VocDataset::val_sample(size_t i) const {
+  ValSample s;
+  s.id = ids_[i];
+  s.rgb = read_rgb(image_path(i));
+  s.image = model::normalize_rgb(s.rgb.unsqueeze(0)).squeeze(0);
+  s.gt = read_label_png(mask_path(i));
+  if (s.gt.size(0) != s.rgb.size(0) || s.gt.size(1) != s.rgb.size(1))
+    throw InputError(mask_path(i) + ": mask size differs from its image " + image_path(i));
+  s.cls = class_labels(i);
+  return s;
+}
+
+}  // namespace excel::data

@@ -1,0 +1,306 @@
+#include "excel/train/trainer.h"
+
+#include <glog/logging.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+#include <numeric>
+
+#include "excel/common/errors.h"
+#include "excel/data/voc_dataset.h"
+#include "excel/eval/seg_metrics.h"
+#include "excel/metrics/metrics.h"
+#include "excel/model/cam.h"
+#include "excel/model/checkpoint.h"
+#include "excel/model/clip_text.h"
+#include "excel/model/clip_vision.h"
+#include "excel/model/heads.h"
+#include "excel/model/prompts.h"
+#include "excel/model/pseudo_label.h"
+#include "excel/model/tokenizer.h"
+#include "excel/model/tse.h"
+#include "excel/stages/stage_dump.h"
+#include "excel/train/checkpoint.h"
+#include "excel/train/losses.h"
+#include "excel/train/optimizer.h"
+
+namespace fs = std::filesystem;
+namespace F = torch::nn::functional;
+
+namespace excel::train {
+namespace {
+
+uint64_t mix(uint64_t a, uint64_t b) {
+  uint64_t z = a * 0x9E3779B97F4A7C15ULL + b + 0x632BE59BD9B4E019ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// Sample order of one epoch: a permutation seeded by (seed, epoch).
+std::vector<int64_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
+  auto g = at::detail::createCPUGenerator(mix(seed, static_cast<uint64_t>(epoch)));
+  at::Tensor p = torch::randperm(static_cast<int64_t>(n), g, torch::kLong);
+  return std::vector<int64_t>(p.data_ptr<int64_t>(), p.data_ptr<int64_t>() + n);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+struct Meters {
+  double seg = 0, div = 0;
+  int64_t n = 0;
+  at::Tensor agree;  // confusion of segmentation predictions vs pseudo-labels on training crops
+};
+
+class Trainer {
+ public:
+  Trainer(const TrainConfig& cfg, metrics::Metrics* mx)
+      : cfg_(cfg),
+        text_(model::dataset_text(cfg.dataset)),
+        C_(static_cast<int64_t>(text_.class_names.size())),
+        weights_(model::load_clip_checkpoint(cfg.clip_checkpoint)),
+        vision_(weights_, cfg.crop / weights_.config.patch),
+        heads_(heads_config(), cfg.seed),
+        opt_(heads_.parameters(), optimizer_config()),
+        train_set_({cfg.data_root, cfg.train_split, cfg.labels_file, cfg.dataset, C_}),
+        val_set_({cfg.data_root, cfg.val_split, cfg.labels_file, cfg.dataset, C_}),
+        mx_(mx) {
+    if (static_cast<int64_t>(train_set_.size()) < cfg.batch)
+      throw ConfigError("training split has " + std::to_string(train_set_.size()) + " images, fewer than the batch");
+    model::Tokenizer tok(cfg.bpe_path.empty() ? stages::default_bpe_path() : cfg.bpe_path);
+    model::ClipText text(weights_);
+    text_features_ = model::text_semantic_enrichment(text.encode_prompts(model::all_text_names(text_), tok), C_,
+                                                     model::load_attribute_bank(cfg.bank));
+    g_ = cfg.crop / weights_.config.patch;
+    radius_ = model::radius_mask(g_, g_, 8);
+    if (mx_) {
+      m_steps_ = &mx_->counter("excel_train_steps_total", "Optimiser steps taken");
+      m_samples_ = &mx_->counter("excel_train_samples_total", "Training samples processed");
+      m_step_s_ = &mx_->histogram("excel_train_step_seconds", "Wall time of one training step", metrics::seconds_buckets());
+      m_seg_ = &mx_->gauge("excel_train_seg_loss", "Segmentation loss of the last step");
+      m_div_ = &mx_->gauge("excel_train_diversity_loss", "Affinity (diversity) loss of the last step");
+      m_lr_ = &mx_->gauge("excel_train_learning_rate", "Learning rate of the heads' parameter group");
+      m_iter_ = &mx_->gauge("excel_train_iteration", "Global iteration reached");
+      m_agree_ = &mx_->gauge("excel_train_seg_vs_pseudo_label_miou_ratio",
+                             "mIoU of segmentation predictions against the pseudo-labels (last log interval)");
+      m_pmiou_ = &mx_->gauge("excel_val_pseudo_label_miou_ratio", "Pseudo-label mIoU on the validation split");
+      m_smiou_ = &mx_->gauge("excel_val_segmentation_miou_ratio", "Segmentation mIoU on the validation split");
+    }
+  }
+
+  TrainSummary run() {
+    fs::create_directories(cfg_.output_dir);
+    int64_t start = 0;
+    const std::string ckpt = cfg_.output_dir + "/checkpoint.h5";
+    std::string resume = cfg_.resume == "auto" ? (fs::exists(ckpt) ? ckpt : "") : cfg_.resume;
+    if (!resume.empty()) {
+      CheckpointMeta m = load_checkpoint(resume, heads_, opt_);
+      if (m.seed != cfg_.seed || m.batch != cfg_.batch)
+        throw ConfigError(resume + ": written with seed " + std::to_string(m.seed) + " and batch " +
+                          std::to_string(m.batch) + ", this run has seed " + std::to_string(cfg_.seed) + " and batch " +
+                          std::to_string(cfg_.batch));
+      start = m.next_iteration;
+      LOG(INFO) << "resumed from " << resume << " at iteration " << start;
+    }
+    TrainSummary sum;
+    Meters meters;
+    auto t_log = std::chrono::steady_clock::now();
+    const auto t_run = t_log;
+    int64_t it = start;
+    for (; it < cfg_.max_iters; ++it) {
+      if (cfg_.stop_after > 0 && it - start >= cfg_.stop_after) break;
+      auto t0 = std::chrono::steady_clock::now();
+      auto [seg, div] = step(it);
+      if (sum.iterations_done == 0 && it == start) {
+        sum.first_seg_loss = seg;
+        sum.first_div_loss = div;
+      }
+      sum.last_seg_loss = seg;
+      sum.last_div_loss = div;
+      meters.seg += seg;
+      meters.div += div;
+      ++meters.n;
+      meters.agree = meters.agree.defined() ? meters.agree + step_agree_ : step_agree_;
+      if (mx_) {
+        m_steps_->Increment();
+        m_samples_->Increment(static_cast<double>(cfg_.batch));
+        m_step_s_->Observe(seconds_since(t0));
+        m_seg_->Set(seg);
+        m_div_->Set(div);
+        m_lr_->Set(opt_.lr(it));
+        m_iter_->Set(static_cast<double>(it + 1));
+      }
+      if ((it + 1) % cfg_.log_every == 0 || it + 1 == cfg_.max_iters) {
+        const double dt = seconds_since(t_log), ips = static_cast<double>(meters.n * cfg_.batch) / dt;
+        const double eta = static_cast<double>(cfg_.max_iters - it - 1) * dt / static_cast<double>(meters.n);
+        const double agree = eval::scores(meters.agree).miou;
+        if (sum.first_train_agree_miou < 0) sum.first_train_agree_miou = agree;
+        sum.last_train_agree_miou = agree;
+        LOG(INFO) << "it " << it + 1 << "/" << cfg_.max_iters << " | seg " << meters.seg / meters.n << " div "
+                  << meters.div / meters.n << " | seg-vs-pseudo mIoU " << 100 * agree << " | lr " << opt_.lr(it)
+                  << " | " << ips << " img/s | ETA " << static_cast<int64_t>(eta) << " s";
+        if (mx_) m_agree_->Set(agree);
+        meters = Meters();
+        t_log = std::chrono::steady_clock::now();
+      }
+      const bool last = it + 1 == cfg_.max_iters;
+      if ((it + 1) % cfg_.eval_every == 0 || last) {
+        auto [pm, sm] = validate();
+        if (sum.first_seg_miou < 0) sum.first_seg_miou = sm;
+        if (first_agree_ < 0) first_agree_ = last_agree_;
+        sum.first_agree_miou = first_agree_;
+        sum.last_agree_miou = last_agree_;
+        sum.last_pseudo_miou = pm;
+        sum.last_seg_miou = sm;
+      }
+      if ((it + 1) % cfg_.ckpt_every == 0 || last) save_checkpoint(ckpt, heads_, opt_, {it + 1, cfg_.seed, cfg_.batch});
+    }
+    if (it > start && it < cfg_.max_iters) save_checkpoint(ckpt, heads_, opt_, {it, cfg_.seed, cfg_.batch});
+    sum.iterations_done = it;
+    LOG(INFO) << "stopped at iteration " << it << " after " << seconds_since(t_run) << " s";
+    return sum;
+  }
+
+ private:
+  model::HeadsConfig heads_config() const {
+    model::HeadsConfig h;
+    h.in_width = weights_.config.vision_width;
+    h.num_layers = weights_.config.vision_layers;
+    h.dim = cfg_.adapter_dim;
+    h.decoder_layers = cfg_.decoder_layers;
+    h.decoder_heads = cfg_.decoder_heads;
+    h.num_classes = C_ + 1;
+    return h;
+  }
+  OptimizerConfig optimizer_config() const {
+    OptimizerConfig o;
+    o.base_lr = cfg_.base_lr;
+    o.weight_decay = cfg_.weight_decay;
+    o.warmup_iters = cfg_.warmup_iters;
+    o.max_iters = cfg_.max_iters;
+    return o;
+  }
+
+  // One iteration of §8.3; returns (seg loss, diversity loss).
+  std::pair<double, double> step(int64_t it) {
+    const size_t n_batches = train_set_.size() / static_cast<size_t>(cfg_.batch);  // drop_last
+    const int64_t epoch = it / static_cast<int64_t>(n_batches), pos = it % static_cast<int64_t>(n_batches);
+    if (order_epoch_ != epoch) {
+      order_ = epoch_order(train_set_.size(), cfg_.seed, epoch);
+      order_epoch_ = epoch;
+    }
+    data::AugmentOptions aug;
+    aug.crop = cfg_.crop;
+    aug.gt_guided_crop = cfg_.dataset == "voc";
+    std::vector<at::Tensor> xs, ys;
+    for (int64_t j = 0; j < cfg_.batch; ++j) {
+      const size_t idx = static_cast<size_t>(order_[static_cast<size_t>(pos * cfg_.batch + j)]);
+      data::TrainSample s = train_set_.train_sample(idx, cfg_.seed, static_cast<uint64_t>(epoch), aug);
+      xs.push_back(s.image);
+      ys.push_back(s.cls);
+    }
+    at::Tensor x = torch::stack(xs), labels = torch::stack(ys);
+    model::VisionOutputs vo = vision_.forward(x);
+    at::Tensor cam = model::surgery_cam(vo.features, text_features_, C_);
+    auto gen = at::detail::createCPUGenerator(mix(cfg_.seed ^ 0xD409, static_cast<uint64_t>(it)));
+    at::Tensor drop = torch::bernoulli(torch::full({cfg_.batch, cfg_.adapter_dim}, 0.9), gen) / 0.9;
+    model::HeadsOutput ho = heads_.forward(vo.feats_all, true, drop, g_, g_);
+    const bool dynamic = it >= cfg_.switch_iter;
+    if (dynamic) {
+      model::VisionOptions vopt;
+      vopt.keep_attn = vopt.keep_feats = false;
+      cam = model::surgery_cam(vision_.forward(x, model::lvc_extra_attention(ho.features), vopt).features,
+                               text_features_, C_);
+    }
+    at::Tensor par_images = model::denormalize_for_par(x);
+    std::vector<at::Tensor> pl;
+    at::Tensor P = ho.affinity.detach();
+    for (int64_t b = 0; b < cfg_.batch; ++b) {
+      auto refined = model::refine_cams_with_affinity(cam[b], vo.attn_all.select(1, b), labels[b],
+                                                      dynamic ? P[b] : at::Tensor(), cfg_.train_tau, g_, g_);
+      pl.push_back(model::pseudo_label(refined, par_images[b].unsqueeze(0), cfg_.crop, cfg_.crop));
+    }
+    at::Tensor Y = torch::stack(pl);
+    at::Tensor seg = segmentation_loss(ho.logits, Y);
+    at::Tensor pred = segmentation_prediction(ho.logits, cfg_.crop, cfg_.crop);
+    step_agree_ = eval::confusion_matrix(Y, pred, C_ + 1);
+    at::Tensor target = it >= cfg_.pred_target_iter ? pred : Y;
+    at::Tensor div = diversity_loss(ho.affinity, model::affinity_labels(target, radius_, g_, g_));
+    opt_.zero_grad();
+    (seg + 0.1 * div).backward();
+    opt_.step();
+    return {seg.item<double>(), div.item<double>()};
+  }
+
+  // §10.1: static-CAM pseudo-labels (G always, tau 0.75) and single-scale segmentation on val.
+  std::pair<double, double> validate() {
+    torch::NoGradGuard ng;
+    const int64_t K = C_ + 1;
+    at::Tensor cm_pl = torch::zeros({K, K}, torch::kLong), cm_seg = torch::zeros({K, K}, torch::kLong);
+    at::Tensor cm_agree = torch::zeros({K, K}, torch::kLong);  // segmentation vs pseudo-labels
+    const size_t n = cfg_.val_limit > 0 ? std::min(val_set_.size(), static_cast<size_t>(cfg_.val_limit)) : val_set_.size();
+    for (size_t i = 0; i < n; ++i) {
+      data::ValSample s = val_set_.val_sample(i);
+      const int64_t H = s.gt.size(0), W = s.gt.size(1);
+      at::Tensor x = F::interpolate(s.image.unsqueeze(0), F::InterpolateFuncOptions()
+                                                              .size(std::vector<int64_t>{cfg_.crop, cfg_.crop})
+                                                              .mode(torch::kBilinear)
+                                                              .align_corners(false));
+      model::VisionOutputs vo = vision_.forward(x);
+      at::Tensor cam = model::surgery_cam(vo.features, text_features_, C_);
+      model::HeadsOutput ho = heads_.forward(vo.feats_all, false, {}, g_, g_);
+      at::Tensor pred = segmentation_prediction(ho.logits, H, W)[0];
+      cm_seg += eval::confusion_matrix(s.gt, pred, K);
+      auto refined = model::refine_cams_with_affinity(cam[0], vo.attn_all.select(1, 0), s.cls, ho.affinity[0],
+                                                      cfg_.val_tau, g_, g_);
+      at::Tensor pl = model::pseudo_label(refined, x, H, W);
+      cm_pl += eval::confusion_matrix(s.gt, pl, K);
+      cm_agree += eval::confusion_matrix(pl, pred, K);
+    }
+    const double pm = eval::scores(cm_pl).miou, sm = eval::scores(cm_seg).miou, am = eval::scores(cm_agree).miou;
+    LOG(INFO) << "validation on " << n << " images: pseudo-label mIoU " << 100 * pm << ", segmentation mIoU " << 100 * sm
+              << ", segmentation vs pseudo-labels mIoU " << 100 * am;
+    last_agree_ = am;
+    if (mx_) {
+      m_pmiou_->Set(pm);
+      m_smiou_->Set(sm);
+    }
+    return {pm, sm};
+  }
+
+ public:
+  double last_agree_ = -1, first_agree_ = -1;
+
+ private:
+
+  TrainConfig cfg_;
+  const model::DatasetText& text_;
+  int64_t C_;
+  model::ClipWeights weights_;
+  model::ClipVision vision_;
+  model::Heads heads_;
+  PolyWarmupAdamW opt_;
+  data::VocDataset train_set_, val_set_;
+  metrics::Metrics* mx_;
+  at::Tensor text_features_, radius_;
+  int64_t g_ = 0, order_epoch_ = -1;
+  std::vector<int64_t> order_;
+  prometheus::Counter *m_steps_ = nullptr, *m_samples_ = nullptr;
+  prometheus::Histogram* m_step_s_ = nullptr;
+  at::Tensor step_agree_;
+  prometheus::Gauge* m_agree_ = nullptr;
+  prometheus::Gauge *m_seg_ = nullptr, *m_div_ = nullptr, *m_lr_ = nullptr, *m_iter_ = nullptr, *m_pmiou_ = nullptr,
+                    *m_smiou_ = nullptr;
+};
+
+}  // namespace
+
+TrainSummary run_training(const TrainConfig& cfg, metrics::Metrics* mx) {
+  Trainer t(cfg, mx);
+  return t.run();
+}
+
+}  // namespace excel::train
