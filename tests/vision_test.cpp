@@ -36,6 +36,8 @@ TEST(ClipVisionTest, dynamic_pass_equals_static_surgery_plus_heads_times_E_U) {
   expect.slice(1, 1) += 2.0 * torch::matmul(E, plain.value_proj.slice(1, 1));
   EXPECT_LT((dyn.surgery - expect).abs().max().item<double>(), 1e-3);
   EXPECT_LT((dyn.features - vit.project(expect)).abs().max().item<double>(), 1e-5);
+  // The trainer's shortcut gives the dynamic pass's features without running it.
+  EXPECT_LT((vit.dynamic_features(plain.surgery, plain.value_proj, E) - dyn.features).abs().max().item<double>(), 1e-5);
   // The original path (attention maps, feats entries other than the surgery one) is unchanged.
   EXPECT_TRUE(torch::allclose(dyn.attn_all, plain.attn_all));
   EXPECT_TRUE(torch::allclose(dyn.feats_all[11], plain.feats_all[11]));

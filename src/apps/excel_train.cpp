@@ -33,6 +33,7 @@ DEFINE_double(train_tau, 0.79, "box threshold in training (0.79 VOC, 0.88 COCO)"
 DEFINE_int32(train_seed, 0, "seed of initialisation, data order, augmentation and dropout");
 DEFINE_int32(train_log_every, 20, "progress line every N iterations");
 DEFINE_int32(train_stop_after, 0, "stop after N iterations of this run (checkpoint kept)");
+DEFINE_bool(train_dynamic_full_pass, false, "dynamic CAM by a second backbone pass (reference) instead of the exact linear update");
 DEFINE_int32(train_threads, 0, "intra-op threads (0: all cores)");
 DEFINE_int32(eval_every, 2000, "validate every N iterations");
 DEFINE_int32(eval_limit, 0, "validate on the first N images only (0: all)");
@@ -74,6 +75,7 @@ int main(int argc, char** argv) {
     c.train_tau = FLAGS_train_tau;
     c.seed = static_cast<uint64_t>(FLAGS_train_seed);
     c.log_every = FLAGS_train_log_every;
+    c.dynamic_full_pass = FLAGS_train_dynamic_full_pass;
     c.stop_after = FLAGS_train_stop_after;
     c.eval_every = FLAGS_eval_every;
     c.val_limit = FLAGS_eval_limit;

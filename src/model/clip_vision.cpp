@@ -87,6 +87,14 @@ at::Tensor ClipVision::project(const at::Tensor& surgery) const {
   return f / f.norm(2, {1}, /*keepdim=*/true);  // over tokens, no epsilon (quirk 5, 37)
 }
 
+at::Tensor ClipVision::dynamic_features(const at::Tensor& surgery, const at::Tensor& U, const at::Tensor& E) const {
+  torch::NoGradGuard ng;
+  if (!U.defined()) throw InputError("dynamic_features needs the plain pass's value projection (keep_value_proj)");
+  at::Tensor s = surgery.clone();
+  s.slice(1, 1).add_(torch::matmul(E, U.slice(1, 1)), static_cast<double>(cfg_.vision_heads));
+  return project(s);
+}
+
 VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, const VisionOptions& opt) const {
   torch::NoGradGuard ng;
   if (x.dim() != 4 || x.size(1) != 3 || x.size(2) % cfg_.patch || x.size(3) % cfg_.patch)

@@ -132,8 +132,20 @@ at::Tensor par_refine(const at::Tensor& image_in, const at::Tensor& masks_in, co
     for (int k = 0; k < 8; ++k) pos.push_back(static_cast<float>((k == 0 || k == 2 || k == 5 || k == 7) ? d * std::sqrt(2.0) : d));
   at::Tensor pt = torch::tensor(pos);
   at::Tensor pos_aff = torch::softmax(-(pt / (pt.std(0, true) + 1e-8) / opt.w1).pow(2), 0).view({1, 1, K, 1, 1});
-  at::Tensor aff = torch::softmax(a, 2) + opt.w2 * pos_aff;
-  for (int it = 0; it < opt.iterations; ++it) masks = (dilated_neighbours(masks, opt.dilations) * aff).sum(2);
+  // [K,1,1,H,W]: one contiguous weight map per neighbour.
+  at::Tensor aff = (torch::softmax(a, 2) + opt.w2 * pos_aff).squeeze(0).squeeze(0).unsqueeze(1).unsqueeze(1).contiguous();
+  // Propagation accumulates shifted copies in place instead of materialising the K neighbours.
+  static const int dr[8] = {-1, -1, -1, 0, 0, 1, 1, 1}, dc[8] = {-1, 0, 1, -1, 1, -1, 0, 1};
+  for (int it = 0; it < opt.iterations; ++it) {
+    at::Tensor next = torch::zeros_like(masks);
+    int64_t k = 0;
+    for (int64_t d : opt.dilations) {
+      at::Tensor p = F::pad(masks, F::PadFuncOptions({d, d, d, d}).mode(torch::kReplicate));
+      for (int j = 0; j < 8; ++j, ++k)
+        next.addcmul_(p.slice(2, d + dr[j] * d, d + dr[j] * d + H).slice(3, d + dc[j] * d, d + dc[j] * d + W), aff[k]);
+    }
+    masks = next;
+  }
   return masks;
 }
 

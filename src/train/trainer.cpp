@@ -203,17 +203,25 @@ class Trainer {
       ys.push_back(s.cls);
     }
     at::Tensor x = torch::stack(xs), labels = torch::stack(ys);
-    model::VisionOutputs vo = vision_.forward(x);
+    const bool dynamic = it >= cfg_.switch_iter;
+    model::VisionOptions plain_opt;
+    plain_opt.keep_value_proj = dynamic && !cfg_.dynamic_full_pass;
+    model::VisionOutputs vo = vision_.forward(x, {}, plain_opt);
     at::Tensor cam = model::surgery_cam(vo.features, text_features_, C_);
     auto gen = at::detail::createCPUGenerator(mix(cfg_.seed ^ 0xD409, static_cast<uint64_t>(it)));
     at::Tensor drop = torch::bernoulli(torch::full({cfg_.batch, cfg_.adapter_dim}, 0.9), gen) / 0.9;
     model::HeadsOutput ho = heads_.forward(vo.feats_all, true, drop, g_, g_);
-    const bool dynamic = it >= cfg_.switch_iter;
-    if (dynamic) {
-      model::VisionOptions vopt;
-      vopt.keep_attn = vopt.keep_feats = false;
-      cam = model::surgery_cam(vision_.forward(x, model::lvc_extra_attention(ho.features), vopt).features,
-                               text_features_, C_);
+    if (dynamic) {  // LVC: dynamic CAM from E of this step's adapter output (§5)
+      at::Tensor E = model::lvc_extra_attention(ho.features);
+      at::Tensor f;
+      if (cfg_.dynamic_full_pass) {
+        model::VisionOptions vopt;
+        vopt.keep_attn = vopt.keep_feats = false;
+        f = vision_.forward(x, E, vopt).features;
+      } else {
+        f = vision_.dynamic_features(vo.surgery, vo.value_proj, E);
+      }
+      cam = model::surgery_cam(f, text_features_, C_);
     }
     at::Tensor par_images = model::denormalize_for_par(x);
     std::vector<at::Tensor> pl;

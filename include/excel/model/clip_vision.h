@@ -53,6 +53,10 @@ class ClipVision {
   // ln_post + projection + token-axis normalisation of final surgery tokens [B,N,W] (§1.7).
   at::Tensor project(const at::Tensor& surgery) const;
 
+  // Features of the dynamic (LVC) pass without a second backbone pass, by the exact linear
+  // update of §11.2: S_dyn = S + heads * pad(E) U. `plain` must hold surgery and value_proj.
+  at::Tensor dynamic_features(const at::Tensor& surgery, const at::Tensor& value_proj, const at::Tensor& extra) const;
+
   static constexpr int64_t kSurgeryBlocks = 5;
 
  private:

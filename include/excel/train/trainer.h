@@ -22,6 +22,9 @@ struct TrainConfig {
   int64_t batch = 4, max_iters = 30000, warmup_iters = 50, switch_iter = 14000, pred_target_iter = 24000;
   double base_lr = 1e-4, weight_decay = 1e-2, train_tau = 0.79, val_tau = 0.75;
   uint64_t seed = 0;
+  // Dynamic CAM by a second backbone pass as the reference does (true) or by the exact linear
+  // update of the plain pass (false, default; ALGORITHM.md §11.2).
+  bool dynamic_full_pass = false;
   // bookkeeping
   std::string output_dir = "run";
   std::string resume;          // checkpoint path, "auto" (output_dir/checkpoint.h5 if present) or ""
