@@ -81,7 +81,7 @@ std::map<std::string, at::Tensor> read_torchscript(const std::string& path) {
   return out;
 }
 
-std::map<std::string, at::Tensor> read_state_dict(const std::string& path) {
+std::map<std::string, at::Tensor> read_state_dict(const std::string& path, bool skip_non_tensors = false) {
   std::ifstream in(path, std::ios::binary);
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   c10::IValue v;
@@ -111,7 +111,7 @@ std::map<std::string, at::Tensor> read_state_dict(const std::string& path) {
     std::string name = kv.key().toStringRef();
     if (name.rfind("module.", 0) == 0) name = name.substr(7);
     if (!kv.value().isTensor()) {
-      if (kScalarKeys.count(name)) continue;
+      if (kScalarKeys.count(name) || skip_non_tensors) continue;
       throw FormatError(path + ": entry '" + name + "' is not a tensor");
     }
     out[name] = kv.value().toTensor();
@@ -120,6 +120,11 @@ std::map<std::string, at::Tensor> read_state_dict(const std::string& path) {
 }
 
 }  // namespace
+
+std::map<std::string, at::Tensor> read_torch_state_dict(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) throw InputError(path + ": file not found");
+  return read_state_dict(path, /*skip_non_tensors=*/true);
+}
 
 std::string ClipConfig::describe() const {
   std::ostringstream o;

@@ -37,6 +37,10 @@ ClipWeights load_clip_checkpoint(const std::string& path);
 // the right shape; throws FormatError naming `source` and the offending tensor.
 ClipConfig infer_and_validate(const std::map<std::string, at::Tensor>& tensors, const std::string& source);
 
+// Reads any torch.save zip file holding a (possibly nested under "state_dict"/"model") dict of
+// tensors; "module." prefixes are stripped, non-tensor entries skipped. Throws FormatError.
+std::map<std::string, at::Tensor> read_torch_state_dict(const std::string& path);
+
 // Writes `tensors` (kept in their dtype) in either form; used by the demo-checkpoint generator.
 void save_clip_checkpoint(const std::map<std::string, at::Tensor>& tensors, const ClipConfig& cfg,
                           const std::string& path, CheckpointFormat format);
