@@ -15,7 +15,7 @@
 #include "excel/common/h5.h"
 #include "excel/common/logging.h"
 #include "excel/data/image_io.h"
-#include "excel/data/synthetic_voc.h"
+#include "excel/data/voc_dataset.h"
 #include "excel/metrics/metrics.h"
 #include "excel/model/cam.h"
 #include "excel/model/checkpoint.h"
@@ -28,7 +28,7 @@
 
 DEFINE_string(data_root, "demo_out/voc", "VOC-layout folder (JPEGImages/, ImageSets/Segmentation/)");
 DEFINE_string(split, "train", "list name under ImageSets/Segmentation/");
-DEFINE_string(labels, "", "image-level labels file (default: <data_root>/cls_labels.txt)");
+DEFINE_string(labels, "", "image-level labels file (default: derived from the masks)");
 DEFINE_string(checkpoint, "demo_out/clip/clip.jit.pt", "CLIP checkpoint");
 DEFINE_string(bank, "demo_out/bank.h5", "attribute bank .h5 matching the checkpoint's text tower");
 DEFINE_string(bpe_path, "", "BPE merge list");
@@ -46,21 +46,10 @@ using namespace excel;
 
 namespace {
 
-std::vector<std::string> read_list(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path + ": list file not found");
-  std::vector<std::string> ids;
-  std::string s;
-  while (in >> s) ids.push_back(s);
-  if (ids.empty()) throw InputError(path + ": list is empty");
-  return ids;
-}
-
 int run(int rank, int world) {
   const int local_rank = std::atoi(std::getenv("OMPI_COMM_WORLD_LOCAL_RANK") ? std::getenv("OMPI_COMM_WORLD_LOCAL_RANK") : "0");
   const int local_size = std::max(1, std::atoi(std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE") ? std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE") : "1"));
-  torch::set_num_threads(FLAGS_threads > 0 ? FLAGS_threads
-                                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_size));
+  configure_process(FLAGS_threads, local_size);
   metrics::Metrics mx(FLAGS_metrics_bind, FLAGS_metrics_port > 0 ? FLAGS_metrics_port + local_rank : 0,
                       {{"rank", std::to_string(rank)}, {"phase", "cam_demo"}});
   auto& images_total = mx.counter("excel_cam_images_total", "Images whose static CAMs were computed");
@@ -70,11 +59,8 @@ int run(int rank, int world) {
 
   const model::DatasetText& dt = model::dataset_text(FLAGS_dataset);
   const int64_t C = static_cast<int64_t>(dt.class_names.size());
-  auto ids = read_list(FLAGS_data_root + "/ImageSets/Segmentation/" + FLAGS_split + ".txt");
-  std::map<std::string, std::vector<int>> labels;
-  for (auto& kv : data::read_cls_labels(FLAGS_labels.empty() ? FLAGS_data_root + "/cls_labels.txt" : FLAGS_labels,
-                                        static_cast<int>(C)))
-    labels[kv.first] = kv.second;
+  data::VocDataset set({FLAGS_data_root, FLAGS_split, FLAGS_labels, FLAGS_dataset, C});
+  const std::vector<std::string>& ids = set.ids();
 
   model::ClipWeights weights = model::load_clip_checkpoint(FLAGS_checkpoint);
   model::Tokenizer tok(FLAGS_bpe_path.empty() ? stages::default_bpe_path() : FLAGS_bpe_path);
@@ -85,14 +71,18 @@ int run(int rank, int world) {
   const int64_t g = FLAGS_crop / weights.config.patch;
 
   std::vector<std::string> mine;
-  for (size_t i = static_cast<size_t>(rank); i < ids.size(); i += static_cast<size_t>(world)) mine.push_back(ids[i]);
+  std::vector<size_t> mine_idx;
+  for (size_t i = static_cast<size_t>(rank); i < ids.size(); i += static_cast<size_t>(world)) {
+    mine.push_back(ids[i]);
+    mine_idx.push_back(i);
+  }
   fs::create_directories(FLAGS_output_dir + "/overlays");
   std::vector<at::Tensor> cams;
   for (size_t s = 0; s < mine.size(); s += static_cast<size_t>(FLAGS_batch)) {
     const size_t e = std::min(mine.size(), s + static_cast<size_t>(FLAGS_batch));
     std::vector<at::Tensor> rgb, inputs;
     for (size_t i = s; i < e; ++i) {
-      at::Tensor img = data::read_rgb(FLAGS_data_root + "/JPEGImages/" + mine[i] + ".jpg");
+      at::Tensor img = data::read_rgb(set.image_path(mine_idx[i]));
       at::Tensor x = model::normalize_rgb(img.unsqueeze(0));
       inputs.push_back(torch::nn::functional::interpolate(
           x, torch::nn::functional::InterpolateFuncOptions()
@@ -109,10 +99,9 @@ int run(int rank, int world) {
     for (size_t i = s; i < e; ++i) {
       at::Tensor c = cam[static_cast<int64_t>(i - s)];  // [P, C]
       cams.push_back(c);
-      auto it = labels.find(mine[i]);
-      if (it == labels.end()) throw InputError("no image-level label for " + mine[i]);
+      at::Tensor present = set.class_labels(mine_idx[i]);
       for (int64_t k = 0; k < C; ++k) {
-        if (!it->second[static_cast<size_t>(k)]) continue;
+        if (present[k].item<float>() < 0.5f) continue;
         at::Tensor over = data::heatmap_overlay(rgb[i - s], c.select(1, k).view({g, g}));
         data::write_rgb(FLAGS_output_dir + "/overlays/" + mine[i] + "_" + dt.table_names[static_cast<size_t>(k + 1)] + ".png", over);
       }
