@@ -92,7 +92,9 @@ void make_parents(hid_t file, const std::string& name) {
     std::string g = name.substr(0, pos);
     if (g.empty()) continue;
     if (H5Lexists(file, g.c_str(), H5P_DEFAULT) <= 0) {
-      Handle h{H5Gcreate2(file, g.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose};
+      Handle gcpl{H5Pcreate(H5P_GROUP_CREATE), H5Pclose};
+      H5Pset_obj_track_times(gcpl.id, false);
+      Handle h{H5Gcreate2(file, g.c_str(), H5P_DEFAULT, gcpl.id, H5P_DEFAULT), H5Gclose};
       if (h.id < 0) throw FormatError("cannot create group " + g);
     }
   }
@@ -211,6 +213,7 @@ void File::write(const std::string& name, const at::Tensor& tensor, bool chunk_f
                             : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                H5Sclose};
   Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
+  H5Pset_obj_track_times(dcpl.id, false);
   if (chunk_first_dim && t.dim() >= 1 && t.numel() > 0) {
     std::vector<hsize_t> chunk = dims;
     chunk[0] = 1;
@@ -222,6 +225,78 @@ void File::write(const std::string& name, const at::Tensor& tensor, bool chunk_f
       H5Dwrite(ds.id, native_of(t.scalar_type()), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0) {
     throw FormatError(where(name) + ": write failed (disk full?)");
   }
+}
+
+void File::create_rows(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& shape) {
+  hid_t ftype = to_file_type(dtype);
+  if (ftype < 0) throw FormatError(where(name) + ": cannot store dtype " + std::string(c10::toString(dtype)));
+  make_parents(id_, name);
+  std::vector<hsize_t> dims(shape.begin(), shape.end()), chunk = dims;
+  chunk[0] = 1;
+  Handle space{H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose};
+  Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
+  H5Pset_obj_track_times(dcpl.id, false);
+  if (dims[0] > 0) H5Pset_chunk(dcpl.id, static_cast<int>(chunk.size()), chunk.data());
+  Handle ds{H5Dcreate2(id_, name.c_str(), ftype, space.id, H5P_DEFAULT, dcpl.id, H5P_DEFAULT), H5Dclose};
+  if (ds.id < 0) throw FormatError(where(name) + ": cannot create dataset");
+}
+
+namespace {
+// Selects rows [first, first + count) of an open dataset; returns (file space, memory space).
+std::pair<hid_t, hid_t> select_rows(hid_t ds, int64_t first, int64_t count, const std::string& where) {
+  hid_t fspace = H5Dget_space(ds);
+  int rank = H5Sget_simple_extent_ndims(fspace);
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(fspace, dims.data(), nullptr);
+  if (first < 0 || count < 0 || static_cast<hsize_t>(first + count) > dims[0]) {
+    H5Sclose(fspace);
+    throw FormatError(where + ": rows [" + std::to_string(first) + ", " + std::to_string(first + count) +
+                      ") outside " + std::to_string(dims[0]) + " rows");
+  }
+  std::vector<hsize_t> start(dims.size(), 0), cnt = dims;
+  start[0] = static_cast<hsize_t>(first);
+  cnt[0] = static_cast<hsize_t>(count);
+  H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start.data(), nullptr, cnt.data(), nullptr);
+  hid_t mspace = H5Screate_simple(rank, cnt.data(), nullptr);
+  return {fspace, mspace};
+}
+}  // namespace
+
+void File::write_rows(const std::string& name, int64_t first_row, const at::Tensor& rows) {
+  at::Tensor t = rows.contiguous();
+  Handle ds{H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose};
+  if (ds.id < 0) throw FormatError(where(name) + ": dataset missing");
+  auto sp = select_rows(ds.id, first_row, t.size(0), where(name));
+  Handle f{sp.first, H5Sclose}, m{sp.second, H5Sclose};
+  if (H5Dwrite(ds.id, native_of(t.scalar_type()), m.id, f.id, H5P_DEFAULT, t.data_ptr()) < 0)
+    throw FormatError(where(name) + ": write failed (disk full?)");
+}
+
+at::Tensor File::read_rows(const std::string& name, int64_t first_row, int64_t count) const {
+  Handle ds{H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose};
+  if (ds.id < 0) throw FormatError(where(name) + ": dataset missing");
+  Handle type{H5Dget_type(ds.id), H5Tclose};
+  TypeMap tm = from_file_type(type.id, where(name));
+  auto sp = select_rows(ds.id, first_row, count, where(name));
+  Handle f{sp.first, H5Sclose}, m{sp.second, H5Sclose};
+  std::vector<int64_t> shape = this->shape(name);
+  shape[0] = count;
+  at::ScalarType hold = tm.scalar == at::kHalf ? at::kShort : tm.scalar;
+  at::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(hold));
+  if (H5Dread(ds.id, tm.native, m.id, f.id, H5P_DEFAULT, t.data_ptr()) < 0)
+    throw FormatError(where(name) + ": read failed (truncated or corrupt file?)");
+  if (tm.scalar == at::kHalf) t = t.view(at::kHalf);
+  return t;
+}
+
+std::vector<int64_t> File::shape(const std::string& name) const {
+  Handle ds{H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose};
+  if (ds.id < 0) throw FormatError(where(name) + ": dataset missing");
+  Handle space{H5Dget_space(ds.id), H5Sclose};
+  int rank = H5Sget_simple_extent_ndims(space.id);
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
+  H5Sget_simple_extent_dims(space.id, dims.data(), nullptr);
+  return std::vector<int64_t>(dims.begin(), dims.end());
 }
 
 std::vector<std::string> File::read_strings(const std::string& name) const {
@@ -265,7 +340,9 @@ void File::write_strings(const std::string& name, const std::vector<std::string>
   H5Tset_strpad(type.id, H5T_STR_NULLPAD);
   hsize_t dims[1] = {values.size()};
   Handle space{H5Screate_simple(1, dims, nullptr), H5Sclose};
-  Handle ds{H5Dcreate2(id_, name.c_str(), type.id, space.id, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose};
+  Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
+  H5Pset_obj_track_times(dcpl.id, false);
+  Handle ds{H5Dcreate2(id_, name.c_str(), type.id, space.id, H5P_DEFAULT, dcpl.id, H5P_DEFAULT), H5Dclose};
   if (ds.id < 0 || H5Dwrite(ds.id, type.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
     throw FormatError(where(name) + ": cannot write strings");
 }

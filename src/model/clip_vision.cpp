@@ -80,11 +80,16 @@ at::Tensor ClipVision::positional_table(int64_t gh, int64_t gw) const {
   return t;
 }
 
-at::Tensor ClipVision::project(const at::Tensor& surgery) const {
+at::Tensor project_surgery(const at::Tensor& surgery, const at::Tensor& ln_w, const at::Tensor& ln_b,
+                           const at::Tensor& proj) {
   torch::NoGradGuard ng;
-  at::Tensor f = torch::layer_norm(surgery, {cfg_.vision_width}, ln_post_w_, ln_post_b_, 1e-5);
-  f = torch::matmul(f, proj_);
+  at::Tensor f = torch::layer_norm(surgery, {surgery.size(-1)}, ln_w, ln_b, 1e-5);
+  f = torch::matmul(f, proj);
   return f / f.norm(2, {1}, /*keepdim=*/true);  // over tokens, no epsilon (quirk 5, 37)
+}
+
+at::Tensor ClipVision::project(const at::Tensor& surgery) const {
+  return project_surgery(surgery, ln_post_w_, ln_post_b_, proj_);
 }
 
 at::Tensor ClipVision::dynamic_features(const at::Tensor& surgery, const at::Tensor& U, const at::Tensor& E) const {

@@ -107,8 +107,9 @@ void Heads::load(const std::map<std::string, at::Tensor>& tensors, const std::st
 }
 
 HeadsOutput Heads::forward(const at::Tensor& feats, bool train, const at::Tensor& dropout_scale, int64_t gh,
-                           int64_t gw) const {
-  const int64_t L = feats.size(0), B = feats.size(1), P = feats.size(2) - 1, D = cfg_.dim;
+                           int64_t gw, bool patch_rows_only) const {
+  const int64_t first = patch_rows_only ? 0 : 1;
+  const int64_t L = feats.size(0), B = feats.size(1), P = feats.size(2) - first, D = cfg_.dim;
   if (L != cfg_.num_layers) throw InputError("adapter expects " + std::to_string(cfg_.num_layers) + " feature entries, got " + std::to_string(L));
   if (gh == 0) gh = gw = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(P))));
   if (gh * gw != P) throw InputError("feature grid " + std::to_string(gh) + "x" + std::to_string(gw) + " does not match " + std::to_string(P) + " tokens");
@@ -117,7 +118,7 @@ HeadsOutput Heads::forward(const at::Tensor& feats, bool train, const at::Tensor
   std::vector<at::Tensor> parts;
   for (int64_t l = 0; l < L; ++l) {
     const std::string pre = "decoder_fts_fuse.linears_modulelist." + std::to_string(l);
-    at::Tensor x = feats[l].slice(1, 1);  // [B,P,W]
+    at::Tensor x = feats[l].slice(1, first);  // [B,P,W]
     x = torch::linear(torch::relu(torch::linear(x, p(pre + ".proj.weight"), p(pre + ".proj.bias"))),
                       p(pre + ".proj_2.weight"), p(pre + ".proj_2.bias"));
     parts.push_back(x.transpose(1, 2).reshape({B, D, gh, gw}));

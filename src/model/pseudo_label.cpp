@@ -58,10 +58,23 @@ at::Tensor box_mask(const at::Tensor& map, double tau) {
   return m;
 }
 
+AttentionAggregates attention_aggregates(const at::Tensor& attn) {
+  const int64_t L = attn.size(0);
+  at::Tensor W = attn.slice(0, L - 6).slice(1, 1).slice(2, 1);
+  at::Tensor mass = W.sum({1, 2});
+  at::Tensor sel = (mass >= mass.mean()).to(torch::kFloat);
+  return {W.mean(0), (W * sel.view({-1, 1, 1})).sum(0) / (sel.sum() + 1e-5)};
+}
+
 RefinedCams refine_cams_with_affinity(const at::Tensor& cam, const at::Tensor& attn, const at::Tensor& labels,
                                       const at::Tensor& G, double tau, int64_t gh, int64_t gw) {
+  return refine_cams_with_matrix(cam, aggregate_attention(attn, G), labels, tau, gh, gw);
+}
+
+RefinedCams refine_cams_with_matrix(const at::Tensor& cam, const at::Tensor& A, const at::Tensor& labels, double tau,
+                                    int64_t gh, int64_t gw) {
   torch::NoGradGuard ng;
-  at::Tensor T = transition_matrix(aggregate_attention(attn, G));
+  at::Tensor T = transition_matrix(A);
   RefinedCams out;
   std::vector<at::Tensor> maps;
   for (int64_t c = 0; c < labels.size(0); ++c) {

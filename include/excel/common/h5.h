@@ -30,6 +30,13 @@ class File {
 
   at::Tensor read(const std::string& name) const;  // dtype follows the file (f32,f64,i64,i32,u8,...)
   void write(const std::string& name, const at::Tensor& t, bool chunk_first_dim = false);
+  // Row-wise access for sample shards: a dataset of `shape` (first axis = rows) chunked one row per
+  // chunk, written and read a block of rows at a time.
+  void create_rows(const std::string& name, at::ScalarType dtype, const std::vector<int64_t>& shape);
+  void write_rows(const std::string& name, int64_t first_row, const at::Tensor& rows);
+  at::Tensor read_rows(const std::string& name, int64_t first_row, int64_t count) const;
+  std::vector<int64_t> shape(const std::string& name) const;
+
   std::vector<std::string> read_strings(const std::string& name) const;
   void write_strings(const std::string& name, const std::vector<std::string>& values);
 

@@ -18,6 +18,10 @@ extern const float kPixelStd[3];
 // uint8 RGB [B,H,W,3] -> normalised float [B,3,H,W] (§1.2).
 at::Tensor normalize_rgb(const at::Tensor& rgb_bhwc);
 
+// ln_post + projection + token-axis normalisation of surgery tokens [B,N,W] (§1.7).
+at::Tensor project_surgery(const at::Tensor& surgery, const at::Tensor& ln_w, const at::Tensor& ln_b,
+                           const at::Tensor& proj);
+
 struct VisionOutputs {
   at::Tensor features;   // [B,N,E] projected, normalised over tokens (§1.7)
   at::Tensor attn_all;   // [L,B,N,N] per-layer attention as returned (§1.8); undefined if not kept
@@ -49,6 +53,9 @@ class ClipVision {
   int64_t num_layers() const { return static_cast<int64_t>(blocks_.size()); }
   int64_t first_surgery_block() const { return num_layers() - kSurgeryBlocks; }
   const ClipConfig& config() const { return cfg_; }
+  const at::Tensor& ln_post_weight() const { return ln_post_w_; }
+  const at::Tensor& ln_post_bias() const { return ln_post_b_; }
+  const at::Tensor& projection() const { return proj_; }
 
   // ln_post + projection + token-axis normalisation of final surgery tokens [B,N,W] (§1.7).
   at::Tensor project(const at::Tensor& surgery) const;

@@ -32,10 +32,11 @@ class Heads {
   // Parameters initialised as PyTorch would (§6), from `seed`.
   Heads(const HeadsConfig& cfg, uint64_t seed);
 
-  // feats [L,B,N,W] as returned by the backbone (class token included). dropout_scale [B,dim]
+  // feats [L,B,N,W] as returned by the backbone (class token included), or [L,B,P,W] patch rows
+  // only when `patch_rows_only` (as a feature cache stores them). dropout_scale [B,dim]
   // multiplies channels (fixture replay); undefined: Bernoulli dropout when `train`, none otherwise.
   HeadsOutput forward(const at::Tensor& feats, bool train, const at::Tensor& dropout_scale = at::Tensor(),
-                      int64_t gh = 0, int64_t gw = 0) const;
+                      int64_t gh = 0, int64_t gw = 0, bool patch_rows_only = false) const;
 
   // Name -> parameter (requires grad), in the reference's registration order.
   const std::vector<std::string>& names() const { return names_; }

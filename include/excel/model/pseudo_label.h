@@ -32,6 +32,17 @@ struct RefinedCams {
   std::vector<int64_t> classes;  // present class indices
 };
 
+// The attention aggregates that a feature cache keeps (§11.3): the mean of the last six maps
+// and the G-independent selection (maps whose mass is at least the mean mass). [P,P] each.
+struct AttentionAggregates {
+  at::Tensor mean, selected;
+};
+AttentionAggregates attention_aggregates(const at::Tensor& attn);
+
+// §4.2-4.3 from an aggregated affinity Â [P,P] (already multiplied by G when gated).
+RefinedCams refine_cams_with_matrix(const at::Tensor& cam, const at::Tensor& A, const at::Tensor& labels, double tau,
+                                    int64_t gh, int64_t gw);
+
 // §4.1-4.3 for one sample: cam [P,C], attn [L,N,N], labels [C] (0/1), optional G [P,P].
 RefinedCams refine_cams_with_affinity(const at::Tensor& cam, const at::Tensor& attn, const at::Tensor& labels,
                                       const at::Tensor& G, double tau, int64_t gh, int64_t gw);

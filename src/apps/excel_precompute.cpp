@@ -1,0 +1,89 @@
+// mpirun -np N excel_precompute --cache_dir=DIR --data_root=... --model_clip=... --model_bank=...
+// Each rank writes its own shard of the frozen backbone's features (ALGORITHM.md §11); rank 0
+// writes the manifest when every shard is complete. A rerun keeps complete shards and redoes
+// partial ones, so a killed job resumes.
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+#include <mpi.h>
+
+#include <chrono>
+#include <iostream>
+
+#include "excel/cache/feature_cache.h"
+#include "excel/common/errors.h"
+#include "excel/common/logging.h"
+
+DEFINE_string(cache_dir, "cache", "output folder for shards and manifest.json");
+DEFINE_string(data_root, "", "VOC-layout data folder");
+DEFINE_string(data_split, "train_aug", "list to cache");
+DEFINE_string(data_labels, "", "image-level labels file (empty: derived from the masks)");
+DEFINE_string(data_dataset, "voc", "voc or coco");
+DEFINE_string(model_clip, "", "CLIP checkpoint");
+DEFINE_string(model_bank, "", "TSE attribute bank");
+DEFINE_string(model_bpe, "", "BPE merge list");
+DEFINE_int32(model_crop, 320, "crop side");
+DEFINE_int32(cache_views, 1, "augmented views per image (view v uses augmentation seed (seed, image, v))");
+DEFINE_string(cache_dtype, "fp16", "storage dtype: fp32, fp16 or bf16");
+DEFINE_int32(cache_batch, 4, "crops per backbone forward");
+DEFINE_int32(train_seed, 0, "augmentation seed");
+DEFINE_double(train_tau, 0.79, "box threshold of the static pseudo-labels");
+DEFINE_int32(threads, 0, "intra-op threads per rank (0: cores / local ranks)");
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  MPI_Init(&argc, &argv);
+  int rank = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  excel::init_logging(argv[0], rank);
+  try {
+    const char* ls = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    excel::configure_process(FLAGS_threads, ls ? std::atoi(ls) : 1);
+    excel::cache::CacheConfig c;
+    c.data_root = FLAGS_data_root;
+    c.split = FLAGS_data_split;
+    c.labels_file = FLAGS_data_labels;
+    c.dataset = FLAGS_data_dataset;
+    c.clip_checkpoint = FLAGS_model_clip;
+    c.bank = FLAGS_model_bank;
+    c.bpe_path = FLAGS_model_bpe;
+    c.output_dir = FLAGS_cache_dir;
+    c.crop = FLAGS_model_crop;
+    c.views = FLAGS_cache_views;
+    c.batch = FLAGS_cache_batch;
+    c.seed = static_cast<uint64_t>(FLAGS_train_seed);
+    c.dtype = FLAGS_cache_dtype;
+    c.tau = FLAGS_train_tau;
+    auto t0 = std::chrono::steady_clock::now();
+    excel::cache::ShardInfo s = excel::cache::precompute_shard(c, rank, world);
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (s.reused) {
+      LOG(INFO) << s.file << " complete from an earlier run: kept";
+    } else {
+      LOG(INFO) << s.file << ": " << s.rows << " rows in " << dt << " s (" << s.rows / dt << " crops/s on this rank)";
+    }
+    // Gather every shard's record on rank 0: (first, n, rows, crc).
+    int64_t mine[4] = {s.first_sample, s.num_samples, s.rows, static_cast<int64_t>(s.crc32)};
+    std::vector<int64_t> all(static_cast<size_t>(4 * world));
+    MPI_Gather(mine, 4, MPI_INT64_T, all.data(), 4, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    if (rank == 0) {
+      std::vector<excel::cache::ShardInfo> shards;
+      for (int r = 0; r < world; ++r) {
+        excel::cache::ShardInfo si;
+        si.file = excel::cache::shard_name(r, world);
+        si.first_sample = all[4 * r];
+        si.num_samples = all[4 * r + 1];
+        si.rows = all[4 * r + 2];
+        si.crc32 = static_cast<uint32_t>(all[4 * r + 3]);
+        shards.push_back(si);
+      }
+      excel::cache::write_manifest(c, shards);
+      LOG(INFO) << "wrote " << c.output_dir << "/manifest.json (" << world << " shards)";
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "excel_precompute (rank " << rank << "): error: " << e.what() << std::endl;
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  MPI_Finalize();
+  return 0;
+}

@@ -1,0 +1,168 @@
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "excel/cache/feature_cache.h"
+#include "excel/common/errors.h"
+#include "excel/common/h5.h"
+
+namespace fs = std::filesystem;
+
+namespace excel::cache {
+namespace {
+
+at::Tensor from_storage(const at::Tensor& t, const std::string& dtype) {
+  if (dtype == "bf16") return t.view(at::kBFloat16).to(at::kFloat);
+  return t.to(at::kFloat);
+}
+
+std::string hex32(uint32_t v) {
+  char b[16];
+  std::snprintf(b, sizeof(b), "%08x", v);
+  return b;
+}
+
+}  // namespace
+
+Manifest read_manifest(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path + ": cache manifest not found (run excel_precompute first)");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw FormatError(path + ": invalid manifest JSON: " + e.what());
+  }
+  Manifest m;
+  m.path = path;
+  try {
+    auto& c = m.config;
+    c.output_dir = fs::path(path).parent_path().string();
+    c.clip_checkpoint = j.at("checkpoint");
+    c.data_root = j.at("data_root");
+    c.split = j.at("split");
+    c.dataset = j.at("dataset");
+    c.crop = j.at("crop");
+    c.views = j.at("views");
+    c.seed = j.at("seed");
+    c.dtype = j.at("dtype");
+    c.tau = j.at("tau");
+    m.checkpoint_crc32 = j.at("checkpoint_crc32");
+    m.num_samples = j.at("num_samples");
+    for (const auto& s : j.at("shards")) {
+      ShardInfo si;
+      si.file = s.at("file");
+      si.first_sample = s.at("first_sample");
+      si.num_samples = s.at("num_samples");
+      si.rows = s.at("rows");
+      si.crc32 = static_cast<uint32_t>(std::stoul(s.at("crc32").get<std::string>(), nullptr, 16));
+      m.shards.push_back(si);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(path + ": manifest field missing or of the wrong type: " + e.what());
+  }
+  m.num_shards = static_cast<int64_t>(m.shards.size());
+  return m;
+}
+
+void check_compatible(const Manifest& m, const CacheConfig& c) {
+  auto differ = [&](const std::string& field, const std::string& have, const std::string& want) {
+    if (have != want)
+      throw ConfigError(m.path + ": cache built with " + field + " = " + have + ", but this run asks for " + want);
+  };
+  differ("split", m.config.split, c.split);
+  differ("dataset", m.config.dataset, c.dataset);
+  differ("crop", std::to_string(m.config.crop), std::to_string(c.crop));
+  differ("seed", std::to_string(m.config.seed), std::to_string(c.seed));
+  if (!c.clip_checkpoint.empty() && fs::exists(c.clip_checkpoint))
+    differ("checkpoint_crc32", m.checkpoint_crc32, hex32(file_crc32(c.clip_checkpoint)));
+}
+
+void verify_cache(const Manifest& m) {
+  const std::string dir = fs::path(m.path).parent_path().string();
+  int64_t expect_first = 0;
+  for (const auto& s : m.shards) {
+    const std::string p = dir + "/" + s.file;
+    if (!fs::exists(p)) throw FormatError(p + ": shard listed in " + m.path + " is missing");
+    const uint32_t crc = file_crc32(p);
+    if (crc != s.crc32)
+      throw FormatError(p + ": checksum " + hex32(crc) + " differs from the manifest's " + hex32(s.crc32) +
+                        " (truncated or altered shard)");
+    h5::File f = h5::File::open(p);
+    for (const char* ds : {"feats", "value_proj", "cls_row", "attn_mean", "attn_sel", "static_label", "crop", "labels",
+                           "sample_index", "view"}) {
+      if (!f.exists(ds)) throw FormatError(p + ": dataset '" + std::string(ds) + "' missing");
+      if (f.shape(ds)[0] != s.rows)
+        throw FormatError(p + ": dataset '" + std::string(ds) + "' has " + std::to_string(f.shape(ds)[0]) +
+                          " rows, manifest says " + std::to_string(s.rows));
+    }
+    if (s.first_sample != expect_first) throw FormatError(m.path + ": shards do not cover the samples contiguously");
+    expect_first += s.num_samples;
+  }
+  if (expect_first != m.num_samples) throw FormatError(m.path + ": shards hold " + std::to_string(expect_first) +
+                                                       " samples, manifest says " + std::to_string(m.num_samples));
+}
+
+struct FeatureStore::Open {
+  h5::File file;
+  ShardInfo info;
+};
+
+FeatureStore::FeatureStore(const std::string& manifest_path) : manifest_(read_manifest(manifest_path)) {
+  const std::string dir = fs::path(manifest_path).parent_path().string();
+  for (const auto& s : manifest_.shards) {
+    auto o = std::make_unique<Open>(Open{h5::File::open(dir + "/" + s.file), s});
+    if (o->file.shape("feats")[0] != s.rows)
+      throw FormatError(dir + "/" + s.file + ": " + std::to_string(o->file.shape("feats")[0]) + " rows, manifest says " +
+                        std::to_string(s.rows) + " (truncated shard?)");
+    shards_.push_back(std::move(o));
+  }
+  h5::File c = h5::File::open(dir + "/constants.h5");
+  text_features = c.read("text_features");
+  ln_post_weight = c.read("ln_post_weight");
+  ln_post_bias = c.read("ln_post_bias");
+  proj = c.read("proj");
+  vision_heads = c.attr_int("vision_heads");
+  patch = c.attr_int("patch");
+}
+
+FeatureStore::~FeatureStore() = default;
+
+CachedSample FeatureStore::read(int64_t sample, int64_t view) const {
+  if (sample < 0 || sample >= manifest_.num_samples || view < 0 || view >= manifest_.config.views)
+    throw InputError(manifest_.path + ": no cached row for sample " + std::to_string(sample) + " view " +
+                     std::to_string(view));
+  const Open* o = nullptr;
+  for (const auto& s : shards_) {
+    if (sample >= s->info.first_sample && sample < s->info.first_sample + s->info.num_samples) {
+      o = s.get();
+      break;
+    }
+  }
+  const int64_t row = (sample - o->info.first_sample) * manifest_.config.views + view;
+  const std::string& dt = manifest_.config.dtype;
+  CachedSample c;
+  auto rd = [&](const char* name) {
+    at::Tensor t = o->file.read_rows(name, row, 1)[0];
+    bytes_read_ += static_cast<uint64_t>(t.numel() * t.element_size());
+    return t;
+  };
+  c.feats = from_storage(rd("feats"), dt);
+  c.value_proj = from_storage(rd("value_proj"), dt);
+  c.cls_row = from_storage(rd("cls_row"), dt);
+  c.attn_mean = from_storage(rd("attn_mean"), dt);
+  c.attn_sel = from_storage(rd("attn_sel"), dt);
+  c.static_label = rd("static_label");
+  c.crop = rd("crop");
+  c.labels = rd("labels");
+  c.sample = rd("sample_index").item<int64_t>();
+  c.view = rd("view").item<int64_t>();
+  if (c.sample != sample || c.view != view)
+    throw FormatError(manifest_.path + ": row for sample " + std::to_string(sample) + " holds sample " +
+                      std::to_string(c.sample) + " (shard and manifest disagree)");
+  return c;
+}
+
+}  // namespace excel::cache

@@ -1,0 +1,236 @@
+#include <glog/logging.h>
+#include <torch/torch.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "excel/cache/feature_cache.h"
+#include "excel/common/errors.h"
+#include "excel/common/h5.h"
+#include "excel/data/voc_dataset.h"
+#include "excel/model/cam.h"
+#include "excel/model/checkpoint.h"
+#include "excel/model/clip_text.h"
+#include "excel/model/clip_vision.h"
+#include "excel/model/prompts.h"
+#include "excel/model/pseudo_label.h"
+#include "excel/model/tokenizer.h"
+#include "excel/model/tse.h"
+#include "excel/stages/stage_dump.h"
+
+namespace fs = std::filesystem;
+
+namespace excel::cache {
+namespace {
+
+constexpr const char* kFormat = "excel-feature-cache-v1";
+
+at::ScalarType storage_type(const std::string& dtype) {
+  if (dtype == "fp32") return at::kFloat;
+  if (dtype == "fp16") return at::kHalf;
+  if (dtype == "bf16") return at::kShort;  // raw bfloat16 bits
+  throw ConfigError("cache dtype must be fp32, fp16 or bf16, not '" + dtype + "'");
+}
+
+at::Tensor to_storage(const at::Tensor& t, const std::string& dtype) {
+  if (dtype == "bf16") return t.to(at::kBFloat16).view(at::kShort);
+  return t.to(storage_type(dtype));
+}
+
+std::string hex32(uint32_t v) {
+  char b[16];
+  std::snprintf(b, sizeof(b), "%08x", v);
+  return b;
+}
+
+// Configuration fields a shard records; a mismatch names the field.
+std::vector<std::pair<std::string, std::string>> identity(const CacheConfig& c, const std::string& ckpt_crc,
+                                                          int world, int64_t num_samples) {
+  return {{"checkpoint_crc32", ckpt_crc},       {"split", c.split},
+          {"dataset", c.dataset},               {"crop", std::to_string(c.crop)},
+          {"views", std::to_string(c.views)},   {"seed", std::to_string(c.seed)},
+          {"dtype", c.dtype},                   {"tau", std::to_string(c.tau)},
+          {"shards", std::to_string(world)},    {"num_samples", std::to_string(num_samples)}};
+}
+
+data::VocDataset open_dataset(const CacheConfig& c) {
+  return data::VocDataset({c.data_root, c.split, c.labels_file, c.dataset,
+                           static_cast<int64_t>(model::dataset_text(c.dataset).class_names.size())});
+}
+
+}  // namespace
+
+std::string shard_name(int index, int count) {
+  char b[64];
+  std::snprintf(b, sizeof(b), "shard-%05d-of-%05d.h5", index, count);
+  return b;
+}
+
+uint32_t file_crc32(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path + ": cannot open");
+  std::vector<char> buf(1 << 20);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(in.gcount()));
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world) {
+  storage_type(cfg.dtype);
+  data::VocDataset ds = open_dataset(cfg);
+  const int64_t n = static_cast<int64_t>(ds.size());
+  ShardInfo info;
+  info.file = shard_name(rank, world);
+  info.first_sample = rank * n / world;
+  info.num_samples = (rank + 1) * n / world - info.first_sample;
+  info.rows = info.num_samples * cfg.views;
+  fs::create_directories(cfg.output_dir);
+  const std::string final_path = cfg.output_dir + "/" + info.file, tmp = final_path + ".tmp";
+  const std::string ckpt_crc = hex32(file_crc32(cfg.clip_checkpoint));
+  const auto ident = identity(cfg, ckpt_crc, world, n);
+
+  if (fs::exists(final_path)) {  // complete shard from an earlier run: keep it if it matches
+    h5::File f = h5::File::open(final_path);
+    if (!f.has_attr("format") || f.attr_string("format") != kFormat)
+      throw FormatError(final_path + ": not a feature-cache shard");
+    for (const auto& kv : ident) {
+      const std::string have = f.attr_string(kv.first);
+      if (have != kv.second)
+        throw ConfigError(final_path + ": cache was built with " + kv.first + " = " + have + ", this run has " +
+                          kv.second + " (use another --cache_dir or delete the cache)");
+    }
+    info.crc32 = file_crc32(final_path);
+    info.reused = true;
+    return info;
+  }
+  fs::remove(tmp);  // partial shard of a killed run: redo it
+
+  model::ClipWeights weights = model::load_clip_checkpoint(cfg.clip_checkpoint);
+  const model::DatasetText& dt = model::dataset_text(cfg.dataset);
+  const int64_t C = static_cast<int64_t>(dt.class_names.size());
+  model::Tokenizer tok(cfg.bpe_path.empty() ? stages::default_bpe_path() : cfg.bpe_path);
+  at::Tensor text = model::text_semantic_enrichment(model::ClipText(weights).encode_prompts(model::all_text_names(dt), tok),
+                                                    C, model::load_attribute_bank(cfg.bank));
+  const int64_t g = cfg.crop / weights.config.patch, P = g * g, L = weights.config.vision_layers,
+                W = weights.config.vision_width, S = cfg.crop;
+  model::ClipVision vision(weights, g);
+  const at::ScalarType st = storage_type(cfg.dtype);
+  {
+    h5::File f = h5::File::create(tmp);
+    f.set_attr("format", std::string(kFormat));
+    for (const auto& kv : ident) f.set_attr(kv.first, kv.second);
+    f.set_attr("first_sample", info.first_sample);
+    f.set_attr("rows", info.rows);
+    f.create_rows("feats", st, {info.rows, L, P, W});
+    f.create_rows("value_proj", st, {info.rows, P, W});
+    f.create_rows("cls_row", st, {info.rows, W});
+    f.create_rows("attn_mean", st, {info.rows, P, P});
+    f.create_rows("attn_sel", st, {info.rows, P, P});
+    f.create_rows("static_label", at::kByte, {info.rows, S, S});
+    f.create_rows("crop", at::kByte, {info.rows, 3, S, S});
+    f.create_rows("labels", at::kByte, {info.rows, C});
+    f.create_rows("sample_index", at::kLong, {info.rows});
+    f.create_rows("view", at::kLong, {info.rows});
+    data::AugmentOptions aug;
+    aug.crop = S;
+    aug.gt_guided_crop = cfg.dataset == "voc";
+    for (int64_t r0 = 0; r0 < info.rows; r0 += cfg.batch) {
+      const int64_t r1 = std::min(info.rows, r0 + cfg.batch), B = r1 - r0;
+      std::vector<at::Tensor> xs, ys;
+      std::vector<int64_t> samples, views;
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t i = info.first_sample + r / cfg.views, v = r % cfg.views;
+        data::TrainSample s = ds.train_sample(static_cast<size_t>(i), cfg.seed, static_cast<uint64_t>(v), aug);
+        xs.push_back(s.image);
+        ys.push_back(s.cls);
+        samples.push_back(i);
+        views.push_back(v);
+      }
+      at::Tensor x = torch::stack(xs), labels = torch::stack(ys);
+      model::VisionOptions opt;
+      opt.keep_value_proj = true;
+      model::VisionOutputs vo = vision.forward(x, {}, opt);
+      at::Tensor cam = model::surgery_cam(vo.features, text, C);
+      at::Tensor par = model::denormalize_for_par(x);
+      std::vector<at::Tensor> means, sels, pls;
+      for (int64_t b = 0; b < B; ++b) {
+        model::AttentionAggregates agg = model::attention_aggregates(vo.attn_all.select(1, b));
+        means.push_back(agg.mean);
+        sels.push_back(agg.selected);
+        auto refined = model::refine_cams_with_matrix(cam[b], agg.mean, labels[b], cfg.tau, g, g);
+        pls.push_back(model::pseudo_label(refined, par[b].unsqueeze(0), S, S).to(at::kByte));
+      }
+      f.write_rows("feats", r0, to_storage(vo.feats_all.slice(2, 1).transpose(0, 1), cfg.dtype));
+      f.write_rows("value_proj", r0, to_storage(vo.value_proj.slice(1, 1), cfg.dtype));
+      f.write_rows("cls_row", r0, to_storage(vo.surgery.select(1, 0), cfg.dtype));
+      f.write_rows("attn_mean", r0, to_storage(torch::stack(means), cfg.dtype));
+      f.write_rows("attn_sel", r0, to_storage(torch::stack(sels), cfg.dtype));
+      f.write_rows("static_label", r0, torch::stack(pls));
+      f.write_rows("crop", r0, (par * 255.0f).round().to(at::kByte));
+      f.write_rows("labels", r0, labels.to(at::kByte));
+      f.write_rows("sample_index", r0, torch::tensor(samples));
+      f.write_rows("view", r0, torch::tensor(views));
+      LOG(INFO) << info.file << ": " << r1 << "/" << info.rows << " rows";
+    }
+  }
+  info.crc32 = file_crc32(tmp);
+  fs::rename(tmp, final_path);
+  return info;
+}
+
+void write_manifest(const CacheConfig& cfg, const std::vector<ShardInfo>& shards) {
+  // Backbone constants used after the dynamic-CAM switch.
+  model::ClipWeights weights = model::load_clip_checkpoint(cfg.clip_checkpoint);
+  const model::DatasetText& dt = model::dataset_text(cfg.dataset);
+  model::Tokenizer tok(cfg.bpe_path.empty() ? stages::default_bpe_path() : cfg.bpe_path);
+  at::Tensor text = model::text_semantic_enrichment(model::ClipText(weights).encode_prompts(model::all_text_names(dt), tok),
+                                                    static_cast<int64_t>(dt.class_names.size()),
+                                                    model::load_attribute_bank(cfg.bank));
+  {
+    const std::string tmp = cfg.output_dir + "/constants.h5.tmp";
+    {
+      h5::File f = h5::File::create(tmp);
+      f.write("text_features", text);
+      f.write("ln_post_weight", weights.get("visual.ln_post.weight"));
+      f.write("ln_post_bias", weights.get("visual.ln_post.bias"));
+      f.write("proj", weights.get("visual.proj"));
+      f.set_attr("vision_heads", weights.config.vision_heads);
+      f.set_attr("patch", weights.config.patch);
+    }
+    fs::rename(tmp, cfg.output_dir + "/constants.h5");
+  }
+  nlohmann::ordered_json j;
+  j["format"] = kFormat;
+  j["checkpoint"] = cfg.clip_checkpoint;
+  j["checkpoint_crc32"] = hex32(file_crc32(cfg.clip_checkpoint));
+  j["data_root"] = cfg.data_root;
+  j["split"] = cfg.split;
+  j["dataset"] = cfg.dataset;
+  j["crop"] = cfg.crop;
+  j["views"] = cfg.views;
+  j["seed"] = cfg.seed;
+  j["dtype"] = cfg.dtype;
+  j["tau"] = cfg.tau;
+  int64_t total = 0;
+  for (const auto& s : shards) total += s.num_samples;
+  j["num_samples"] = total;
+  j["shards"] = nlohmann::ordered_json::array();
+  for (const auto& s : shards)
+    j["shards"].push_back({{"file", s.file}, {"first_sample", s.first_sample}, {"num_samples", s.num_samples},
+                           {"rows", s.rows}, {"crc32", hex32(s.crc32)}});
+  const std::string tmp = cfg.output_dir + "/manifest.json.tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump(2) << "\n";
+    if (!out) throw InputError(tmp + ": write failed");
+  }
+  fs::rename(tmp, cfg.output_dir + "/manifest.json");
+}
+
+}  // namespace excel::cache
