@@ -1,6 +1,6 @@
 // excel_train --flagfile=configs/voc_vit_b16.flags [overrides]
-// Single-process ExCEL training with the backbone run online (data-parallel ranks come with
-// the distributed-training issue; this binary refuses world sizes above 1).
+// Single-process ExCEL training, with the backbone run online or from a feature cache
+// (--data_cache); data-parallel ranks come with the distributed-training issue.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 #include <mpi.h>
@@ -17,6 +17,8 @@ DEFINE_string(data_train_split, "train_aug", "training list (name under ImageSet
 DEFINE_string(data_val_split, "val", "validation list");
 DEFINE_string(data_labels, "", "image-level labels file (empty: derived from the masks)");
 DEFINE_string(data_dataset, "voc", "voc or coco");
+DEFINE_string(data_cache, "", "feature-cache manifest (excel_precompute): train without running the backbone");
+DEFINE_int32(data_views, 0, "augmented views cycled per epoch (0: fresh views online / all cached views)");
 DEFINE_string(model_clip, "", "CLIP checkpoint (ViT-B-16.pt or a state dict)");
 DEFINE_string(model_bank, "", "TSE attribute bank .h5");
 DEFINE_string(model_bpe, "", "BPE merge list (default ../shared/data/text/bpe_simple_vocab_16e6.txt.gz)");
@@ -76,13 +78,16 @@ int main(int argc, char** argv) {
     c.seed = static_cast<uint64_t>(FLAGS_train_seed);
     c.log_every = FLAGS_train_log_every;
     c.dynamic_full_pass = FLAGS_train_dynamic_full_pass;
+    c.cache = FLAGS_data_cache;
+    c.views = FLAGS_data_views;
     c.stop_after = FLAGS_train_stop_after;
     c.eval_every = FLAGS_eval_every;
     c.val_limit = FLAGS_eval_limit;
     c.output_dir = FLAGS_ckpt_dir;
     c.ckpt_every = FLAGS_ckpt_every;
     c.resume = FLAGS_ckpt_resume;
-    if (c.clip_checkpoint.empty() || c.bank.empty()) throw excel::ConfigError("--model_clip and --model_bank are required");
+    if (c.cache.empty() && (c.clip_checkpoint.empty() || c.bank.empty()))
+      throw excel::ConfigError("--model_clip and --model_bank are required (or --data_cache)");
     excel::metrics::Metrics mx(FLAGS_metrics_bind, FLAGS_metrics_port,
                                {{"rank", std::to_string(rank)}, {"phase", "train"}});
     auto s = excel::train::run_training(c, &mx);

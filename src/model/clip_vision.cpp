@@ -92,12 +92,17 @@ at::Tensor ClipVision::project(const at::Tensor& surgery) const {
   return project_surgery(surgery, ln_post_w_, ln_post_b_, proj_);
 }
 
-at::Tensor ClipVision::dynamic_features(const at::Tensor& surgery, const at::Tensor& U, const at::Tensor& E) const {
+at::Tensor lvc_dynamic_features(const at::Tensor& surgery, const at::Tensor& u_patch, const at::Tensor& E,
+                                int64_t heads, const at::Tensor& ln_w, const at::Tensor& ln_b, const at::Tensor& proj) {
   torch::NoGradGuard ng;
+  at::Tensor s = surgery.contiguous().clone();
+  s.slice(1, 1).add_(torch::matmul(E.contiguous(), u_patch.contiguous()), static_cast<double>(heads));
+  return project_surgery(s, ln_w, ln_b, proj);
+}
+
+at::Tensor ClipVision::dynamic_features(const at::Tensor& surgery, const at::Tensor& U, const at::Tensor& E) const {
   if (!U.defined()) throw InputError("dynamic_features needs the plain pass's value projection (keep_value_proj)");
-  at::Tensor s = surgery.clone();
-  s.slice(1, 1).add_(torch::matmul(E, U.slice(1, 1)), static_cast<double>(cfg_.vision_heads));
-  return project(s);
+  return lvc_dynamic_features(surgery, U.slice(1, 1), E, cfg_.vision_heads, ln_post_w_, ln_post_b_, proj_);
 }
 
 VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, const VisionOptions& opt) const {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <numeric>
 
+#include "excel/cache/feature_cache.h"
 #include "excel/common/errors.h"
 #include "excel/data/voc_dataset.h"
 #include "excel/eval/seg_metrics.h"
@@ -61,20 +62,46 @@ class Trainer {
       : cfg_(cfg),
         text_(model::dataset_text(cfg.dataset)),
         C_(static_cast<int64_t>(text_.class_names.size())),
-        weights_(model::load_clip_checkpoint(cfg.clip_checkpoint)),
-        vision_(weights_, cfg.crop / weights_.config.patch),
+        store_(cfg.cache.empty() ? nullptr : std::make_unique<cache::FeatureStore>(cfg.cache)),
+        weights_(store_ ? nullptr : std::make_unique<model::ClipWeights>(model::load_clip_checkpoint(cfg.clip_checkpoint))),
+        vision_(store_ ? nullptr : std::make_unique<model::ClipVision>(*weights_, cfg.crop / weights_->config.patch)),
         heads_(heads_config(), cfg.seed),
         opt_(heads_.parameters(), optimizer_config()),
-        train_set_({cfg.data_root, cfg.train_split, cfg.labels_file, cfg.dataset, C_}),
-        val_set_({cfg.data_root, cfg.val_split, cfg.labels_file, cfg.dataset, C_}),
+        train_set_(store_ ? nullptr : std::make_unique<data::VocDataset>(data::DatasetOptions{cfg.data_root, cfg.train_split, cfg.labels_file, cfg.dataset, C_})),
+        val_set_(store_ ? nullptr : std::make_unique<data::VocDataset>(data::DatasetOptions{cfg.data_root, cfg.val_split, cfg.labels_file, cfg.dataset, C_})),
         mx_(mx) {
-    if (static_cast<int64_t>(train_set_.size()) < cfg.batch)
-      throw ConfigError("training split has " + std::to_string(train_set_.size()) + " images, fewer than the batch");
-    model::Tokenizer tok(cfg.bpe_path.empty() ? stages::default_bpe_path() : cfg.bpe_path);
-    model::ClipText text(weights_);
-    text_features_ = model::text_semantic_enrichment(text.encode_prompts(model::all_text_names(text_), tok), C_,
-                                                     model::load_attribute_bank(cfg.bank));
-    g_ = cfg.crop / weights_.config.patch;
+    num_samples_ = store_ ? store_->num_samples() : static_cast<int64_t>(train_set_->size());
+    if (num_samples_ < cfg.batch)
+      throw ConfigError("training split has " + std::to_string(num_samples_) + " images, fewer than the batch");
+    views_ = cfg.views;
+    if (store_) {  // the backbone is never built: everything comes from the cache
+      cache::CacheConfig want;
+      want.split = cfg.train_split;
+      want.dataset = cfg.dataset;
+      want.crop = cfg.crop;
+      want.seed = cfg.seed;
+      want.clip_checkpoint = cfg.clip_checkpoint;
+      cache::check_compatible(store_->manifest(), want);
+      if (views_ == 0) views_ = store_->views();
+      if (views_ > store_->views())
+        throw ConfigError(cfg.cache + ": holds " + std::to_string(store_->views()) + " views, the run asks for " + std::to_string(views_));
+      text_features_ = store_->text_features;
+      ln_w_ = store_->ln_post_weight;
+      ln_b_ = store_->ln_post_bias;
+      proj_ = store_->proj;
+      vision_heads_ = store_->vision_heads;
+      g_ = cfg.crop / store_->patch;
+    } else {
+      model::Tokenizer tok(cfg.bpe_path.empty() ? stages::default_bpe_path() : cfg.bpe_path);
+      model::ClipText text(*weights_);
+      text_features_ = model::text_semantic_enrichment(text.encode_prompts(model::all_text_names(text_), tok), C_,
+                                                       model::load_attribute_bank(cfg.bank));
+      ln_w_ = vision_->ln_post_weight();
+      ln_b_ = vision_->ln_post_bias();
+      proj_ = vision_->projection();
+      vision_heads_ = weights_->config.vision_heads;
+      g_ = cfg.crop / weights_->config.patch;
+    }
     radius_ = model::radius_mask(g_, g_, 8);
     if (mx_) {
       m_steps_ = &mx_->counter("excel_train_steps_total", "Optimiser steps taken");
@@ -167,8 +194,14 @@ class Trainer {
  private:
   model::HeadsConfig heads_config() const {
     model::HeadsConfig h;
-    h.in_width = weights_.config.vision_width;
-    h.num_layers = weights_.config.vision_layers;
+    if (store_) {
+      at::Tensor f = store_->read(0, 0).feats;  // [L,P,W]
+      h.in_width = f.size(2);
+      h.num_layers = f.size(0);
+    } else {
+      h.in_width = weights_->config.vision_width;
+      h.num_layers = weights_->config.vision_layers;
+    }
     h.dim = cfg_.adapter_dim;
     h.decoder_layers = cfg_.decoder_layers;
     h.decoder_heads = cfg_.decoder_heads;
@@ -184,54 +217,115 @@ class Trainer {
     return o;
   }
 
-  // One iteration of §8.3; returns (seg loss, diversity loss).
-  std::pair<double, double> step(int64_t it) {
-    const size_t n_batches = train_set_.size() / static_cast<size_t>(cfg_.batch);  // drop_last
-    const int64_t epoch = it / static_cast<int64_t>(n_batches), pos = it % static_cast<int64_t>(n_batches);
-    if (order_epoch_ != epoch) {
-      order_ = epoch_order(train_set_.size(), cfg_.seed, epoch);
-      order_epoch_ = epoch;
-    }
+  // What one step needs from the backbone, from an online pass or from the cache.
+  struct StepInputs {
+    at::Tensor feats;          // [L,B,N,W] online, [L,B,P,W] cached (patch rows)
+    bool patch_rows = false;
+    at::Tensor labels;         // [B,C] float
+    at::Tensor static_labels;  // [B,S,S] long (phase A)
+    at::Tensor surgery;        // [B,N,W] final surgery tokens (phase B)
+    at::Tensor u_patch;        // [B,P,W] value projection U, patch rows (phase B)
+    at::Tensor attn_sel;       // [B,P,P] G-independent selected attention (phase B)
+    at::Tensor par;            // [B,3,S,S] PAR image in [0,1]
+    at::Tensor x;              // online only: the normalised crops
+  };
+
+  StepInputs online_inputs(const std::vector<int64_t>& idx, int64_t view, bool dynamic) {
     data::AugmentOptions aug;
     aug.crop = cfg_.crop;
     aug.gt_guided_crop = cfg_.dataset == "voc";
     std::vector<at::Tensor> xs, ys;
-    for (int64_t j = 0; j < cfg_.batch; ++j) {
-      const size_t idx = static_cast<size_t>(order_[static_cast<size_t>(pos * cfg_.batch + j)]);
-      data::TrainSample s = train_set_.train_sample(idx, cfg_.seed, static_cast<uint64_t>(epoch), aug);
+    for (int64_t i : idx) {
+      data::TrainSample s = train_set_->train_sample(static_cast<size_t>(i), cfg_.seed, static_cast<uint64_t>(view), aug);
       xs.push_back(s.image);
       ys.push_back(s.cls);
     }
-    at::Tensor x = torch::stack(xs), labels = torch::stack(ys);
+    StepInputs in;
+    in.x = torch::stack(xs);
+    in.labels = torch::stack(ys);
+    model::VisionOptions opt;
+    opt.keep_value_proj = dynamic && !cfg_.dynamic_full_pass;
+    model::VisionOutputs vo = vision_->forward(in.x, {}, opt);
+    in.feats = vo.feats_all;
+    in.surgery = vo.surgery;
+    if (vo.value_proj.defined()) in.u_patch = vo.value_proj.slice(1, 1);
+    in.par = model::denormalize_for_par(in.x);
+    at::Tensor cam = dynamic ? at::Tensor() : model::surgery_cam(vo.features, text_features_, C_);
+    std::vector<at::Tensor> sel, pl;
+    for (int64_t b = 0; b < in.x.size(0); ++b) {
+      model::AttentionAggregates agg = model::attention_aggregates(vo.attn_all.select(1, b));
+      sel.push_back(agg.selected);
+      if (!dynamic) {  // phase A: the static pseudo-label, exactly as excel_precompute stores it
+        auto refined = model::refine_cams_with_matrix(cam[b], agg.mean, in.labels[b], cfg_.train_tau, g_, g_);
+        pl.push_back(model::pseudo_label(refined, in.par[b].unsqueeze(0), cfg_.crop, cfg_.crop));
+      }
+    }
+    in.attn_sel = torch::stack(sel);
+    if (!dynamic) in.static_labels = torch::stack(pl);
+    return in;
+  }
+
+  StepInputs cached_inputs(const std::vector<int64_t>& idx, int64_t view) {
+    std::vector<at::Tensor> feats, labels, statics, surgery, u, sel, par;
+    for (int64_t i : idx) {
+      cache::CachedSample c = store_->read(i, view);
+      feats.push_back(c.feats);
+      labels.push_back(c.labels.to(torch::kFloat));
+      statics.push_back(c.static_label.to(torch::kLong));
+      const int64_t s_entry = c.feats.size(0) - model::ClipVision::kSurgeryBlocks - 1;  // aliasing, §1.8
+      surgery.push_back(torch::cat({c.cls_row.unsqueeze(0), c.feats[s_entry]}, 0));
+      u.push_back(c.value_proj);
+      sel.push_back(c.attn_sel);
+      par.push_back(c.crop.to(torch::kFloat) / 255.0f);
+    }
+    StepInputs in;
+    in.feats = torch::stack(feats, 1);
+    in.patch_rows = true;
+    in.labels = torch::stack(labels);
+    in.static_labels = torch::stack(statics);
+    in.surgery = torch::stack(surgery);
+    in.u_patch = torch::stack(u);
+    in.attn_sel = torch::stack(sel);
+    in.par = torch::stack(par);
+    return in;
+  }
+
+  // One iteration of §8.3; returns (seg loss, diversity loss).
+  std::pair<double, double> step(int64_t it) {
+    const int64_t n_batches = num_samples_ / cfg_.batch;  // drop_last
+    const int64_t epoch = it / n_batches, pos = it % n_batches;
+    if (order_epoch_ != epoch) {
+      order_ = epoch_order(static_cast<size_t>(num_samples_), cfg_.seed, epoch);
+      order_epoch_ = epoch;
+    }
+    const int64_t view = views_ > 0 ? epoch % views_ : epoch;
+    std::vector<int64_t> idx(order_.begin() + pos * cfg_.batch, order_.begin() + (pos + 1) * cfg_.batch);
     const bool dynamic = it >= cfg_.switch_iter;
-    model::VisionOptions plain_opt;
-    plain_opt.keep_value_proj = dynamic && !cfg_.dynamic_full_pass;
-    model::VisionOutputs vo = vision_.forward(x, {}, plain_opt);
-    at::Tensor cam = model::surgery_cam(vo.features, text_features_, C_);
+    StepInputs in = store_ ? cached_inputs(idx, view) : online_inputs(idx, view, dynamic);
+
     auto gen = at::detail::createCPUGenerator(mix(cfg_.seed ^ 0xD409, static_cast<uint64_t>(it)));
     at::Tensor drop = torch::bernoulli(torch::full({cfg_.batch, cfg_.adapter_dim}, 0.9), gen) / 0.9;
-    model::HeadsOutput ho = heads_.forward(vo.feats_all, true, drop, g_, g_);
-    if (dynamic) {  // LVC: dynamic CAM from E of this step's adapter output (§5)
+    model::HeadsOutput ho = heads_.forward(in.feats, true, drop, g_, g_, in.patch_rows);
+    at::Tensor Y = in.static_labels;
+    if (dynamic) {  // LVC: dynamic CAM from E of this step's adapter output (§5), G-gated refinement
       at::Tensor E = model::lvc_extra_attention(ho.features);
       at::Tensor f;
-      if (cfg_.dynamic_full_pass) {
+      if (cfg_.dynamic_full_pass && vision_) {
         model::VisionOptions vopt;
         vopt.keep_attn = vopt.keep_feats = false;
-        f = vision_.forward(x, E, vopt).features;
+        f = vision_->forward(in.x, E, vopt).features;
       } else {
-        f = vision_.dynamic_features(vo.surgery, vo.value_proj, E);
+        f = model::lvc_dynamic_features(in.surgery, in.u_patch, E, vision_heads_, ln_w_, ln_b_, proj_);
       }
-      cam = model::surgery_cam(f, text_features_, C_);
+      at::Tensor cam = model::surgery_cam(f, text_features_, C_);
+      at::Tensor P = ho.affinity.detach();
+      std::vector<at::Tensor> pl;
+      for (int64_t b = 0; b < cfg_.batch; ++b) {
+        auto refined = model::refine_cams_with_matrix(cam[b], in.attn_sel[b] * P[b], in.labels[b], cfg_.train_tau, g_, g_);
+        pl.push_back(model::pseudo_label(refined, in.par[b].unsqueeze(0), cfg_.crop, cfg_.crop));
+      }
+      Y = torch::stack(pl);
     }
-    at::Tensor par_images = model::denormalize_for_par(x);
-    std::vector<at::Tensor> pl;
-    at::Tensor P = ho.affinity.detach();
-    for (int64_t b = 0; b < cfg_.batch; ++b) {
-      auto refined = model::refine_cams_with_affinity(cam[b], vo.attn_all.select(1, b), labels[b],
-                                                      dynamic ? P[b] : at::Tensor(), cfg_.train_tau, g_, g_);
-      pl.push_back(model::pseudo_label(refined, par_images[b].unsqueeze(0), cfg_.crop, cfg_.crop));
-    }
-    at::Tensor Y = torch::stack(pl);
     at::Tensor seg = segmentation_loss(ho.logits, Y);
     at::Tensor pred = segmentation_prediction(ho.logits, cfg_.crop, cfg_.crop);
     step_agree_ = eval::confusion_matrix(Y, pred, C_ + 1);
@@ -240,24 +334,29 @@ class Trainer {
     opt_.zero_grad();
     (seg + 0.1 * div).backward();
     opt_.step();
+    if (cfg_.loss_log) cfg_.loss_log->push_back({seg.item<double>(), div.item<double>()});
     return {seg.item<double>(), div.item<double>()};
   }
 
   // §10.1: static-CAM pseudo-labels (G always, tau 0.75) and single-scale segmentation on val.
   std::pair<double, double> validate() {
+    if (store_) {
+      LOG(INFO) << "validation skipped: training from a feature cache has no backbone (use excel_eval)";
+      return {-1, -1};
+    }
     torch::NoGradGuard ng;
     const int64_t K = C_ + 1;
     at::Tensor cm_pl = torch::zeros({K, K}, torch::kLong), cm_seg = torch::zeros({K, K}, torch::kLong);
     at::Tensor cm_agree = torch::zeros({K, K}, torch::kLong);  // segmentation vs pseudo-labels
-    const size_t n = cfg_.val_limit > 0 ? std::min(val_set_.size(), static_cast<size_t>(cfg_.val_limit)) : val_set_.size();
+    const size_t n = cfg_.val_limit > 0 ? std::min(val_set_->size(), static_cast<size_t>(cfg_.val_limit)) : val_set_->size();
     for (size_t i = 0; i < n; ++i) {
-      data::ValSample s = val_set_.val_sample(i);
+      data::ValSample s = val_set_->val_sample(i);
       const int64_t H = s.gt.size(0), W = s.gt.size(1);
       at::Tensor x = F::interpolate(s.image.unsqueeze(0), F::InterpolateFuncOptions()
                                                               .size(std::vector<int64_t>{cfg_.crop, cfg_.crop})
                                                               .mode(torch::kBilinear)
                                                               .align_corners(false));
-      model::VisionOutputs vo = vision_.forward(x);
+      model::VisionOutputs vo = vision_->forward(x);
       at::Tensor cam = model::surgery_cam(vo.features, text_features_, C_);
       model::HeadsOutput ho = heads_.forward(vo.feats_all, false, {}, g_, g_);
       at::Tensor pred = segmentation_prediction(ho.logits, H, W)[0];
@@ -287,11 +386,14 @@ class Trainer {
   TrainConfig cfg_;
   const model::DatasetText& text_;
   int64_t C_;
-  model::ClipWeights weights_;
-  model::ClipVision vision_;
+  std::unique_ptr<cache::FeatureStore> store_;
+  std::unique_ptr<model::ClipWeights> weights_;
+  std::unique_ptr<model::ClipVision> vision_;
   model::Heads heads_;
   PolyWarmupAdamW opt_;
-  data::VocDataset train_set_, val_set_;
+  std::unique_ptr<data::VocDataset> train_set_, val_set_;
+  at::Tensor ln_w_, ln_b_, proj_;
+  int64_t vision_heads_ = 0, num_samples_ = 0, views_ = 0;
   metrics::Metrics* mx_;
   at::Tensor text_features_, radius_;
   int64_t g_ = 0, order_epoch_ = -1;

@@ -18,6 +18,11 @@ extern const float kPixelStd[3];
 // uint8 RGB [B,H,W,3] -> normalised float [B,3,H,W] (§1.2).
 at::Tensor normalize_rgb(const at::Tensor& rgb_bhwc);
 
+// Dynamic-pass features by the linear update of §11.2: surgery [B,N,W] (row 0 = class row),
+// value_proj_patch [B,P,W] (patch rows of U), E [B,P,P]; heads = vision heads.
+at::Tensor lvc_dynamic_features(const at::Tensor& surgery, const at::Tensor& value_proj_patch, const at::Tensor& E,
+                                int64_t heads, const at::Tensor& ln_w, const at::Tensor& ln_b, const at::Tensor& proj);
+
 // ln_post + projection + token-axis normalisation of surgery tokens [B,N,W] (§1.7).
 at::Tensor project_surgery(const at::Tensor& surgery, const at::Tensor& ln_w, const at::Tensor& ln_b,
                            const at::Tensor& proj);

@@ -5,6 +5,8 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace excel::metrics {
 class Metrics;
@@ -25,6 +27,13 @@ struct TrainConfig {
   // Dynamic CAM by a second backbone pass as the reference does (true) or by the exact linear
   // update of the plain pass (false, default; ALGORITHM.md §11.2).
   bool dynamic_full_pass = false;
+  // Feature cache manifest: train from it and never build the backbone (validation is skipped).
+  std::string cache;
+  // Augmented views cycled per epoch (view = epoch % views); 0: a fresh view every epoch
+  // (online) or all the cache holds.
+  int64_t views = 0;
+  // Optional: every step's (seg, div) loss is appended here (tests, benchmarks).
+  std::vector<std::pair<double, double>>* loss_log = nullptr;
   // bookkeeping
   std::string output_dir = "run";
   std::string resume;          // checkpoint path, "auto" (output_dir/checkpoint.h5 if present) or ""
