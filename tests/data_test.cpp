@@ -5,6 +5,7 @@
 #include "excel/common/errors.h"
 #include "excel/data/image_io.h"
 #include "excel/data/synthetic_voc.h"
+#include "excel/data/sampler.h"
 #include "excel/data/voc_dataset.h"
 #include "excel/model/pseudo_label.h"
 #include "test_util.h"
@@ -92,4 +93,23 @@ TEST(PseudoLabelTest, radius_mask_is_chebyshev_ball) {
   EXPECT_EQ(r[0].sum().item<int64_t>(), 81);               // corner: 9 x 9
   EXPECT_EQ(r[10 * 20 + 10].sum().item<int64_t>(), 17 * 17);  // centre: rows 2..18, cols 2..18
   EXPECT_TRUE(torch::equal(r, r.t()));
+}
+
+TEST(SamplerTest, ranks_split_each_global_batch_of_the_epoch_shuffle) {
+  auto p0 = data::epoch_permutation(50, 3, 0), p1 = data::epoch_permutation(50, 3, 1);
+  EXPECT_EQ(p0, data::epoch_permutation(50, 3, 0));  // same on every rank
+  EXPECT_NE(p0, p1);                                  // reshuffled per epoch
+  std::vector<int64_t> sorted = p0;
+  std::sort(sorted.begin(), sorted.end());
+  for (int64_t i = 0; i < 50; ++i) EXPECT_EQ(sorted[static_cast<size_t>(i)], i);
+  // Global batch 8 = 4 per rank x 2 ranks: 6 batches per epoch (drop_last), step 7 is epoch 1 batch 1.
+  auto pos = data::batch_position(7, 50, 8);
+  EXPECT_EQ(pos.epoch, 1);
+  EXPECT_EQ(pos.index, 1);
+  auto r0 = data::rank_batch(p1, 1, 4, 2, 0), r1 = data::rank_batch(p1, 1, 4, 2, 1);
+  auto whole = data::rank_batch(p1, 1, 8, 1, 0);  // one rank with the same global batch
+  std::vector<int64_t> joined = r0;
+  joined.insert(joined.end(), r1.begin(), r1.end());
+  EXPECT_EQ(joined, whole);
+  EXPECT_THROW(data::batch_position(0, 5, 8), ConfigError);
 }

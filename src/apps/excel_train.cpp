@@ -18,6 +18,7 @@ DEFINE_string(data_val_split, "val", "validation list");
 DEFINE_string(data_labels, "", "image-level labels file (empty: derived from the masks)");
 DEFINE_string(data_dataset, "voc", "voc or coco");
 DEFINE_string(data_cache, "", "feature-cache manifest (excel_precompute): train without running the backbone");
+DEFINE_int32(data_cache_budget_mb, 1024, "memory for samples read ahead from the cache");
 DEFINE_int32(data_views, 0, "augmented views cycled per epoch (0: fresh views online / all cached views)");
 DEFINE_string(model_clip, "", "CLIP checkpoint (ViT-B-16.pt or a state dict)");
 DEFINE_string(model_bank, "", "TSE attribute bank .h5");
@@ -80,6 +81,7 @@ int main(int argc, char** argv) {
     c.dynamic_full_pass = FLAGS_train_dynamic_full_pass;
     c.cache = FLAGS_data_cache;
     c.views = FLAGS_data_views;
+    c.cache_budget_mb = FLAGS_data_cache_budget_mb;
     c.stop_after = FLAGS_train_stop_after;
     c.eval_every = FLAGS_eval_every;
     c.val_limit = FLAGS_eval_limit;

@@ -1,5 +1,6 @@
 #include <torch/torch.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -163,6 +164,67 @@ CachedSample FeatureStore::read(int64_t sample, int64_t view) const {
     throw FormatError(manifest_.path + ": row for sample " + std::to_string(sample) + " holds sample " +
                       std::to_string(c.sample) + " (shard and manifest disagree)");
   return c;
+}
+
+uint64_t sample_bytes(const CachedSample& s) {
+  uint64_t n = 0;
+  for (const at::Tensor* t : {&s.feats, &s.value_proj, &s.cls_row, &s.attn_mean, &s.attn_sel, &s.static_label, &s.crop, &s.labels})
+    n += static_cast<uint64_t>(t->numel() * t->element_size());
+  return n;
+}
+
+CachePrefetcher::CachePrefetcher(const FeatureStore& store, std::vector<std::pair<int64_t, int64_t>> order,
+                                 uint64_t budget_bytes)
+    : store_(store), order_(std::move(order)), budget_(budget_bytes), thread_([this] { run(); }) {}
+
+CachePrefetcher::~CachePrefetcher() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void CachePrefetcher::run() {
+  try {
+    for (const auto& [sample, view] : order_) {
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stop_ || queue_.empty() || held_ < budget_; });
+        if (stop_) return;
+      }
+      CachedSample s = store_.read(sample, view);
+      const uint64_t bytes = sample_bytes(s);
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        queue_.emplace_back(std::move(s), bytes);
+        held_ += bytes;
+        ++produced_;
+      }
+      cv_.notify_all();
+    }
+  } catch (...) {
+    std::lock_guard<std::mutex> lk(mu_);
+    error_ = std::current_exception();
+    cv_.notify_all();
+  }
+}
+
+CachedSample CachePrefetcher::next() {
+  auto t0 = std::chrono::steady_clock::now();
+  std::unique_lock<std::mutex> lk(mu_);
+  if (consumed_ >= order_.size()) throw InputError("cache prefetcher: read past the scheduled rows");
+  cv_.wait(lk, [&] { return !queue_.empty() || error_; });
+  if (queue_.empty() && error_) std::rethrow_exception(error_);
+  auto item = std::move(queue_.front());
+  queue_.pop_front();
+  held_ -= item.second;
+  ++consumed_;
+  lk.unlock();
+  cv_.notify_all();
+  wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return std::move(item.first);
 }
 
 }  // namespace excel::cache

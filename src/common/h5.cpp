@@ -40,7 +40,7 @@ TypeMap from_file_type(hid_t type, const std::string& where) {
   if (cls == H5T_FLOAT) {
     if (size == 4) return {at::kFloat, H5T_NATIVE_FLOAT};
     if (size == 8) return {at::kDouble, H5T_NATIVE_DOUBLE};
-    if (size == 2) return {at::kHalf, H5T_NATIVE_UINT16};  // raw IEEE half bits
+    if (size == 2) return {at::kHalf, H5T_IEEE_F16LE_compat()};  // same layout: no conversion
   }
   if (cls == H5T_INTEGER) {
     bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
@@ -75,7 +75,7 @@ hid_t native_of(at::ScalarType s) {
   switch (s) {
     case at::kFloat: return H5T_NATIVE_FLOAT;
     case at::kDouble: return H5T_NATIVE_DOUBLE;
-    case at::kHalf: return H5T_NATIVE_UINT16;
+    case at::kHalf: return H5T_IEEE_F16LE_compat();
     case at::kByte: case at::kBool: return H5T_NATIVE_UINT8;
     case at::kChar: return H5T_NATIVE_INT8;
     case at::kShort: return H5T_NATIVE_INT16;

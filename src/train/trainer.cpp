@@ -9,6 +9,7 @@
 
 #include "excel/cache/feature_cache.h"
 #include "excel/common/errors.h"
+#include "excel/data/sampler.h"
 #include "excel/data/voc_dataset.h"
 #include "excel/eval/seg_metrics.h"
 #include "excel/metrics/metrics.h"
@@ -37,13 +38,6 @@ uint64_t mix(uint64_t a, uint64_t b) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
-}
-
-// Sample order of one epoch: a permutation seeded by (seed, epoch).
-std::vector<int64_t> epoch_order(size_t n, uint64_t seed, int64_t epoch) {
-  auto g = at::detail::createCPUGenerator(mix(seed, static_cast<uint64_t>(epoch)));
-  at::Tensor p = torch::randperm(static_cast<int64_t>(n), g, torch::kLong);
-  return std::vector<int64_t>(p.data_ptr<int64_t>(), p.data_ptr<int64_t>() + n);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -141,6 +135,8 @@ class Trainer {
       if (cfg_.stop_after > 0 && it - start >= cfg_.stop_after) break;
       auto t0 = std::chrono::steady_clock::now();
       auto [seg, div] = step(it);
+      step_seconds_ += seconds_since(t0);
+      ++steps_run_;
       if (sum.iterations_done == 0 && it == start) {
         sum.first_seg_loss = seg;
         sum.first_div_loss = div;
@@ -187,6 +183,7 @@ class Trainer {
     }
     if (it > start && it < cfg_.max_iters) save_checkpoint(ckpt, heads_, opt_, {it, cfg_.seed, cfg_.batch});
     sum.iterations_done = it;
+    sum.mean_step_seconds = steps_run_ ? step_seconds_ / static_cast<double>(steps_run_) : 0.0;
     LOG(INFO) << "stopped at iteration " << it << " after " << seconds_since(t_run) << " s";
     return sum;
   }
@@ -265,10 +262,20 @@ class Trainer {
     return in;
   }
 
-  StepInputs cached_inputs(const std::vector<int64_t>& idx, int64_t view) {
+  StepInputs cached_inputs(const std::vector<int64_t>& idx, int64_t view, int64_t epoch, int64_t batch_index) {
+    if (!prefetch_ || prefetch_epoch_ != epoch || prefetch_next_batch_ != batch_index) {
+      // Schedule the rest of this epoch's rows on the prefetch thread.
+      std::vector<std::pair<int64_t, int64_t>> rows;
+      for (int64_t b = batch_index; b < num_samples_ / cfg_.batch; ++b)
+        for (int64_t i : data::rank_batch(order_, b, cfg_.batch, 1, 0)) rows.emplace_back(i, view);
+      prefetch_.reset();
+      prefetch_ = std::make_unique<cache::CachePrefetcher>(*store_, std::move(rows), static_cast<uint64_t>(cfg_.cache_budget_mb) << 20);
+      prefetch_epoch_ = epoch;
+    }
+    prefetch_next_batch_ = batch_index + 1;
     std::vector<at::Tensor> feats, labels, statics, surgery, u, sel, par;
-    for (int64_t i : idx) {
-      cache::CachedSample c = store_->read(i, view);
+    for (size_t k = 0; k < idx.size(); ++k) {
+      cache::CachedSample c = prefetch_->next();
       feats.push_back(c.feats);
       labels.push_back(c.labels.to(torch::kFloat));
       statics.push_back(c.static_label.to(torch::kLong));
@@ -292,16 +299,15 @@ class Trainer {
 
   // One iteration of §8.3; returns (seg loss, diversity loss).
   std::pair<double, double> step(int64_t it) {
-    const int64_t n_batches = num_samples_ / cfg_.batch;  // drop_last
-    const int64_t epoch = it / n_batches, pos = it % n_batches;
-    if (order_epoch_ != epoch) {
-      order_ = epoch_order(static_cast<size_t>(num_samples_), cfg_.seed, epoch);
-      order_epoch_ = epoch;
+    const data::BatchPosition bp = data::batch_position(it, num_samples_, cfg_.batch);
+    if (order_epoch_ != bp.epoch) {
+      order_ = data::epoch_permutation(num_samples_, cfg_.seed, bp.epoch);
+      order_epoch_ = bp.epoch;
     }
-    const int64_t view = views_ > 0 ? epoch % views_ : epoch;
-    std::vector<int64_t> idx(order_.begin() + pos * cfg_.batch, order_.begin() + (pos + 1) * cfg_.batch);
+    const int64_t view = views_ > 0 ? bp.epoch % views_ : bp.epoch;
+    std::vector<int64_t> idx = data::rank_batch(order_, bp.index, cfg_.batch, 1, 0);
     const bool dynamic = it >= cfg_.switch_iter;
-    StepInputs in = store_ ? cached_inputs(idx, view) : online_inputs(idx, view, dynamic);
+    StepInputs in = store_ ? cached_inputs(idx, view, bp.epoch, bp.index) : online_inputs(idx, view, dynamic);
 
     auto gen = at::detail::createCPUGenerator(mix(cfg_.seed ^ 0xD409, static_cast<uint64_t>(it)));
     at::Tensor drop = torch::bernoulli(torch::full({cfg_.batch, cfg_.adapter_dim}, 0.9), gen) / 0.9;
@@ -387,6 +393,10 @@ class Trainer {
   const model::DatasetText& text_;
   int64_t C_;
   std::unique_ptr<cache::FeatureStore> store_;
+  std::unique_ptr<cache::CachePrefetcher> prefetch_;
+  double step_seconds_ = 0;
+  int64_t steps_run_ = 0;
+  int64_t prefetch_epoch_ = -1, prefetch_next_batch_ = -1;
   std::unique_ptr<model::ClipWeights> weights_;
   std::unique_ptr<model::ClipVision> vision_;
   model::Heads heads_;

@@ -9,7 +9,12 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <condition_variable>
+#include <deque>
+#include <exception>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -80,5 +85,32 @@ class FeatureStore {
   std::vector<std::unique_ptr<Open>> shards_;
   mutable uint64_t bytes_read_ = 0;
 };
+
+// Reads (sample, view) rows ahead on a background thread, holding at most `budget_bytes` of
+// decoded samples. While it runs, only its thread touches the store's HDF5 files (Debian's
+// serial HDF5 is not thread-safe). next() returns the rows in order.
+class CachePrefetcher {
+ public:
+  CachePrefetcher(const FeatureStore& store, std::vector<std::pair<int64_t, int64_t>> order, uint64_t budget_bytes);
+  ~CachePrefetcher();
+  CachedSample next();  // blocks until the next row is ready; rethrows a read error
+  double wait_seconds() const { return wait_s_; }
+
+ private:
+  void run();
+  const FeatureStore& store_;
+  std::vector<std::pair<int64_t, int64_t>> order_;
+  uint64_t budget_, held_ = 0;
+  size_t produced_ = 0, consumed_ = 0;
+  std::deque<std::pair<CachedSample, uint64_t>> queue_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::exception_ptr error_;
+  double wait_s_ = 0;
+  std::thread thread_;
+};
+
+uint64_t sample_bytes(const CachedSample& s);
 
 }  // namespace excel::cache

@@ -1,0 +1,124 @@
+// Feature-cache figures at ViT-B/16 size (random weights, synthetic images): precompute crops/s
+// on one rank, bytes per cached row for the chosen dtype, reader samples/s and MB/s beside a raw
+// sequential read of the same files, and the training step from the cache beside the online step
+// (before and after the dynamic-CAM switch). Last line: one JSON object.
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+
+#include "excel/cache/feature_cache.h"
+#include "excel/common/logging.h"
+#include "excel/data/synthetic_voc.h"
+#include "excel/model/checkpoint.h"
+#include "excel/model/random_clip.h"
+#include "excel/stages/stage_dump.h"
+#include "excel/train/trainer.h"
+
+DEFINE_int32(images, 8, "synthetic images to cache");
+DEFINE_int32(size, 320, "crop side");
+DEFINE_string(dtype, "fp16", "cache storage dtype");
+DEFINE_int32(steps, 2, "timed training steps per mode");
+DEFINE_string(work_dir, "/tmp/excel_bench_cache", "scratch folder (removed at the end)");
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+static double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  excel::init_logging(argv[0]);
+  excel::configure_process();
+  using namespace excel;
+  const std::string shared = stages::default_shared_dir();
+  const std::string bank = shared + "/data/text/voc_attribute_bank_vitb16.h5";
+  if (shared.empty() || !fs::exists(bank)) {
+    std::cerr << "excel_bench_cache: needs ../shared/data/text/voc_attribute_bank_vitb16.h5\n";
+    return 1;
+  }
+  const std::string dir = FLAGS_work_dir;
+  fs::remove_all(dir);
+  data::make_synthetic_voc({dir + "/voc", FLAGS_images + 2, 300, 500, 2.0 / (FLAGS_images + 2), 0});
+  model::ClipConfig cfg = model::vit_b16_config();
+  model::save_clip_checkpoint(model::random_clip_tensors(cfg, 0, torch::kHalf), cfg, dir + "/clip.pt",
+                              model::CheckpointFormat::kStateDict);
+
+  cache::CacheConfig cc;
+  cc.data_root = dir + "/voc";
+  cc.split = "train";
+  cc.clip_checkpoint = dir + "/clip.pt";
+  cc.bank = bank;
+  cc.output_dir = dir + "/cache";
+  cc.crop = FLAGS_size;
+  cc.views = 1;
+  cc.dtype = FLAGS_dtype;
+  auto t = Clock::now();
+  cache::ShardInfo shard = cache::precompute_shard(cc, 0, 1);
+  const double pre_s = since(t);
+  cache::write_manifest(cc, {shard});
+  const std::string shard_path = cc.output_dir + "/" + shard.file;
+  const double bytes_per_row = static_cast<double>(fs::file_size(shard_path)) / static_cast<double>(shard.rows);
+
+  // Reader: every row in a random order, then a raw sequential read of the same file.
+  cache::FeatureStore store(cc.output_dir + "/manifest.json");
+  std::vector<int64_t> order(static_cast<size_t>(store.num_samples()));
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), std::mt19937(1));
+  t = Clock::now();
+  for (int64_t i : order) store.read(i, 0);
+  const double read_s = since(t);
+  const double read_mb = static_cast<double>(fs::file_size(shard_path)) / 1e6;
+  t = Clock::now();
+  {
+    std::ifstream in(shard_path, std::ios::binary);
+    std::vector<char> buf(8 << 20);
+    while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
+    }
+  }
+  const double raw_s = since(t);
+
+  // Training steps, online and from the cache, before and after the switch.
+  train::TrainConfig tc;
+  tc.data_root = cc.data_root;
+  tc.train_split = "train";
+  tc.val_split = "val";
+  tc.clip_checkpoint = cc.clip_checkpoint;
+  tc.bank = bank;
+  tc.crop = FLAGS_size;
+  tc.batch = std::min(4, FLAGS_images);
+  tc.max_iters = FLAGS_steps;
+  tc.eval_every = tc.ckpt_every = 1 << 30;
+  tc.val_limit = 1;
+  tc.views = 1;
+  double step_s[2][2];
+  for (int cached = 0; cached < 2; ++cached) {
+    for (int phase = 0; phase < 2; ++phase) {
+      train::TrainConfig c = tc;
+      c.switch_iter = phase == 0 ? 1 << 30 : 0;
+      c.cache = cached ? cc.output_dir + "/manifest.json" : "";
+      c.output_dir = dir + "/run" + std::to_string(cached) + std::to_string(phase);
+      step_s[cached][phase] = train::run_training(c).mean_step_seconds;
+    }
+  }
+  fs::remove_all(dir);
+  std::cout << "precompute: " << shard.rows / pre_s << " crops/s on one rank (" << FLAGS_size << " px, ViT-B/16)\n"
+            << "cache row: " << bytes_per_row << " bytes (" << FLAGS_dtype << ")\n"
+            << "reader: " << store.num_samples() / read_s << " samples/s, " << read_mb / read_s
+            << " MB/s (random order); raw sequential read " << read_mb / raw_s << " MB/s\n"
+            << "train step (batch " << tc.batch << "): online " << step_s[0][0] << " s / cached " << step_s[1][0]
+            << " s before the switch, online " << step_s[0][1] << " s / cached " << step_s[1][1] << " s after\n";
+  std::cout << "{\"bench\":\"cache\",\"size\":" << FLAGS_size << ",\"dtype\":\"" << FLAGS_dtype
+            << "\",\"precompute_crops_per_s_per_rank\":" << shard.rows / pre_s << ",\"bytes_per_row\":" << bytes_per_row
+            << ",\"reader_samples_per_s\":" << store.num_samples() / read_s << ",\"reader_mb_per_s\":" << read_mb / read_s
+            << ",\"raw_read_mb_per_s\":" << read_mb / raw_s << ",\"batch\":" << tc.batch
+            << ",\"online_step_s\":" << step_s[0][0] << ",\"cached_step_s\":" << step_s[1][0]
+            << ",\"online_step_after_switch_s\":" << step_s[0][1] << ",\"cached_step_after_switch_s\":" << step_s[1][1]
+            << ",\"speedup\":" << step_s[0][0] / step_s[1][0] << ",\"speedup_after_switch\":" << step_s[0][1] / step_s[1][1]
+            << "}" << std::endl;
+  return 0;
+}
