@@ -26,9 +26,21 @@ mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_cam_demo" --data_root="$OUT/v
   --checkpoint="$OUT/clip/clip.jit.pt" --bank="$OUT/bank.h5" --crop=320 --output_dir="$OUT/cams" \
   --metrics_port="${METRICS_PORT:-9400}" --metrics_linger_s="${METRICS_LINGER_S:-0}"
 
+# Feature cache: 2 ranks precompute the frozen backbone into shards, then training runs from them
+# without the backbone (ALGORITHM.md §11).
+rm -rf "$OUT/cache" "$OUT/train_cached"
+mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_precompute" --cache_dir="$OUT/cache" --data_root="$OUT/voc" \
+  --data_split=train --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_crop=128 \
+  --cache_views=2 --cache_dtype=fp16
+"$BUILD/data_tools/inspect_cache" --manifest="$OUT/cache/manifest.json" --sample=0 --export_dir="$OUT/cache_inspect"
+mpirun --oversubscribe -np 1 "$BUILD/src/excel_train" --flagfile=configs/tiny_demo.flags \
+  --data_cache="$OUT/cache/manifest.json" --data_views=2 --ckpt_dir="$OUT/train_cached" \
+  --metrics_port="$(( ${METRICS_PORT:-9400} + 3 ))"
+
+# Online training (the reference's mode) with validation.
 rm -f "$OUT/train/checkpoint.h5"
 mpirun --oversubscribe -np 1 "$BUILD/src/excel_train" --flagfile=configs/tiny_demo.flags \
   --data_root="$OUT/voc" --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" \
   --ckpt_dir="$OUT/train" --metrics_port="$(( ${METRICS_PORT:-9400} + 2 ))" ${TRAIN_FLAGS:-}
 
-echo "demo: overlays in $OUT/cams/overlays/, CAMs in $OUT/cams/cams.h5, training checkpoint in $OUT/train/"
+echo "demo: overlays in $OUT/cams/overlays/, CAMs in $OUT/cams/cams.h5, cache in $OUT/cache/, checkpoints in $OUT/train_cached/ and $OUT/train/"

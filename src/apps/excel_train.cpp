@@ -93,12 +93,15 @@ int main(int argc, char** argv) {
     excel::metrics::Metrics mx(FLAGS_metrics_bind, FLAGS_metrics_port,
                                {{"rank", std::to_string(rank)}, {"phase", "train"}});
     auto s = excel::train::run_training(c, &mx);
-    LOG(INFO) << "done: seg loss " << s.first_seg_loss << " -> " << s.last_seg_loss << ", div loss "
-              << s.first_div_loss << " -> " << s.last_div_loss << ", segmentation mIoU (vs GT) "
-              << 100 * s.first_seg_miou << " -> " << 100 * s.last_seg_miou << ", pseudo-label mIoU "
-              << 100 * s.last_pseudo_miou << ", segmentation vs pseudo-labels mIoU " << 100 * s.first_agree_miou << " -> "
-              << 100 * s.last_agree_miou << " (val), " << 100 * s.first_train_agree_miou << " -> " << 100 * s.last_train_agree_miou
-              << " (training crops)";
+    std::string val = s.last_seg_miou < 0
+                          ? "no validation (feature cache)"
+                          : "validation: segmentation mIoU (vs GT) " + std::to_string(100 * s.first_seg_miou) + " -> " +
+                                std::to_string(100 * s.last_seg_miou) + ", pseudo-label mIoU " +
+                                std::to_string(100 * s.last_pseudo_miou) + ", segmentation vs pseudo-labels " +
+                                std::to_string(100 * s.first_agree_miou) + " -> " + std::to_string(100 * s.last_agree_miou);
+    LOG(INFO) << "done: seg loss " << s.first_seg_loss << " -> " << s.last_seg_loss << ", div loss " << s.first_div_loss
+              << " -> " << s.last_div_loss << ", segmentation vs pseudo-labels mIoU on training crops "
+              << 100 * s.first_train_agree_miou << " -> " << 100 * s.last_train_agree_miou << "; " << val;
   } catch (const std::exception& e) {
     std::cerr << "excel_train: error: " << e.what() << std::endl;
     rc = 1;
