@@ -1,5 +1,6 @@
 // Prints a feature cache's summary, verifies every shard's checksum and datasets, and exports
-// one sample's static CAM inputs as PNGs (its crop and its static pseudo-label).
+// one sample's crop, static CAMs (recomputed from the cached surgery tokens) and static
+// pseudo-label as PNGs.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 #include <torch/torch.h>
@@ -9,6 +10,9 @@
 #include "excel/cache/feature_cache.h"
 #include "excel/common/logging.h"
 #include "excel/data/image_io.h"
+#include "excel/model/cam.h"
+#include "excel/model/clip_vision.h"
+#include "excel/model/prompts.h"
 
 DEFINE_string(manifest, "cache/manifest.json", "cache manifest");
 DEFINE_bool(verify, true, "recompute and check every shard's checksum");
@@ -34,9 +38,24 @@ int main(int argc, char** argv) {
       excel::cache::FeatureStore store(FLAGS_manifest);
       excel::cache::CachedSample s = store.read(FLAGS_sample, FLAGS_view);
       const std::string stem = FLAGS_export_dir + "/sample" + std::to_string(FLAGS_sample) + "_view" + std::to_string(FLAGS_view);
-      excel::data::write_rgb(stem + "_crop.png", s.crop.permute({1, 2, 0}));
-      excel::data::write_gray(stem + "_static_label.png", s.static_label);
-      std::cout << "exported " << stem << "_crop.png and _static_label.png\n";
+      at::Tensor rgb = s.crop.permute({1, 2, 0}).contiguous();
+      excel::data::write_rgb(stem + "_crop.png", rgb);
+      // Class-index map scaled for viewing (index * 12), the raw indices are in the shard.
+      excel::data::write_gray(stem + "_static_label.png", (s.static_label.to(torch::kInt) * 12).clamp(0, 255).to(torch::kByte));
+      const int64_t entry = s.feats.size(0) - excel::model::ClipVision::kSurgeryBlocks - 1;
+      at::Tensor surgery = torch::cat({s.cls_row.unsqueeze(0), s.feats[entry]}, 0).unsqueeze(0);
+      at::Tensor f = excel::model::project_surgery(surgery, store.ln_post_weight, store.ln_post_bias, store.proj);
+      const auto& dt = excel::model::dataset_text(m.config.dataset);
+      const int64_t C = static_cast<int64_t>(dt.class_names.size()), g = m.config.crop / store.patch;
+      at::Tensor cam = excel::model::surgery_cam(f, store.text_features, C)[0];
+      int exported = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        if (!s.labels[c].item<int>()) continue;
+        excel::data::write_rgb(stem + "_cam_" + dt.table_names[static_cast<size_t>(c + 1)] + ".png",
+                               excel::data::heatmap_overlay(rgb, cam.select(1, c).view({g, g})));
+        ++exported;
+      }
+      std::cout << "exported " << stem << "_crop.png, _static_label.png and " << exported << " CAM overlays\n";
     }
   } catch (const std::exception& e) {
     std::cerr << "inspect_cache: error: " << e.what() << "\n";

@@ -173,6 +173,26 @@ TEST(CachedTrainingTest, matches_online_training_on_the_same_views) {
     train::run_training(c2);
     cached_params[dtype] = read_params(c2.output_dir + "/checkpoint.h5");
   }
+  // bf16 storage holds the same features to bfloat16 precision.
+  {
+    cache::CacheConfig cc;
+    cc.data_root = cfg.data_root;
+    cc.split = cfg.train_split;
+    cc.clip_checkpoint = cfg.clip_checkpoint;
+    cc.bank = cfg.bank;
+    cc.bpe_path = bpe;
+    cc.output_dir = dir + "/cache_bf16";
+    cc.crop = cfg.crop;
+    cc.seed = cfg.seed;
+    cc.dtype = "bf16";
+    cc.tau = cfg.train_tau;
+    cache::write_manifest(cc, {cache::precompute_shard(cc, 0, 1)});
+    cache::FeatureStore bf(cc.output_dir + "/manifest.json"), f32(dir + "/cache_fp32/manifest.json");
+    cache::CachedSample a = bf.read(3, 0), b = f32.read(3, 0);
+    EXPECT_LE(((a.feats - b.feats).abs() / (b.feats.abs() + 1e-3)).max().item<double>(), 1.0 / 128);
+    EXPECT_TRUE(torch::equal(a.static_label, b.static_label));
+    EXPECT_TRUE(torch::equal(a.crop, b.crop));
+  }
   auto online = read_params(dir + "/online/checkpoint.h5");
   ASSERT_EQ(online_losses.size(), 12u);
   ASSERT_EQ(cached_losses["fp32"].size(), 12u);
