@@ -125,10 +125,19 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
     return qkv.view({B, N, 3, H, D}).permute({2, 0, 3, 1, 4});
   };
 
+  const int64_t map_elems = B * H * N * N;
+  if (!ws_maps_.defined() || ws_maps_.numel() < 4 * map_elems) {
+    ws_maps_ = torch::empty({4 * map_elems});
+    ws_sur_ = torch::empty({map_elems});
+  }
+  auto softmax_inplace = [](at::Tensor t) {  // row-wise: each element is read before it is written
+    at::_softmax_out(t, t, -1, false);
+    return t;
+  };
   for (int64_t l = 0; l < s0; ++l) {
     const Block& b = blocks_[static_cast<size_t>(l)];
     at::Tensor qkv = heads(torch::linear(torch::layer_norm(X, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b));
-    at::Tensor a = torch::softmax(batched_mm(qkv[0] * scale, qkv[1].transpose(-1, -2)), -1);
+    at::Tensor a = softmax_inplace(batched_mm(qkv[0] * scale, qkv[1].transpose(-1, -2), &ws_maps_));
     at::Tensor o = batched_mm(a, qkv[2]).transpose(1, 2).reshape({B, N, W});
     X = X + torch::linear(o, b.out_w, b.out_b);
     X = X + mlp(torch::layer_norm(X, {W}, b.ln2_w, b.ln2_b, 1e-5), b.fc_w, b.fc_b, b.proj_w, b.proj_b);
@@ -145,9 +154,10 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
     // One batched product and one softmax for the original map and the three intra-correlations.
     at::Tensor lhs = torch::stack({q, q, k, v}) * scale;
     at::Tensor rhs = torch::stack({k, q, k, v}).transpose(-1, -2);
-    at::Tensor sm = torch::softmax(batched_mm(lhs, rhs), -1);  // [4,B,H,N,N]
+    at::Tensor sm = softmax_inplace(batched_mm(lhs, rhs, &ws_maps_));  // [4,B,H,N,N]
     at::Tensor ori = sm[0];
-    at::Tensor sur = sm.slice(0, 1).sum(0) / 3.0;  // [B,H,N,N]
+    at::Tensor sur = ws_sur_.narrow(0, 0, map_elems).view({B, H, N, N});
+    at::add_out(sur, sm[1], sm[2]).add_(sm[3]).div_(3.0);  // [B,H,N,N]
     if (extra.defined()) sur.slice(2, 1).slice(3, 1).add_(extra.unsqueeze(1));
     at::Tensor abar = sur.sum(1);  // head sum (quirk 4)
     at::Tensor v_full = qkv_flat.slice(2, 2 * W, 3 * W);

@@ -80,6 +80,9 @@ class ClipVision {
   int64_t pos_side_ = 0;
   std::vector<Block> blocks_;
   mutable std::map<std::pair<int64_t, int64_t>, at::Tensor> pos_cache_;
+  // Attention workspaces reused across blocks and calls: glibc returns blocks above 32 MB to the
+  // kernel on free, so fresh [4,B,H,N,N] temporaries would cost page faults on every block.
+  mutable at::Tensor ws_maps_, ws_sur_;
 };
 
 }  // namespace excel::model
