@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job on the embedded default, no downloads: synthetic VOC-layout data + a random tiny
-# CLIP -> attribute bank -> `mpirun -np 2` static CAMs (heat-map overlays + cams.h5) -> ExCEL
-# training (configs/tiny_demo.flags) with validation. Every process serves Prometheus metrics
-# on 127.0.0.1: CAM ranks on ${METRICS_PORT:-9400}+local_rank, the trainer on +2.
+# CLIP -> attribute bank -> `mpirun -np 2` static CAMs (heat-map overlays + cams.h5) ->
+# `mpirun -np 2` feature-cache precompute -> `mpirun -np 2` training from the cache -> `mpirun -np 2`
+# online training with validation (configs/tiny_demo.flags, global batch 4). Every rank serves
+# Prometheus metrics on 127.0.0.1: CAM ranks on ${METRICS_PORT:-9400}+local_rank, cached training
+# on +2/+3, online training on +4/+5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD_DIR:-build}
@@ -33,14 +35,14 @@ mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_precompute" --cache_dir="$OUT
   --data_split=train --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_crop=128 \
   --cache_views=2 --cache_dtype=fp16
 "$BUILD/data_tools/inspect_cache" --manifest="$OUT/cache/manifest.json" --sample=0 --export_dir="$OUT/cache_inspect"
-mpirun --oversubscribe -np 1 "$BUILD/src/excel_train" --flagfile=configs/tiny_demo.flags \
-  --data_cache="$OUT/cache/manifest.json" --data_views=2 --ckpt_dir="$OUT/train_cached" \
-  --metrics_port="$(( ${METRICS_PORT:-9400} + 3 ))"
+mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_train" --flagfile=configs/tiny_demo.flags \
+  --data_cache="$OUT/cache/manifest.json" --data_views=2 --train_batch=$(( 4 / NP )) --ckpt_dir="$OUT/train_cached" \
+  --metrics_port="$(( ${METRICS_PORT:-9400} + 2 ))"
 
 # Online training (the reference's mode) with validation.
 rm -f "$OUT/train/checkpoint.h5"
-mpirun --oversubscribe -np 1 "$BUILD/src/excel_train" --flagfile=configs/tiny_demo.flags \
-  --data_root="$OUT/voc" --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" \
-  --ckpt_dir="$OUT/train" --metrics_port="$(( ${METRICS_PORT:-9400} + 2 ))" ${TRAIN_FLAGS:-}
+mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_train" --flagfile=configs/tiny_demo.flags \
+  --data_root="$OUT/voc" --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --train_batch=$(( 4 / NP )) \
+  --ckpt_dir="$OUT/train" --metrics_port="$(( ${METRICS_PORT:-9400} + 4 ))" ${TRAIN_FLAGS:-}
 
 echo "demo: overlays in $OUT/cams/overlays/, CAMs in $OUT/cams/cams.h5, cache in $OUT/cache/, checkpoints in $OUT/train_cached/ and $OUT/train/"

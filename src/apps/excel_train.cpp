@@ -1,12 +1,14 @@
 // excel_train --flagfile=configs/voc_vit_b16.flags [overrides]
-// Single-process ExCEL training, with the backbone run online or from a feature cache
-// (--data_cache); data-parallel ranks come with the distributed-training issue.
+// ExCEL training, with the backbone run online or from a feature cache (--data_cache), on one
+// or more MPI ranks (--train_batch samples per rank; gradients summed over MPI).
+//   mpirun -np 2 excel_train --flagfile=configs/voc_vit_b16.flags --train_batch=2 ...
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 #include <mpi.h>
 
 #include <iostream>
 
+#include "excel/comm/communicator.h"
 #include "excel/common/errors.h"
 #include "excel/common/logging.h"
 #include "excel/metrics/metrics.h"
@@ -44,7 +46,7 @@ DEFINE_string(ckpt_dir, "run", "output folder (checkpoint.h5)");
 DEFINE_int32(ckpt_every, 2000, "checkpoint every N iterations");
 DEFINE_string(ckpt_resume, "auto", "checkpoint to resume from; 'auto': <ckpt_dir>/checkpoint.h5 if present");
 DEFINE_string(metrics_bind, "127.0.0.1", "metrics endpoint address");
-DEFINE_int32(metrics_port, 0, "metrics port (0 disables)");
+DEFINE_int32(metrics_port, 0, "metrics port base, + local rank (0 disables)");
 
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
@@ -55,8 +57,9 @@ int main(int argc, char** argv) {
   excel::init_logging(argv[0], rank);
   int rc = 0;
   try {
-    if (world != 1) throw excel::ConfigError("excel_train is single-process for now; run it with -np 1");
-    excel::configure_process(FLAGS_train_threads);
+    const char* local_size = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    excel::configure_process(FLAGS_train_threads, local_size ? std::atoi(local_size) : 1);
+    excel::comm::MpiCommunicator comm(MPI_COMM_WORLD);
     excel::train::TrainConfig c;
     c.data_root = FLAGS_data_root;
     c.train_split = FLAGS_data_train_split;
@@ -90,9 +93,11 @@ int main(int argc, char** argv) {
     c.resume = FLAGS_ckpt_resume;
     if (c.cache.empty() && (c.clip_checkpoint.empty() || c.bank.empty()))
       throw excel::ConfigError("--model_clip and --model_bank are required (or --data_cache)");
-    excel::metrics::Metrics mx(FLAGS_metrics_bind, FLAGS_metrics_port,
+    const char* local_rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    if (!local_rank) local_rank = std::getenv("SLURM_LOCALID");
+    excel::metrics::Metrics mx(FLAGS_metrics_bind, FLAGS_metrics_port > 0 ? FLAGS_metrics_port + (local_rank ? std::atoi(local_rank) : 0) : 0,
                                {{"rank", std::to_string(rank)}, {"phase", "train"}});
-    auto s = excel::train::run_training(c, &mx);
+    auto s = excel::train::run_training(c, &mx, &comm);
     std::string val = s.last_seg_miou < 0
                           ? "no validation (feature cache)"
                           : "validation: segmentation mIoU (vs GT) " + std::to_string(100 * s.first_seg_miou) + " -> " +
@@ -103,7 +108,8 @@ int main(int argc, char** argv) {
               << " -> " << s.last_div_loss << ", segmentation vs pseudo-labels mIoU on training crops "
               << 100 * s.first_train_agree_miou << " -> " << 100 * s.last_train_agree_miou << "; " << val;
   } catch (const std::exception& e) {
-    std::cerr << "excel_train: error: " << e.what() << std::endl;
+    std::cerr << "excel_train (rank " << rank << "): error: " << e.what() << std::endl;
+    if (world > 1) MPI_Abort(MPI_COMM_WORLD, 1);  // never leave the other ranks in a collective
     rc = 1;
   }
   MPI_Finalize();

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "excel/comm/communicator.h"
 #include "excel/common/errors.h"
 
 namespace excel::model {
@@ -150,19 +151,25 @@ HeadsOutput Heads::forward(const at::Tensor& feats, bool train, const at::Tensor
   HeadsOutput out;
   out.features = f;
   out.logits = torch::conv2d(dec, p("decoder.linear_pred.weight"), p("decoder.linear_pred.bias"));
-  out.affinity = affinity_prediction(f);
+  out.affinity = affinity_prediction(f, comm_);
   return out;
 }
 
-at::Tensor affinity_prediction(const at::Tensor& f) {
-  at::Tensor cs = cosine(f);
-  return torch::sigmoid(3.0 * (cs - cs.mean()));
+// Mean over every rank's entries (quirk 11: the reference's mean spans the whole batch).
+at::Tensor batch_mean(const at::Tensor& cs, comm::Communicator* comm) {
+  if (!comm) return cs.mean();
+  return comm::global_sum(cs, comm) / static_cast<double>(comm::global_count(cs.numel(), comm));
 }
 
-at::Tensor lvc_extra_attention(const at::Tensor& f) {
+at::Tensor affinity_prediction(const at::Tensor& f, comm::Communicator* comm) {
+  at::Tensor cs = cosine(f);
+  return torch::sigmoid(3.0 * (cs - batch_mean(cs, comm)));
+}
+
+at::Tensor lvc_extra_attention(const at::Tensor& f, comm::Communicator* comm) {
   torch::NoGradGuard ng;
   at::Tensor cs = cosine(f.detach());
-  at::Tensor r = 3.0 * (cs - cs.mean());
+  at::Tensor r = 3.0 * (cs - batch_mean(cs, comm));
   r = r.masked_fill(r < 0, -std::numeric_limits<float>::infinity());
   return torch::softmax(r, -1);
 }

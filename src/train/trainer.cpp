@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "excel/cache/feature_cache.h"
+#include "excel/comm/communicator.h"
 #include "excel/common/errors.h"
 #include "excel/data/sampler.h"
 #include "excel/data/voc_dataset.h"
@@ -52,8 +53,11 @@ struct Meters {
 
 class Trainer {
  public:
-  Trainer(const TrainConfig& cfg, metrics::Metrics* mx)
+  Trainer(const TrainConfig& cfg, metrics::Metrics* mx, comm::Communicator* comm)
       : cfg_(cfg),
+        comm_(comm && comm->size() > 1 ? comm : nullptr),
+        rank_(comm ? comm->rank() : 0),
+        world_(comm ? comm->size() : 1),
         text_(model::dataset_text(cfg.dataset)),
         C_(static_cast<int64_t>(text_.class_names.size())),
         store_(cfg.cache.empty() ? nullptr : std::make_unique<cache::FeatureStore>(cfg.cache)),
@@ -65,7 +69,8 @@ class Trainer {
         val_set_(store_ ? nullptr : std::make_unique<data::VocDataset>(data::DatasetOptions{cfg.data_root, cfg.val_split, cfg.labels_file, cfg.dataset, C_})),
         mx_(mx) {
     num_samples_ = store_ ? store_->num_samples() : static_cast<int64_t>(train_set_->size());
-    if (num_samples_ < cfg.batch)
+    heads_.set_communicator(comm_);
+    if (num_samples_ < cfg.batch * world_)
       throw ConfigError("training split has " + std::to_string(num_samples_) + " images, fewer than the batch");
     views_ = cfg.views;
     if (store_) {  // the backbone is never built: everything comes from the cache
@@ -126,6 +131,14 @@ class Trainer {
       start = m.next_iteration;
       LOG(INFO) << "resumed from " << resume << " at iteration " << start;
     }
+    if (comm_) {  // every rank starts from rank 0's weights
+      torch::NoGradGuard ng;
+      for (const auto& n : heads_.names()) {
+        at::Tensor p = heads_.param(n).detach().contiguous();
+        comm_->broadcast(p, 0);
+        heads_.param(n).copy_(p);
+      }
+    }
     TrainSummary sum;
     Meters meters;
     auto t_log = std::chrono::steady_clock::now();
@@ -179,9 +192,9 @@ class Trainer {
         sum.last_pseudo_miou = pm;
         sum.last_seg_miou = sm;
       }
-      if ((it + 1) % cfg_.ckpt_every == 0 || last) save_checkpoint(ckpt, heads_, opt_, {it + 1, cfg_.seed, cfg_.batch});
+      if ((it + 1) % cfg_.ckpt_every == 0 || last) checkpoint(ckpt, it + 1);
     }
-    if (it > start && it < cfg_.max_iters) save_checkpoint(ckpt, heads_, opt_, {it, cfg_.seed, cfg_.batch});
+    if (it > start && it < cfg_.max_iters) checkpoint(ckpt, it);
     sum.iterations_done = it;
     sum.mean_step_seconds = steps_run_ ? step_seconds_ / static_cast<double>(steps_run_) : 0.0;
     LOG(INFO) << "stopped at iteration " << it << " after " << seconds_since(t_run) << " s";
@@ -212,6 +225,12 @@ class Trainer {
     o.warmup_iters = cfg_.warmup_iters;
     o.max_iters = cfg_.max_iters;
     return o;
+  }
+
+  // Rank 0 writes; every rank waits so that nobody races ahead of a checkpoint.
+  void checkpoint(const std::string& path, int64_t next_iteration) {
+    if (rank_ == 0) save_checkpoint(path, heads_, opt_, {next_iteration, cfg_.seed, cfg_.batch});
+    if (comm_) comm_->barrier();
   }
 
   // What one step needs from the backbone, from an online pass or from the cache.
@@ -266,8 +285,8 @@ class Trainer {
     if (!prefetch_ || prefetch_epoch_ != epoch || prefetch_next_batch_ != batch_index) {
       // Schedule the rest of this epoch's rows on the prefetch thread.
       std::vector<std::pair<int64_t, int64_t>> rows;
-      for (int64_t b = batch_index; b < num_samples_ / cfg_.batch; ++b)
-        for (int64_t i : data::rank_batch(order_, b, cfg_.batch, 1, 0)) rows.emplace_back(i, view);
+      for (int64_t b = batch_index; b < num_samples_ / (cfg_.batch * world_); ++b)
+        for (int64_t i : data::rank_batch(order_, b, cfg_.batch, world_, rank_)) rows.emplace_back(i, view);
       prefetch_.reset();
       prefetch_ = std::make_unique<cache::CachePrefetcher>(*store_, std::move(rows), static_cast<uint64_t>(cfg_.cache_budget_mb) << 20);
       prefetch_epoch_ = epoch;
@@ -299,22 +318,24 @@ class Trainer {
 
   // One iteration of §8.3; returns (seg loss, diversity loss).
   std::pair<double, double> step(int64_t it) {
-    const data::BatchPosition bp = data::batch_position(it, num_samples_, cfg_.batch);
+    const data::BatchPosition bp = data::batch_position(it, num_samples_, cfg_.batch * world_);
     if (order_epoch_ != bp.epoch) {
       order_ = data::epoch_permutation(num_samples_, cfg_.seed, bp.epoch);
       order_epoch_ = bp.epoch;
     }
     const int64_t view = views_ > 0 ? bp.epoch % views_ : bp.epoch;
-    std::vector<int64_t> idx = data::rank_batch(order_, bp.index, cfg_.batch, 1, 0);
+    std::vector<int64_t> idx = data::rank_batch(order_, bp.index, cfg_.batch, world_, rank_);
     const bool dynamic = it >= cfg_.switch_iter;
     StepInputs in = store_ ? cached_inputs(idx, view, bp.epoch, bp.index) : online_inputs(idx, view, dynamic);
 
     auto gen = at::detail::createCPUGenerator(mix(cfg_.seed ^ 0xD409, static_cast<uint64_t>(it)));
-    at::Tensor drop = torch::bernoulli(torch::full({cfg_.batch, cfg_.adapter_dim}, 0.9), gen) / 0.9;
+    // Dropout draws for the whole global batch; this rank takes its rows.
+    at::Tensor drop = (torch::bernoulli(torch::full({cfg_.batch * world_, cfg_.adapter_dim}, 0.9), gen) / 0.9)
+                          .slice(0, rank_ * cfg_.batch, (rank_ + 1) * cfg_.batch);
     model::HeadsOutput ho = heads_.forward(in.feats, true, drop, g_, g_, in.patch_rows);
     at::Tensor Y = in.static_labels;
     if (dynamic) {  // LVC: dynamic CAM from E of this step's adapter output (§5), G-gated refinement
-      at::Tensor E = model::lvc_extra_attention(ho.features);
+      at::Tensor E = model::lvc_extra_attention(ho.features, comm_);
       at::Tensor f;
       if (cfg_.dynamic_full_pass && vision_) {
         model::VisionOptions vopt;
@@ -332,20 +353,42 @@ class Trainer {
       }
       Y = torch::stack(pl);
     }
-    at::Tensor seg = segmentation_loss(ho.logits, Y);
+    at::Tensor seg = segmentation_loss(ho.logits, Y, comm_);
     at::Tensor pred = segmentation_prediction(ho.logits, cfg_.crop, cfg_.crop);
     step_agree_ = eval::confusion_matrix(Y, pred, C_ + 1);
     at::Tensor target = it >= cfg_.pred_target_iter ? pred : Y;
-    at::Tensor div = diversity_loss(ho.affinity, model::affinity_labels(target, radius_, g_, g_));
+    at::Tensor div = diversity_loss(ho.affinity, model::affinity_labels(target, radius_, g_, g_), comm_);
     opt_.zero_grad();
     (seg + 0.1 * div).backward();
+    at::Tensor losses = torch::stack({seg.detach(), div.detach()}).to(torch::kDouble).contiguous();
+    if (comm_) {  // each rank holds its share of the batch loss: sum gradients and loss values
+      std::vector<at::Tensor> grads;
+      for (const auto& p : heads_.parameters()) grads.push_back(p.grad().flatten());
+      at::Tensor flat = torch::cat(grads);
+      comm_->all_reduce_sum(flat);
+      int64_t off = 0;
+      for (const auto& p : heads_.parameters()) {
+        const int64_t n = p.numel();
+        p.mutable_grad().copy_(flat.slice(0, off, off + n).view_as(p));
+        off += n;
+      }
+      comm_->all_reduce_sum(losses);
+    }
     opt_.step();
-    if (cfg_.loss_log) cfg_.loss_log->push_back({seg.item<double>(), div.item<double>()});
-    return {seg.item<double>(), div.item<double>()};
+    const double seg_v = losses[0].item<double>(), div_v = losses[1].item<double>();
+    if (cfg_.loss_log) cfg_.loss_log->push_back({seg_v, div_v});
+    return {seg_v, div_v};
   }
 
   // §10.1: static-CAM pseudo-labels (G always, tau 0.75) and single-scale segmentation on val.
   std::pair<double, double> validate() {
+    if (rank_ != 0) return {-1, -1};  // rank 0 validates; the others wait at the next checkpoint
+    struct LocalOnly {  // validation is per image: no collective inside the heads
+      model::Heads& h;
+      comm::Communicator* c;
+      ~LocalOnly() { h.set_communicator(c); }
+    } local_only{heads_, comm_};
+    heads_.set_communicator(nullptr);
     if (store_) {
       LOG(INFO) << "validation skipped: training from a feature cache has no backbone (use excel_eval)";
       return {-1, -1};
@@ -390,6 +433,8 @@ class Trainer {
  private:
 
   TrainConfig cfg_;
+  comm::Communicator* comm_;
+  int rank_, world_;
   const model::DatasetText& text_;
   int64_t C_;
   std::unique_ptr<cache::FeatureStore> store_;
@@ -418,8 +463,8 @@ class Trainer {
 
 }  // namespace
 
-TrainSummary run_training(const TrainConfig& cfg, metrics::Metrics* mx) {
-  Trainer t(cfg, mx);
+TrainSummary run_training(const TrainConfig& cfg, metrics::Metrics* mx, comm::Communicator* comm) {
+  Trainer t(cfg, mx, comm);
   return t.run();
 }
 

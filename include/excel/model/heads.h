@@ -9,6 +9,10 @@
 #include <string>
 #include <vector>
 
+namespace excel::comm {
+class Communicator;
+}
+
 namespace excel::model {
 
 struct HeadsConfig {
@@ -49,17 +53,20 @@ class Heads {
   // `source` and the tensor on a missing or mis-shaped entry.
   void load(const std::map<std::string, at::Tensor>& tensors, const std::string& source);
   const HeadsConfig& config() const { return cfg_; }
+  // Data-parallel training: batch-global statistics (the mean of P) span every rank's samples.
+  void set_communicator(comm::Communicator* c) { comm_ = c; }
 
  private:
   void add(const std::string& name, at::Tensor t);
   HeadsConfig cfg_;
   std::vector<std::string> names_;
   std::map<std::string, at::Tensor> params_;
+  comm::Communicator* comm_ = nullptr;
 };
 
 // P = sigmoid(3 (cos - mean cos)) from F [B,C,gh,gw] (§6.3).
-at::Tensor affinity_prediction(const at::Tensor& features);
+at::Tensor affinity_prediction(const at::Tensor& features, comm::Communicator* comm = nullptr);
 // E = row-softmax of 3 (cos - mean cos) with negative entries masked (§5), from detached F.
-at::Tensor lvc_extra_attention(const at::Tensor& features);
+at::Tensor lvc_extra_attention(const at::Tensor& features, comm::Communicator* comm = nullptr);
 
 }  // namespace excel::model

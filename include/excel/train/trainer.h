@@ -11,6 +11,9 @@
 namespace excel::metrics {
 class Metrics;
 }
+namespace excel::comm {
+class Communicator;
+}
 
 namespace excel::train {
 
@@ -21,7 +24,8 @@ struct TrainConfig {
   std::string clip_checkpoint, bank, bpe_path;
   int64_t crop = 320, adapter_dim = 256, decoder_layers = 3, decoder_heads = 8;
   // schedule (§8.2)
-  int64_t batch = 4, max_iters = 30000, warmup_iters = 50, switch_iter = 14000, pred_target_iter = 24000;
+  int64_t batch = 4;  // samples per rank: the global batch is batch x ranks
+  int64_t max_iters = 30000, warmup_iters = 50, switch_iter = 14000, pred_target_iter = 24000;
   double base_lr = 1e-4, weight_decay = 1e-2, train_tau = 0.79, val_tau = 0.75;
   uint64_t seed = 0;
   // Dynamic CAM by a second backbone pass as the reference does (true) or by the exact linear
@@ -51,6 +55,10 @@ struct TrainSummary {
   double first_train_agree_miou = -1, last_train_agree_miou = -1;  // same, on training crops (first/last log interval)
 };
 
-TrainSummary run_training(const TrainConfig& cfg, metrics::Metrics* metrics = nullptr);
+// With a communicator of N ranks every rank trains on its part of each global batch; batch-global
+// statistics and loss normalisers span all ranks and gradients are summed, so the weights equal a
+// one-rank run with the same global batch (up to float reduction order).
+TrainSummary run_training(const TrainConfig& cfg, metrics::Metrics* metrics = nullptr,
+                          comm::Communicator* comm = nullptr);
 
 }  // namespace excel::train

@@ -1,0 +1,47 @@
+// Collective operations between data-parallel ranks. The MPI implementation works on CPU
+// tensors in place over a private duplicate of the given communicator. Not thread-safe.
+#pragma once
+#include <mpi.h>
+
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+
+namespace excel::comm {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual const char* backend_name() const = 0;
+  virtual void all_reduce_sum(at::Tensor& t) = 0;  // in place, contiguous CPU tensor
+  virtual void broadcast(at::Tensor& t, int root) = 0;
+  virtual void barrier() = 0;
+};
+
+class MpiCommunicator : public Communicator {
+ public:
+  explicit MpiCommunicator(MPI_Comm base = MPI_COMM_WORLD);
+  ~MpiCommunicator() override;
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  const char* backend_name() const override { return "mpi"; }
+  void all_reduce_sum(at::Tensor& t) override;
+  void broadcast(at::Tensor& t, int root) override;
+  void barrier() override;
+
+ private:
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
+};
+
+// Sum of a tensor over every rank's values, differentiable: the backward pass sums the incoming
+// gradient over ranks too (the loss is the sum of the ranks' partial losses). With no
+// communicator (or one rank) this is x.sum().
+at::Tensor global_sum(const at::Tensor& x, Communicator* comm);
+// Element count over all ranks.
+int64_t global_count(int64_t local, Communicator* comm);
+
+}  // namespace excel::comm

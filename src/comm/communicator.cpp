@@ -1,0 +1,89 @@
+#include "excel/comm/communicator.h"
+
+#include <torch/torch.h>
+
+#include "excel/common/errors.h"
+
+namespace excel::comm {
+namespace {
+
+MPI_Datatype mpi_type(const at::Tensor& t) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return MPI_FLOAT;
+    case at::kDouble: return MPI_DOUBLE;
+    case at::kLong: return MPI_INT64_T;
+    case at::kInt: return MPI_INT;
+    case at::kByte: return MPI_UINT8_T;
+    default: throw ConfigError("MPI communicator: unsupported dtype " + std::string(c10::toString(t.scalar_type())));
+  }
+}
+
+void check(int rc, const char* what) {
+  if (rc != MPI_SUCCESS) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    throw ConfigError(std::string(what) + " failed: " + std::string(msg, static_cast<size_t>(len)));
+  }
+}
+
+struct GlobalSum : public torch::autograd::Function<GlobalSum> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor x, int64_t comm_ptr) {
+    ctx->saved_data["comm"] = comm_ptr;
+    ctx->saved_data["shape"] = x.sizes().vec();
+    at::Tensor s = x.sum().reshape({1}).contiguous();
+    reinterpret_cast<Communicator*>(comm_ptr)->all_reduce_sum(s);
+    return s.reshape({});
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    auto* comm = reinterpret_cast<Communicator*>(ctx->saved_data["comm"].toInt());
+    at::Tensor g = grad[0].reshape({1}).contiguous().clone();
+    comm->all_reduce_sum(g);
+    auto shape = ctx->saved_data["shape"].toIntVector();
+    return {g.reshape({}).expand(shape), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+MpiCommunicator::MpiCommunicator(MPI_Comm base) {
+  check(MPI_Comm_dup(base, &comm_), "MPI_Comm_dup");
+  MPI_Comm_rank(comm_, &rank_);
+  MPI_Comm_size(comm_, &size_);
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Comm_free(&comm_);
+}
+
+void MpiCommunicator::all_reduce_sum(at::Tensor& t) {
+  if (size_ == 1) return;
+  TORCH_CHECK(t.is_contiguous(), "all_reduce_sum needs a contiguous tensor");
+  check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), MPI_SUM, comm_),
+        "MPI_Allreduce");
+}
+
+void MpiCommunicator::broadcast(at::Tensor& t, int root) {
+  if (size_ == 1) return;
+  TORCH_CHECK(t.is_contiguous(), "broadcast needs a contiguous tensor");
+  check(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), root, comm_), "MPI_Bcast");
+}
+
+void MpiCommunicator::barrier() { check(MPI_Barrier(comm_), "MPI_Barrier"); }
+
+at::Tensor global_sum(const at::Tensor& x, Communicator* comm) {
+  if (!comm || comm->size() == 1) return x.sum();
+  return GlobalSum::apply(x, reinterpret_cast<int64_t>(comm));
+}
+
+int64_t global_count(int64_t local, Communicator* comm) {
+  if (!comm || comm->size() == 1) return local;
+  at::Tensor t = torch::tensor({local}, torch::kLong);
+  comm->all_reduce_sum(t);
+  return t.item<int64_t>();
+}
+
+}  // namespace excel::comm
