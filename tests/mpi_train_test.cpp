@@ -132,6 +132,52 @@ TEST(DataParallelTest, two_ranks_of_two_match_one_rank_of_four) {
   EXPECT_LE(worst, 1e-5);
 }
 
+// A NaN loss on one rank skips that step on every rank, and training goes on.
+TEST(DataParallelTest, nan_on_one_rank_skips_the_step_everywhere) {
+  const std::string bpe = stages::default_bpe_path();
+  if (!std::filesystem::exists(bpe)) GTEST_SKIP() << bpe << " absent";
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const std::string dir = shared_dir("nan");
+  if (rank == 0) {
+    data::make_synthetic_voc({dir + "/voc", 10, 96, 128, 0.2, 1});
+    model::ClipConfig c = model::vit_b16_config();
+    c.vision_width = 64;
+    c.vision_heads = 1;
+    c.text_width = 64;
+    c.text_heads = 1;
+    c.text_layers = 1;
+    c.embed_dim = 16;
+    model::save_clip_checkpoint(model::random_clip_tensors(c, 2, torch::kHalf), c, dir + "/clip.pt",
+                                model::CheckpointFormat::kStateDict);
+    model::save_attribute_bank({torch::randn({16, 8}), torch::ones({20, 8})}, dir + "/bank.h5");
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  train::TrainConfig cfg;
+  cfg.data_root = dir + "/voc";
+  cfg.train_split = "train";
+  cfg.val_split = "val";
+  cfg.clip_checkpoint = dir + "/clip.pt";
+  cfg.bank = dir + "/bank.h5";
+  cfg.bpe_path = bpe;
+  cfg.crop = 64;
+  cfg.adapter_dim = 16;
+  cfg.batch = 2;
+  cfg.max_iters = 4;
+  cfg.eval_every = cfg.ckpt_every = 1000;
+  cfg.val_limit = 1;
+  cfg.inject_nan_step = 1;
+  cfg.inject_nan_rank = 1;
+  cfg.output_dir = dir + "/run";
+  comm::MpiCommunicator world(MPI_COMM_WORLD);
+  auto s = train::run_training(cfg, nullptr, &world);
+  EXPECT_EQ(s.skipped_steps, 1);  // on both ranks, including the one without the NaN
+  EXPECT_EQ(s.iterations_done, 4);
+  EXPECT_TRUE(std::isfinite(s.last_seg_loss));
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0) std::filesystem::remove_all(dir);
+}
+
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   testing::InitGoogleTest(&argc, argv);

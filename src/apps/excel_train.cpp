@@ -98,7 +98,8 @@ int main(int argc, char** argv) {
     excel::metrics::Metrics mx(FLAGS_metrics_bind, FLAGS_metrics_port > 0 ? FLAGS_metrics_port + (local_rank ? std::atoi(local_rank) : 0) : 0,
                                {{"rank", std::to_string(rank)}, {"phase", "train"}});
     auto s = excel::train::run_training(c, &mx, &comm);
-    std::string val = s.last_seg_miou < 0
+    std::string val = rank != 0 ? "validation runs on rank 0"
+                      : s.last_seg_miou < 0
                           ? "no validation (feature cache)"
                           : "validation: segmentation mIoU (vs GT) " + std::to_string(100 * s.first_seg_miou) + " -> " +
                                 std::to_string(100 * s.last_seg_miou) + ", pseudo-label mIoU " +
@@ -106,7 +107,8 @@ int main(int argc, char** argv) {
                                 std::to_string(100 * s.first_agree_miou) + " -> " + std::to_string(100 * s.last_agree_miou);
     LOG(INFO) << "done: seg loss " << s.first_seg_loss << " -> " << s.last_seg_loss << ", div loss " << s.first_div_loss
               << " -> " << s.last_div_loss << ", segmentation vs pseudo-labels mIoU on training crops "
-              << 100 * s.first_train_agree_miou << " -> " << 100 * s.last_train_agree_miou << "; " << val;
+              << 100 * s.first_train_agree_miou << " -> " << 100 * s.last_train_agree_miou << "; skipped steps "
+              << s.skipped_steps << "; " << val;
   } catch (const std::exception& e) {
     std::cerr << "excel_train (rank " << rank << "): error: " << e.what() << std::endl;
     if (world > 1) MPI_Abort(MPI_COMM_WORLD, 1);  // never leave the other ranks in a collective

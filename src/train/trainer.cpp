@@ -105,6 +105,7 @@ class Trainer {
     if (mx_) {
       m_steps_ = &mx_->counter("excel_train_steps_total", "Optimiser steps taken");
       m_samples_ = &mx_->counter("excel_train_samples_total", "Training samples processed");
+      m_skipped_ = &mx_->counter("excel_train_skipped_steps_total", "Steps skipped for a non-finite loss or gradient");
       m_step_s_ = &mx_->histogram("excel_train_step_seconds", "Wall time of one training step", metrics::seconds_buckets());
       m_seg_ = &mx_->gauge("excel_train_seg_loss", "Segmentation loss of the last step");
       m_div_ = &mx_->gauge("excel_train_diversity_loss", "Affinity (diversity) loss of the last step");
@@ -150,17 +151,20 @@ class Trainer {
       auto [seg, div] = step(it);
       step_seconds_ += seconds_since(t0);
       ++steps_run_;
-      if (sum.iterations_done == 0 && it == start) {
-        sum.first_seg_loss = seg;
-        sum.first_div_loss = div;
+      const bool skipped = !std::isfinite(seg);
+      if (!skipped) {
+        if (sum.iterations_done == 0 && it == start) {
+          sum.first_seg_loss = seg;
+          sum.first_div_loss = div;
+        }
+        sum.last_seg_loss = seg;
+        sum.last_div_loss = div;
+        meters.seg += seg;
+        meters.div += div;
+        ++meters.n;
+        meters.agree = meters.agree.defined() ? meters.agree + step_agree_ : step_agree_;
       }
-      sum.last_seg_loss = seg;
-      sum.last_div_loss = div;
-      meters.seg += seg;
-      meters.div += div;
-      ++meters.n;
-      meters.agree = meters.agree.defined() ? meters.agree + step_agree_ : step_agree_;
-      if (mx_) {
+      if (mx_ && !skipped) {
         m_steps_->Increment();
         m_samples_->Increment(static_cast<double>(cfg_.batch));
         m_step_s_->Observe(seconds_since(t0));
@@ -169,7 +173,7 @@ class Trainer {
         m_lr_->Set(opt_.lr(it));
         m_iter_->Set(static_cast<double>(it + 1));
       }
-      if ((it + 1) % cfg_.log_every == 0 || it + 1 == cfg_.max_iters) {
+      if (((it + 1) % cfg_.log_every == 0 || it + 1 == cfg_.max_iters) && meters.n > 0) {
         const double dt = seconds_since(t_log), ips = static_cast<double>(meters.n * cfg_.batch) / dt;
         const double eta = static_cast<double>(cfg_.max_iters - it - 1) * dt / static_cast<double>(meters.n);
         const double agree = eval::scores(meters.agree).miou;
@@ -197,6 +201,7 @@ class Trainer {
     if (it > start && it < cfg_.max_iters) checkpoint(ckpt, it);
     sum.iterations_done = it;
     sum.mean_step_seconds = steps_run_ ? step_seconds_ / static_cast<double>(steps_run_) : 0.0;
+    sum.skipped_steps = skipped_;
     LOG(INFO) << "stopped at iteration " << it << " after " << seconds_since(t_run) << " s";
     return sum;
   }
@@ -359,8 +364,24 @@ class Trainer {
     at::Tensor target = it >= cfg_.pred_target_iter ? pred : Y;
     at::Tensor div = diversity_loss(ho.affinity, model::affinity_labels(target, radius_, g_, g_), comm_);
     opt_.zero_grad();
-    (seg + 0.1 * div).backward();
+    at::Tensor loss = seg + 0.1 * div;
+    if (it == cfg_.inject_nan_step && rank_ == cfg_.inject_nan_rank) loss = loss * std::nan("");
+    loss.backward();
     at::Tensor losses = torch::stack({seg.detach(), div.detach()}).to(torch::kDouble).contiguous();
+    // A non-finite loss or gradient on any rank skips the step on every rank (agreed by one
+    // all-reduce, so no rank steps alone).
+    bool finite = std::isfinite(loss.item<double>());
+    for (const auto& p : heads_.parameters()) finite = finite && p.grad().isfinite().all().item<bool>();
+    at::Tensor bad = torch::tensor({finite ? 0.0 : 1.0}, torch::kDouble);
+    if (comm_) comm_->all_reduce_sum(bad);
+    if (bad.item<double>() > 0) {
+      ++skipped_;
+      if (m_skipped_) m_skipped_->Increment();
+      LOG(WARNING) << "iteration " << it << ": non-finite loss or gradient on " << bad.item<double>()
+                   << " rank(s); step skipped on every rank";
+      opt_.zero_grad();
+      return {std::nan(""), std::nan("")};
+    }
     if (comm_) {  // each rank holds its share of the batch loss: sum gradients and loss values
       std::vector<at::Tensor> grads;
       for (const auto& p : heads_.parameters()) grads.push_back(p.grad().flatten());
@@ -440,6 +461,8 @@ class Trainer {
   std::unique_ptr<cache::FeatureStore> store_;
   std::unique_ptr<cache::CachePrefetcher> prefetch_;
   double step_seconds_ = 0;
+  int64_t skipped_ = 0;
+  prometheus::Counter* m_skipped_ = nullptr;
   int64_t steps_run_ = 0;
   int64_t prefetch_epoch_ = -1, prefetch_next_batch_ = -1;
   std::unique_ptr<model::ClipWeights> weights_;

@@ -37,6 +37,9 @@ struct TrainConfig {
   // Augmented views cycled per epoch (view = epoch % views); 0: a fresh view every epoch
   // (online) or all the cache holds.
   int64_t views = 0;
+  // Fault injection for tests: rank `inject_nan_rank` gets a NaN loss at iteration inject_nan_step.
+  int64_t inject_nan_step = -1;
+  int inject_nan_rank = 0;
   // Optional: every step's (seg, div) loss is appended here (tests, benchmarks).
   std::vector<std::pair<double, double>>* loss_log = nullptr;
   // bookkeeping
@@ -51,7 +54,8 @@ struct TrainSummary {
   double first_seg_loss = 0, last_seg_loss = 0, first_div_loss = 0, last_div_loss = 0;
   double last_pseudo_miou = -1, last_seg_miou = -1, first_seg_miou = -1;
   double first_agree_miou = -1, last_agree_miou = -1;  // segmentation vs pseudo-labels on val
-  double mean_step_seconds = 0;  // training steps only (no validation, no checkpoint)
+  double mean_step_seconds = 0;
+  int64_t skipped_steps = 0;  // steps with a non-finite loss or gradient on some rank  // training steps only (no validation, no checkpoint)
   double first_train_agree_miou = -1, last_train_agree_miou = -1;  // same, on training crops (first/last log interval)
 };
 
