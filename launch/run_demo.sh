@@ -24,8 +24,8 @@ mkdir -p "$OUT"
 "$BUILD/data_tools/build_attribute_bank" --descriptions="$SHARED/data/text/voc_descriptions.json" \
   --checkpoint="$OUT/clip/clip.jit.pt" --clusters=16 --output="$OUT/bank.h5"
 
-mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_cam_demo" --data_root="$OUT/voc" --split=train \
-  --checkpoint="$OUT/clip/clip.jit.pt" --bank="$OUT/bank.h5" --crop=320 --output_dir="$OUT/cams" \
+mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_cam_demo" --data_root="$OUT/voc" --data_split=train \
+  --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_crop=320 --output_dir="$OUT/cams" \
   --metrics_port="${METRICS_PORT:-9400}" --metrics_linger_s="${METRICS_LINGER_S:-0}"
 
 # Feature cache: 2 ranks precompute the frozen backbone into shards, then training runs from them

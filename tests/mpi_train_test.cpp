@@ -15,6 +15,7 @@
 #include "excel/model/tse.h"
 #include "excel/stages/stage_dump.h"
 #include "excel/train/trainer.h"
+#include "tiny_setup.h"
 
 using namespace excel;
 
@@ -33,12 +34,6 @@ std::string shared_dir(const std::string& tag) {  // one temporary folder, named
   return buf;
 }
 
-std::map<std::string, at::Tensor> read_params(const std::string& ckpt) {
-  h5::File f = h5::File::open(ckpt);
-  std::map<std::string, at::Tensor> out;
-  for (const auto& n : f.list("params")) out[n] = f.read("params/" + n);
-  return out;
-}
 
 }  // namespace
 
@@ -55,37 +50,13 @@ TEST(DataParallelTest, two_ranks_of_two_match_one_rank_of_four) {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   const std::string dir = shared_dir("dp");
-  train::TrainConfig cfg;
-  if (rank == 0) {
-    data::make_synthetic_voc({dir + "/voc", 10, 96, 128, 0.2, 1});
-    model::ClipConfig c = model::vit_b16_config();
-    c.vision_width = 64;
-    c.vision_heads = 1;
-    c.text_width = 64;
-    c.text_heads = 1;
-    c.text_layers = 1;
-    c.embed_dim = 16;
-    model::save_clip_checkpoint(model::random_clip_tensors(c, 2, torch::kHalf), c, dir + "/clip.pt",
-                                model::CheckpointFormat::kStateDict);
-    torch::manual_seed(3);
-    at::Tensor centres = torch::randn({16, 8});
-    model::save_attribute_bank({centres / centres.norm(2, {0}, true), torch::ones({20, 8})}, dir + "/bank.h5");
-  }
+  if (rank == 0) test::tiny_setup(dir, bpe);
   MPI_Barrier(MPI_COMM_WORLD);
-  cfg.data_root = dir + "/voc";
-  cfg.train_split = "train";
-  cfg.val_split = "val";
-  cfg.clip_checkpoint = dir + "/clip.pt";
-  cfg.bank = dir + "/bank.h5";
-  cfg.bpe_path = bpe;
+  train::TrainConfig cfg = test::tiny_setup(dir, bpe, /*write=*/false);
   cfg.crop = 96;
-  cfg.adapter_dim = 16;
-  cfg.max_iters = 6;
-  cfg.warmup_iters = 2;
+  cfg.base_lr = 1e-4;
   cfg.switch_iter = 1000;
   cfg.pred_target_iter = 1000;
-  cfg.eval_every = cfg.ckpt_every = 1000;
-  cfg.val_limit = 1;
   cfg.seed = 5;
 
   comm::MpiCommunicator world(MPI_COMM_WORLD);
@@ -110,7 +81,7 @@ TEST(DataParallelTest, two_ranks_of_two_match_one_rank_of_four) {
     }
     EXPECT_NEAR(s1.last_seg_loss, s2.last_seg_loss, 1e-5);
     EXPECT_NEAR(s1.last_div_loss, s2.last_div_loss, 1e-5);
-    auto a = read_params(dir + "/one_rank/checkpoint.h5"), b = read_params(dir + "/two_ranks/checkpoint.h5");
+    auto a = test::read_params(dir + "/one_rank/checkpoint.h5"), b = test::read_params(dir + "/two_ranks/checkpoint.h5");
     worst = 0;
     for (const auto& kv : a) {
       at::Tensor x = kv.second, y = b.at(kv.first);
@@ -139,32 +110,10 @@ TEST(DataParallelTest, nan_on_one_rank_skips_the_step_everywhere) {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   const std::string dir = shared_dir("nan");
-  if (rank == 0) {
-    data::make_synthetic_voc({dir + "/voc", 10, 96, 128, 0.2, 1});
-    model::ClipConfig c = model::vit_b16_config();
-    c.vision_width = 64;
-    c.vision_heads = 1;
-    c.text_width = 64;
-    c.text_heads = 1;
-    c.text_layers = 1;
-    c.embed_dim = 16;
-    model::save_clip_checkpoint(model::random_clip_tensors(c, 2, torch::kHalf), c, dir + "/clip.pt",
-                                model::CheckpointFormat::kStateDict);
-    model::save_attribute_bank({torch::randn({16, 8}), torch::ones({20, 8})}, dir + "/bank.h5");
-  }
+  if (rank == 0) test::tiny_setup(dir, bpe);
   MPI_Barrier(MPI_COMM_WORLD);
-  train::TrainConfig cfg;
-  cfg.data_root = dir + "/voc";
-  cfg.train_split = "train";
-  cfg.val_split = "val";
-  cfg.clip_checkpoint = dir + "/clip.pt";
-  cfg.bank = dir + "/bank.h5";
-  cfg.bpe_path = bpe;
-  cfg.crop = 64;
-  cfg.adapter_dim = 16;
-  cfg.batch = 2;
+  train::TrainConfig cfg = test::tiny_setup(dir, bpe, /*write=*/false);
   cfg.max_iters = 4;
-  cfg.eval_every = cfg.ckpt_every = 1000;
   cfg.val_limit = 1;
   cfg.inject_nan_step = 1;
   cfg.inject_nan_rank = 1;

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "app_common.h"
 #include "excel/common/errors.h"
 #include "excel/common/h5.h"
 #include "excel/common/logging.h"
@@ -26,19 +27,9 @@
 #include "excel/model/tse.h"
 #include "excel/stages/stage_dump.h"
 
-DEFINE_string(data_root, "demo_out/voc", "VOC-layout folder (JPEGImages/, ImageSets/Segmentation/)");
-DEFINE_string(split, "train", "list name under ImageSets/Segmentation/");
-DEFINE_string(labels, "", "image-level labels file (default: derived from the masks)");
-DEFINE_string(checkpoint, "demo_out/clip/clip.jit.pt", "CLIP checkpoint");
-DEFINE_string(bank, "demo_out/bank.h5", "attribute bank .h5 matching the checkpoint's text tower");
-DEFINE_string(bpe_path, "", "BPE merge list");
-DEFINE_string(dataset, "voc", "voc or coco");
-DEFINE_int32(crop, 320, "network input side (images are resized bilinearly, as in validation)");
+DEFINE_string(data_split, "train", "list name under ImageSets/Segmentation/");
 DEFINE_int32(batch, 4, "images per forward");
-DEFINE_int32(threads, 0, "intra-op threads per rank (0: cores / local ranks)");
 DEFINE_string(output_dir, "demo_out/cams", "output folder (overlays/ and cams.h5)");
-DEFINE_string(metrics_bind, "127.0.0.1", "address of the metrics endpoint");
-DEFINE_int32(metrics_port, 0, "metrics port base (+ local rank); 0 disables");
 DEFINE_int32(metrics_linger_s, 0, "keep serving metrics this long after the work ends");
 
 namespace fs = std::filesystem;
@@ -46,29 +37,26 @@ using namespace excel;
 
 namespace {
 
-int run(int rank, int world) {
-  const int local_rank = std::atoi(std::getenv("OMPI_COMM_WORLD_LOCAL_RANK") ? std::getenv("OMPI_COMM_WORLD_LOCAL_RANK") : "0");
-  const int local_size = std::max(1, std::atoi(std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE") ? std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE") : "1"));
-  configure_process(FLAGS_threads, local_size);
-  metrics::Metrics mx(FLAGS_metrics_bind, FLAGS_metrics_port > 0 ? FLAGS_metrics_port + local_rank : 0,
+void run(int rank, int world) {
+  metrics::Metrics mx(FLAGS_metrics_bind, apps::metrics_port_for_local_rank(),
                       {{"rank", std::to_string(rank)}, {"phase", "cam_demo"}});
   auto& images_total = mx.counter("excel_cam_images_total", "Images whose static CAMs were computed");
   auto& forward_s = mx.histogram("excel_cam_forward_seconds", "Backbone + CAM time per batch", metrics::seconds_buckets());
   auto& progress = mx.gauge("excel_cam_progress_ratio", "Fraction of this rank's images done");
   if (mx.bound_port()) LOG(INFO) << "rank " << rank << ": metrics on http://" << FLAGS_metrics_bind << ":" << mx.bound_port() << "/metrics";
 
-  const model::DatasetText& dt = model::dataset_text(FLAGS_dataset);
+  const model::DatasetText& dt = model::dataset_text(FLAGS_data_dataset);
   const int64_t C = static_cast<int64_t>(dt.class_names.size());
-  data::VocDataset set({FLAGS_data_root, FLAGS_split, FLAGS_labels, FLAGS_dataset, C});
+  data::VocDataset set({FLAGS_data_root, FLAGS_data_split, FLAGS_data_labels, FLAGS_data_dataset, C});
   const std::vector<std::string>& ids = set.ids();
 
-  model::ClipWeights weights = model::load_clip_checkpoint(FLAGS_checkpoint);
-  model::Tokenizer tok(FLAGS_bpe_path.empty() ? stages::default_bpe_path() : FLAGS_bpe_path);
+  model::ClipWeights weights = model::load_clip_checkpoint(FLAGS_model_clip);
+  model::Tokenizer tok(FLAGS_model_bpe.empty() ? stages::default_bpe_path() : FLAGS_model_bpe);
   model::ClipText text(weights);
   at::Tensor t_all = model::text_semantic_enrichment(text.encode_prompts(model::all_text_names(dt), tok), C,
-                                                     model::load_attribute_bank(FLAGS_bank));
+                                                     model::load_attribute_bank(FLAGS_model_bank));
   model::ClipVision vision(weights);
-  const int64_t g = FLAGS_crop / weights.config.patch;
+  const int64_t g = FLAGS_model_crop / weights.config.patch;
 
   std::vector<std::string> mine;
   std::vector<size_t> mine_idx;
@@ -86,7 +74,7 @@ int run(int rank, int world) {
       at::Tensor x = model::normalize_rgb(img.unsqueeze(0));
       inputs.push_back(torch::nn::functional::interpolate(
           x, torch::nn::functional::InterpolateFuncOptions()
-                 .size(std::vector<int64_t>{FLAGS_crop, FLAGS_crop})
+                 .size(std::vector<int64_t>{FLAGS_model_crop, FLAGS_model_crop})
                  .mode(torch::kBilinear)
                  .align_corners(false)));
       rgb.push_back(img);
@@ -136,8 +124,8 @@ int run(int rank, int world) {
       out.write("cams", torch::stack(ordered).view({static_cast<int64_t>(ids.size()), g, g, C}).permute({0, 3, 1, 2}).contiguous(), true);
       out.write_strings("ids", ids);
       out.write_strings("class_names", dt.class_names);
-      out.set_attr("checkpoint", FLAGS_checkpoint);
-      out.set_attr("crop", static_cast<int64_t>(FLAGS_crop));
+      out.set_attr("checkpoint", FLAGS_model_clip);
+      out.set_attr("crop", static_cast<int64_t>(FLAGS_model_crop));
     }
     fs::rename(tmp, FLAGS_output_dir + "/cams.h5");
     for (int r = 0; r < world; ++r) fs::remove(FLAGS_output_dir + "/cams.part" + std::to_string(r) + ".h5");
@@ -145,25 +133,10 @@ int run(int rank, int world) {
               << "] static CAMs) and overlays/";
   }
   if (FLAGS_metrics_linger_s > 0) std::this_thread::sleep_for(std::chrono::seconds(FLAGS_metrics_linger_s));
-  return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  MPI_Init(&argc, &argv);
-  int rank = 0, world = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
-  init_logging(argv[0], rank);
-  int rc = 0;
-  try {
-    rc = run(rank, world);
-  } catch (const std::exception& e) {
-    std::cerr << "excel_cam_demo (rank " << rank << "): error: " << e.what() << std::endl;
-    MPI_Abort(MPI_COMM_WORLD, 1);
-  }
-  MPI_Finalize();
-  return rc;
+  return apps::run_mpi_main(argc, argv, "excel_cam_demo", [](int rank, int world) { run(rank, world); });
 }

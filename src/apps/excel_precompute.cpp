@@ -9,36 +9,21 @@
 #include <chrono>
 #include <iostream>
 
+#include "app_common.h"
 #include "excel/cache/feature_cache.h"
 #include "excel/common/errors.h"
 #include "excel/common/logging.h"
 
 DEFINE_string(cache_dir, "cache", "output folder for shards and manifest.json");
-DEFINE_string(data_root, "", "VOC-layout data folder");
 DEFINE_string(data_split, "train_aug", "list to cache");
-DEFINE_string(data_labels, "", "image-level labels file (empty: derived from the masks)");
-DEFINE_string(data_dataset, "voc", "voc or coco");
-DEFINE_string(model_clip, "", "CLIP checkpoint");
-DEFINE_string(model_bank, "", "TSE attribute bank");
-DEFINE_string(model_bpe, "", "BPE merge list");
-DEFINE_int32(model_crop, 320, "crop side");
 DEFINE_int32(cache_views, 1, "augmented views per image (view v uses augmentation seed (seed, image, v))");
 DEFINE_string(cache_dtype, "fp16", "storage dtype: fp32, fp16 or bf16");
 DEFINE_int32(cache_batch, 4, "crops per backbone forward");
 DEFINE_int32(train_seed, 0, "augmentation seed");
 DEFINE_double(train_tau, 0.79, "box threshold of the static pseudo-labels");
-DEFINE_int32(threads, 0, "intra-op threads per rank (0: cores / local ranks)");
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  MPI_Init(&argc, &argv);
-  int rank = 0, world = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
-  excel::init_logging(argv[0], rank);
-  try {
-    const char* ls = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    excel::configure_process(FLAGS_threads, ls ? std::atoi(ls) : 1);
+  return excel::apps::run_mpi_main(argc, argv, "excel_precompute", [](int rank, int world) {
     excel::cache::CacheConfig c;
     c.data_root = FLAGS_data_root;
     c.split = FLAGS_data_split;
@@ -80,10 +65,5 @@ int main(int argc, char** argv) {
       excel::cache::write_manifest(c, shards);
       LOG(INFO) << "wrote " << c.output_dir << "/manifest.json (" << world << " shards)";
     }
-  } catch (const std::exception& e) {
-    std::cerr << "excel_precompute (rank " << rank << "): error: " << e.what() << std::endl;
-    MPI_Abort(MPI_COMM_WORLD, 1);
-  }
-  MPI_Finalize();
-  return 0;
+  });
 }

@@ -9,23 +9,17 @@
 #include <iostream>
 
 #include "excel/comm/communicator.h"
+#include "app_common.h"
 #include "excel/common/errors.h"
 #include "excel/common/logging.h"
 #include "excel/metrics/metrics.h"
 #include "excel/train/trainer.h"
 
-DEFINE_string(data_root, "demo_out/voc", "VOC-layout data folder");
 DEFINE_string(data_train_split, "train_aug", "training list (name under ImageSets/Segmentation or a path)");
 DEFINE_string(data_val_split, "val", "validation list");
-DEFINE_string(data_labels, "", "image-level labels file (empty: derived from the masks)");
-DEFINE_string(data_dataset, "voc", "voc or coco");
 DEFINE_string(data_cache, "", "feature-cache manifest (excel_precompute): train without running the backbone");
 DEFINE_int32(data_cache_budget_mb, 1024, "memory for samples read ahead from the cache");
 DEFINE_int32(data_views, 0, "augmented views cycled per epoch (0: fresh views online / all cached views)");
-DEFINE_string(model_clip, "", "CLIP checkpoint (ViT-B-16.pt or a state dict)");
-DEFINE_string(model_bank, "", "TSE attribute bank .h5");
-DEFINE_string(model_bpe, "", "BPE merge list (default ../shared/data/text/bpe_simple_vocab_16e6.txt.gz)");
-DEFINE_int32(model_crop, 320, "training crop side");
 DEFINE_int32(model_adapter_dim, 256, "adapter / decoder width");
 DEFINE_int32(train_batch, 4, "samples per step");
 DEFINE_int32(train_max_iters, 30000, "iterations");
@@ -39,26 +33,14 @@ DEFINE_int32(train_seed, 0, "seed of initialisation, data order, augmentation an
 DEFINE_int32(train_log_every, 20, "progress line every N iterations");
 DEFINE_int32(train_stop_after, 0, "stop after N iterations of this run (checkpoint kept)");
 DEFINE_bool(train_dynamic_full_pass, false, "dynamic CAM by a second backbone pass (reference) instead of the exact linear update");
-DEFINE_int32(train_threads, 0, "intra-op threads (0: all cores)");
 DEFINE_int32(eval_every, 2000, "validate every N iterations");
 DEFINE_int32(eval_limit, 0, "validate on the first N images only (0: all)");
 DEFINE_string(ckpt_dir, "run", "output folder (checkpoint.h5)");
 DEFINE_int32(ckpt_every, 2000, "checkpoint every N iterations");
 DEFINE_string(ckpt_resume, "auto", "checkpoint to resume from; 'auto': <ckpt_dir>/checkpoint.h5 if present");
-DEFINE_string(metrics_bind, "127.0.0.1", "metrics endpoint address");
-DEFINE_int32(metrics_port, 0, "metrics port base, + local rank (0 disables)");
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
-  MPI_Init(&argc, &argv);
-  int rank = 0, world = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
-  excel::init_logging(argv[0], rank);
-  int rc = 0;
-  try {
-    const char* local_size = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-    excel::configure_process(FLAGS_train_threads, local_size ? std::atoi(local_size) : 1);
+  return excel::apps::run_mpi_main(argc, argv, "excel_train", [](int rank, int) {
     excel::comm::MpiCommunicator comm(MPI_COMM_WORLD);
     excel::train::TrainConfig c;
     c.data_root = FLAGS_data_root;
@@ -93,9 +75,7 @@ int main(int argc, char** argv) {
     c.resume = FLAGS_ckpt_resume;
     if (c.cache.empty() && (c.clip_checkpoint.empty() || c.bank.empty()))
       throw excel::ConfigError("--model_clip and --model_bank are required (or --data_cache)");
-    const char* local_rank = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
-    if (!local_rank) local_rank = std::getenv("SLURM_LOCALID");
-    excel::metrics::Metrics mx(FLAGS_metrics_bind, FLAGS_metrics_port > 0 ? FLAGS_metrics_port + (local_rank ? std::atoi(local_rank) : 0) : 0,
+    excel::metrics::Metrics mx(FLAGS_metrics_bind, excel::apps::metrics_port_for_local_rank(),
                                {{"rank", std::to_string(rank)}, {"phase", "train"}});
     auto s = excel::train::run_training(c, &mx, &comm);
     std::string val = rank != 0 ? "validation runs on rank 0"
@@ -109,11 +89,5 @@ int main(int argc, char** argv) {
               << " -> " << s.last_div_loss << ", segmentation vs pseudo-labels mIoU on training crops "
               << 100 * s.first_train_agree_miou << " -> " << 100 * s.last_train_agree_miou << "; skipped steps "
               << s.skipped_steps << "; " << val;
-  } catch (const std::exception& e) {
-    std::cerr << "excel_train (rank " << rank << "): error: " << e.what() << std::endl;
-    if (world > 1) MPI_Abort(MPI_COMM_WORLD, 1);  // never leave the other ranks in a collective
-    rc = 1;
-  }
-  MPI_Finalize();
-  return rc;
+  });
 }

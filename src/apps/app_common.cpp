@@ -1,0 +1,55 @@
+#include "app_common.h"
+
+#include <glog/logging.h>
+#include <mpi.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "excel/common/logging.h"
+
+DEFINE_string(data_root, "demo_out/voc", "VOC-layout data folder (JPEGImages/, SegmentationClassAug/, ImageSets/)");
+DEFINE_string(data_labels, "", "image-level labels file (empty: derived from the masks)");
+DEFINE_string(data_dataset, "voc", "voc or coco");
+DEFINE_string(model_clip, "", "CLIP checkpoint (OpenAI's ViT-B-16.pt or a torch.save state dict)");
+DEFINE_string(model_bank, "", "TSE attribute bank .h5 matching the checkpoint's text tower");
+DEFINE_string(model_bpe, "", "BPE merge list (default ../shared/data/text/bpe_simple_vocab_16e6.txt.gz)");
+DEFINE_int32(model_crop, 320, "network input side");
+DEFINE_int32(threads, 0, "intra-op threads per rank (0: the cores of this node / its ranks)");
+DEFINE_string(metrics_bind, "127.0.0.1", "address of the Prometheus endpoint");
+DEFINE_int32(metrics_port, 0, "Prometheus port base, + local rank (0 disables)");
+
+namespace excel::apps {
+namespace {
+int env_int(const char* a, const char* b, int fallback) {
+  for (const char* n : {a, b})
+    if (const char* v = std::getenv(n)) return std::atoi(v);
+  return fallback;
+}
+}  // namespace
+
+int metrics_port_for_local_rank() {
+  return FLAGS_metrics_port > 0 ? FLAGS_metrics_port + env_int("OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", 0) : 0;
+}
+
+int run_mpi_main(int argc, char** argv, const char* name, const std::function<void(int, int)>& body) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  MPI_Init(&argc, &argv);
+  int rank = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  init_logging(argv[0], rank);
+  int rc = 0;
+  try {
+    configure_process(FLAGS_threads, env_int("OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", 1));
+    body(rank, world);
+  } catch (const std::exception& e) {
+    std::cerr << name << " (rank " << rank << "): error: " << e.what() << std::endl;
+    if (world > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+    rc = 1;
+  }
+  MPI_Finalize();
+  return rc;
+}
+
+}  // namespace excel::apps

@@ -1,0 +1,29 @@
+// What every MPI-launched executable shares: the common flags (defined once, in
+// app_common.cpp) and the MPI main wrapper.
+#pragma once
+#include <gflags/gflags.h>
+
+#include <functional>
+
+DECLARE_string(data_root);
+DECLARE_string(data_labels);
+DECLARE_string(data_dataset);
+DECLARE_string(model_clip);
+DECLARE_string(model_bank);
+DECLARE_string(model_bpe);
+DECLARE_int32(model_crop);
+DECLARE_int32(threads);
+DECLARE_string(metrics_bind);
+DECLARE_int32(metrics_port);
+
+namespace excel::apps {
+
+// Parses flags, initialises MPI and rank-prefixed logging, sizes the thread pool for the ranks
+// on this node, runs body(rank, world) and finalises MPI. An exception is reported with the rank
+// and aborts every rank (none is left waiting in a collective).
+int run_mpi_main(int argc, char** argv, const char* name, const std::function<void(int, int)>& body);
+
+// Metrics port for this process: --metrics_port + local rank (0 when disabled).
+int metrics_port_for_local_rank();
+
+}  // namespace excel::apps
