@@ -371,7 +371,8 @@ class Trainer {
     // A non-finite loss or gradient on any rank skips the step on every rank (agreed by one
     // all-reduce, so no rank steps alone).
     bool finite = std::isfinite(loss.item<double>());
-    for (const auto& p : heads_.parameters()) finite = finite && p.grad().isfinite().all().item<bool>();
+    for (const auto& p : heads_.parameters())
+      finite = finite && (!p.grad().defined() || p.grad().isfinite().all().item<bool>());
     at::Tensor bad = torch::tensor({finite ? 0.0 : 1.0}, torch::kDouble);
     if (comm_) comm_->all_reduce_sum(bad);
     if (bad.item<double>() > 0) {
@@ -384,7 +385,10 @@ class Trainer {
     }
     if (comm_) {  // each rank holds its share of the batch loss: sum gradients and loss values
       std::vector<at::Tensor> grads;
-      for (const auto& p : heads_.parameters()) grads.push_back(p.grad().flatten());
+      for (auto p : heads_.parameters()) {
+        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // unused this step
+        grads.push_back(p.grad().flatten());
+      }
       at::Tensor flat = torch::cat(grads);
       comm_->all_reduce_sum(flat);
       int64_t off = 0;
