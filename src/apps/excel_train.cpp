@@ -19,6 +19,7 @@ DEFINE_string(data_train_split, "train_aug", "training list (name under ImageSet
 DEFINE_string(data_val_split, "val", "validation list");
 DEFINE_string(data_cache, "", "feature-cache manifest (excel_precompute): train without running the backbone");
 DEFINE_int32(data_cache_budget_mb, 1024, "memory for samples read ahead from the cache");
+DEFINE_int32(comm_bucket_mb, 25, "gradient all-reduce bucket size in MB (data-parallel runs)");
 DEFINE_int32(data_views, 0, "augmented views cycled per epoch (0: fresh views online / all cached views)");
 DEFINE_int32(model_adapter_dim, 256, "adapter / decoder width");
 DEFINE_int32(train_batch, 4, "samples per step");
@@ -67,6 +68,7 @@ int main(int argc, char** argv) {
     c.cache = FLAGS_data_cache;
     c.views = FLAGS_data_views;
     c.cache_budget_mb = FLAGS_data_cache_budget_mb;
+    c.comm_bucket_mb = FLAGS_comm_bucket_mb;
     c.stop_after = FLAGS_train_stop_after;
     c.eval_every = FLAGS_eval_every;
     c.val_limit = FLAGS_eval_limit;

@@ -9,6 +9,7 @@
 
 #include "excel/cache/feature_cache.h"
 #include "excel/comm/communicator.h"
+#include "excel/comm/gradient_bucketer.h"
 #include "excel/common/errors.h"
 #include "excel/data/sampler.h"
 #include "excel/data/voc_dataset.h"
@@ -70,6 +71,12 @@ class Trainer {
         mx_(mx) {
     num_samples_ = store_ ? store_->num_samples() : static_cast<int64_t>(train_set_->size());
     heads_.set_communicator(comm_);
+    if (comm_) {
+      auto* mpi = dynamic_cast<comm::MpiCommunicator*>(comm_);
+      if (!mpi) throw ConfigError("data-parallel training needs the MPI communicator");
+      bucketer_ = std::make_unique<comm::GradientBucketer>(heads_.parameters(), mpi->mpi_comm(),
+                                                           static_cast<size_t>(cfg.comm_bucket_mb) << 20);
+    }
     if (num_samples_ < cfg.batch * world_)
       throw ConfigError("training split has " + std::to_string(num_samples_) + " images, fewer than the batch");
     views_ = cfg.views;
@@ -333,6 +340,7 @@ class Trainer {
     const bool dynamic = it >= cfg_.switch_iter;
     StepInputs in = store_ ? cached_inputs(idx, view, bp.epoch, bp.index) : online_inputs(idx, view, dynamic);
 
+    if (bucketer_) bucketer_->prepare();
     auto gen = at::detail::createCPUGenerator(mix(cfg_.seed ^ 0xD409, static_cast<uint64_t>(it)));
     // Dropout draws for the whole global batch; this rank takes its rows.
     at::Tensor drop = (torch::bernoulli(torch::full({cfg_.batch * world_, cfg_.adapter_dim}, 0.9), gen) / 0.9)
@@ -374,7 +382,11 @@ class Trainer {
     for (const auto& p : heads_.parameters())
       finite = finite && (!p.grad().defined() || p.grad().isfinite().all().item<bool>());
     at::Tensor bad = torch::tensor({finite ? 0.0 : 1.0}, torch::kDouble);
-    if (comm_) comm_->all_reduce_sum(bad);
+    if (comm_) {
+      comm_->all_reduce_sum(bad);
+      bucketer_->finish();  // waits for the buckets launched during backward: .grad() = sums
+      comm_->all_reduce_sum(losses);
+    }
     if (bad.item<double>() > 0) {
       ++skipped_;
       if (m_skipped_) m_skipped_->Increment();
@@ -382,22 +394,6 @@ class Trainer {
                    << " rank(s); step skipped on every rank";
       opt_.zero_grad();
       return {std::nan(""), std::nan("")};
-    }
-    if (comm_) {  // each rank holds its share of the batch loss: sum gradients and loss values
-      std::vector<at::Tensor> grads;
-      for (auto p : heads_.parameters()) {
-        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // unused this step
-        grads.push_back(p.grad().flatten());
-      }
-      at::Tensor flat = torch::cat(grads);
-      comm_->all_reduce_sum(flat);
-      int64_t off = 0;
-      for (const auto& p : heads_.parameters()) {
-        const int64_t n = p.numel();
-        p.mutable_grad().copy_(flat.slice(0, off, off + n).view_as(p));
-        off += n;
-      }
-      comm_->all_reduce_sum(losses);
     }
     opt_.step();
     const double seg_v = losses[0].item<double>(), div_v = losses[1].item<double>();
@@ -464,6 +460,7 @@ class Trainer {
   int64_t C_;
   std::unique_ptr<cache::FeatureStore> store_;
   std::unique_ptr<cache::CachePrefetcher> prefetch_;
+  std::unique_ptr<comm::GradientBucketer> bucketer_;
   double step_seconds_ = 0;
   int64_t skipped_ = 0;
   prometheus::Counter* m_skipped_ = nullptr;

@@ -31,6 +31,7 @@ class MpiCommunicator : public Communicator {
   void all_reduce_sum(at::Tensor& t) override;
   void broadcast(at::Tensor& t, int root) override;
   void barrier() override;
+  MPI_Comm mpi_comm() const { return comm_; }
 
  private:
   MPI_Comm comm_;

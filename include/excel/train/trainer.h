@@ -33,7 +33,8 @@ struct TrainConfig {
   bool dynamic_full_pass = false;
   // Feature cache manifest: train from it and never build the backbone (validation is skipped).
   std::string cache;
-  int64_t cache_budget_mb = 1024;  // decoded samples the prefetch thread may hold
+  int64_t cache_budget_mb = 1024;
+  int64_t comm_bucket_mb = 25;     // gradient all-reduce bucket size (data-parallel runs)  // decoded samples the prefetch thread may hold
   // Augmented views cycled per epoch (view = epoch % views); 0: a fresh view every epoch
   // (online) or all the cache holds.
   int64_t views = 0;
