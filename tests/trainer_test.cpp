@@ -102,7 +102,8 @@ TEST(CachedTrainingTest, matches_online_training_on_the_same_views) {
 
   std::map<std::string, std::map<std::string, at::Tensor>> cached_params;
   std::map<std::string, std::vector<std::pair<double, double>>> cached_losses;
-  for (const std::string dtype : {"fp32", "fp16"}) {
+  // The cache of the training run's data, views and seed, in a storage dtype.
+  auto cache_config = [&](const std::string& dtype) {
     cache::CacheConfig cc;
     cc.data_root = cfg.data_root;
     cc.split = cfg.train_split;
@@ -111,11 +112,15 @@ TEST(CachedTrainingTest, matches_online_training_on_the_same_views) {
     cc.bpe_path = bpe;
     cc.output_dir = dir + "/cache_" + dtype;
     cc.crop = cfg.crop;
-    cc.views = 2;
-    cc.batch = 3;  // a batch composition unlike training's
     cc.seed = cfg.seed;
     cc.dtype = dtype;
     cc.tau = cfg.train_tau;
+    return cc;
+  };
+  for (const std::string dtype : {"fp32", "fp16"}) {
+    cache::CacheConfig cc = cache_config(dtype);
+    cc.views = 2;
+    cc.batch = 3;  // a batch composition unlike training's
     std::vector<cache::ShardInfo> shards;
     for (int r = 0; r < 2; ++r) shards.push_back(cache::precompute_shard(cc, r, 2));
     cache::write_manifest(cc, shards);
@@ -129,17 +134,7 @@ TEST(CachedTrainingTest, matches_online_training_on_the_same_views) {
   }
   // bf16 storage holds the same features to bfloat16 precision.
   {
-    cache::CacheConfig cc;
-    cc.data_root = cfg.data_root;
-    cc.split = cfg.train_split;
-    cc.clip_checkpoint = cfg.clip_checkpoint;
-    cc.bank = cfg.bank;
-    cc.bpe_path = bpe;
-    cc.output_dir = dir + "/cache_bf16";
-    cc.crop = cfg.crop;
-    cc.seed = cfg.seed;
-    cc.dtype = "bf16";
-    cc.tau = cfg.train_tau;
+    cache::CacheConfig cc = cache_config("bf16");
     cache::write_manifest(cc, {cache::precompute_shard(cc, 0, 1)});
     cache::FeatureStore bf(cc.output_dir + "/manifest.json"), f32(dir + "/cache_fp32/manifest.json");
     cache::CachedSample a = bf.read(3, 0), b = f32.read(3, 0);

@@ -51,10 +51,7 @@ void run(int rank, int world) {
   const std::vector<std::string>& ids = set.ids();
 
   model::ClipWeights weights = model::load_clip_checkpoint(FLAGS_model_clip);
-  model::Tokenizer tok(FLAGS_model_bpe.empty() ? stages::default_bpe_path() : FLAGS_model_bpe);
-  model::ClipText text(weights);
-  at::Tensor t_all = model::text_semantic_enrichment(text.encode_prompts(model::all_text_names(dt), tok), C,
-                                                     model::load_attribute_bank(FLAGS_model_bank));
+  at::Tensor t_all = model::dataset_text_features(weights, FLAGS_data_dataset, FLAGS_model_bank, FLAGS_model_bpe);
   model::ClipVision vision(weights);
   const int64_t g = FLAGS_model_crop / weights.config.patch;
 

@@ -19,11 +19,6 @@ at::Tensor from_storage(const at::Tensor& t, const std::string& dtype) {
   return t.to(at::kFloat);
 }
 
-std::string hex32(uint32_t v) {
-  char b[16];
-  std::snprintf(b, sizeof(b), "%08x", v);
-  return b;
-}
 
 }  // namespace
 
@@ -78,7 +73,7 @@ void check_compatible(const Manifest& m, const CacheConfig& c) {
   differ("crop", std::to_string(m.config.crop), std::to_string(c.crop));
   differ("seed", std::to_string(m.config.seed), std::to_string(c.seed));
   if (!c.clip_checkpoint.empty() && fs::exists(c.clip_checkpoint))
-    differ("checkpoint_crc32", m.checkpoint_crc32, hex32(file_crc32(c.clip_checkpoint)));
+    differ("checkpoint_crc32", m.checkpoint_crc32, crc32_hex(file_crc32(c.clip_checkpoint)));
 }
 
 void verify_cache(const Manifest& m) {
@@ -89,7 +84,7 @@ void verify_cache(const Manifest& m) {
     if (!fs::exists(p)) throw FormatError(p + ": shard listed in " + m.path + " is missing");
     const uint32_t crc = file_crc32(p);
     if (crc != s.crc32)
-      throw FormatError(p + ": checksum " + hex32(crc) + " differs from the manifest's " + hex32(s.crc32) +
+      throw FormatError(p + ": checksum " + crc32_hex(crc) + " differs from the manifest's " + crc32_hex(s.crc32) +
                         " (truncated or altered shard)");
     h5::File f = h5::File::open(p);
     for (const char* ds : {"feats", "value_proj", "cls_row", "attn_mean", "attn_sel", "static_label", "crop", "labels",

@@ -40,11 +40,6 @@ at::Tensor to_storage(const at::Tensor& t, const std::string& dtype) {
   return t.to(storage_type(dtype));
 }
 
-std::string hex32(uint32_t v) {
-  char b[16];
-  std::snprintf(b, sizeof(b), "%08x", v);
-  return b;
-}
 
 // Configuration fields a shard records; a mismatch names the field.
 std::vector<std::pair<std::string, std::string>> identity(const CacheConfig& c, const std::string& ckpt_crc,
@@ -66,6 +61,12 @@ data::VocDataset open_dataset(const CacheConfig& c) {
 std::string shard_name(int index, int count) {
   char b[64];
   std::snprintf(b, sizeof(b), "shard-%05d-of-%05d.h5", index, count);
+  return b;
+}
+
+std::string crc32_hex(uint32_t crc) {
+  char b[16];
+  std::snprintf(b, sizeof(b), "%08x", crc);
   return b;
 }
 
@@ -92,7 +93,7 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world) {
   info.rows = info.num_samples * cfg.views;
   fs::create_directories(cfg.output_dir);
   const std::string final_path = cfg.output_dir + "/" + info.file, tmp = final_path + ".tmp";
-  const std::string ckpt_crc = hex32(file_crc32(cfg.clip_checkpoint));
+  const std::string ckpt_crc = crc32_hex(file_crc32(cfg.clip_checkpoint));
   const auto ident = identity(cfg, ckpt_crc, world, n);
 
   if (fs::exists(final_path)) {  // complete shard from an earlier run: keep it if it matches
@@ -114,9 +115,7 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world) {
   model::ClipWeights weights = model::load_clip_checkpoint(cfg.clip_checkpoint);
   const model::DatasetText& dt = model::dataset_text(cfg.dataset);
   const int64_t C = static_cast<int64_t>(dt.class_names.size());
-  model::Tokenizer tok(cfg.bpe_path.empty() ? stages::default_bpe_path() : cfg.bpe_path);
-  at::Tensor text = model::text_semantic_enrichment(model::ClipText(weights).encode_prompts(model::all_text_names(dt), tok),
-                                                    C, model::load_attribute_bank(cfg.bank));
+  at::Tensor text = model::dataset_text_features(weights, cfg.dataset, cfg.bank, cfg.bpe_path);
   const int64_t g = cfg.crop / weights.config.patch, P = g * g, L = weights.config.vision_layers,
                 W = weights.config.vision_width, S = cfg.crop;
   model::ClipVision vision(weights, g);
@@ -187,11 +186,7 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world) {
 void write_manifest(const CacheConfig& cfg, const std::vector<ShardInfo>& shards) {
   // Backbone constants used after the dynamic-CAM switch.
   model::ClipWeights weights = model::load_clip_checkpoint(cfg.clip_checkpoint);
-  const model::DatasetText& dt = model::dataset_text(cfg.dataset);
-  model::Tokenizer tok(cfg.bpe_path.empty() ? stages::default_bpe_path() : cfg.bpe_path);
-  at::Tensor text = model::text_semantic_enrichment(model::ClipText(weights).encode_prompts(model::all_text_names(dt), tok),
-                                                    static_cast<int64_t>(dt.class_names.size()),
-                                                    model::load_attribute_bank(cfg.bank));
+  at::Tensor text = model::dataset_text_features(weights, cfg.dataset, cfg.bank, cfg.bpe_path);
   {
     const std::string tmp = cfg.output_dir + "/constants.h5.tmp";
     {
@@ -208,7 +203,7 @@ void write_manifest(const CacheConfig& cfg, const std::vector<ShardInfo>& shards
   nlohmann::ordered_json j;
   j["format"] = kFormat;
   j["checkpoint"] = cfg.clip_checkpoint;
-  j["checkpoint_crc32"] = hex32(file_crc32(cfg.clip_checkpoint));
+  j["checkpoint_crc32"] = crc32_hex(file_crc32(cfg.clip_checkpoint));
   j["data_root"] = cfg.data_root;
   j["split"] = cfg.split;
   j["dataset"] = cfg.dataset;
@@ -223,7 +218,7 @@ void write_manifest(const CacheConfig& cfg, const std::vector<ShardInfo>& shards
   j["shards"] = nlohmann::ordered_json::array();
   for (const auto& s : shards)
     j["shards"].push_back({{"file", s.file}, {"first_sample", s.first_sample}, {"num_samples", s.num_samples},
-                           {"rows", s.rows}, {"crc32", hex32(s.crc32)}});
+                           {"rows", s.rows}, {"crc32", crc32_hex(s.crc32)}});
   const std::string tmp = cfg.output_dir + "/manifest.json.tmp";
   {
     std::ofstream out(tmp);

@@ -7,6 +7,8 @@
 #include "excel/common/errors.h"
 #include "excel/model/prompts.h"
 #include "excel/model/tokenizer.h"
+#include "excel/model/tse.h"
+#include "excel/stages/stage_dump.h"
 
 namespace excel::model {
 
@@ -18,11 +20,7 @@ ClipText::ClipText(const ClipWeights& wt) : cfg_(wt.config) {
   proj_ = wt.get("text_projection");
   for (int64_t i = 0; i < cfg_.text_layers; ++i) {
     const std::string p = "transformer.resblocks." + std::to_string(i) + ".";
-    blocks_.push_back({wt.get(p + "ln_1.weight"), wt.get(p + "ln_1.bias"), wt.get(p + "attn.in_proj_weight"),
-                       wt.get(p + "attn.in_proj_bias"), wt.get(p + "attn.out_proj.weight"),
-                       wt.get(p + "attn.out_proj.bias"), wt.get(p + "ln_2.weight"), wt.get(p + "ln_2.bias"),
-                       wt.get(p + "mlp.c_fc.weight"), wt.get(p + "mlp.c_fc.bias"), wt.get(p + "mlp.c_proj.weight"),
-                       wt.get(p + "mlp.c_proj.bias")});
+    blocks_.push_back(BlockWeights::load(wt, p));
   }
 }
 
@@ -43,8 +41,7 @@ at::Tensor ClipText::encode(const at::Tensor& ids) const {
     at::Tensor a = torch::softmax(torch::matmul(qkv[0] * scale, qkv[1].transpose(-1, -2)) + mask, -1);
     at::Tensor o = torch::matmul(a, qkv[2]).transpose(1, 2).reshape({n, T, W});
     x = x + torch::linear(o, b.out_w, b.out_b);
-    at::Tensor h = torch::linear(torch::layer_norm(x, {W}, b.ln2_w, b.ln2_b, 1e-5), b.fc_w, b.fc_b);
-    x = x + torch::linear(h * torch::sigmoid(1.702 * h), b.proj_w, b.proj_b);
+    x = x + quick_gelu_mlp(torch::layer_norm(x, {W}, b.ln2_w, b.ln2_b, 1e-5), b.fc_w, b.fc_b, b.proj_w, b.proj_b);
   }
   x = torch::layer_norm(x, {W}, ln_w_, ln_b_, 1e-5);
   at::Tensor eot = ids.argmax(-1);
@@ -58,6 +55,14 @@ at::Tensor ClipText::encode_prompts(const std::vector<std::string>& names, const
   f = f / f.norm(2, {-1}, true);
   // One template: the template mean is the identity; normalise again as the reference does.
   return f / f.norm(2, {-1}, true);
+}
+
+at::Tensor dataset_text_features(const ClipWeights& weights, const std::string& dataset, const std::string& bank_path,
+                                 const std::string& bpe_path) {
+  const DatasetText& dt = dataset_text(dataset);
+  Tokenizer tok(bpe_path.empty() ? stages::default_bpe_path() : bpe_path);
+  return text_semantic_enrichment(ClipText(weights).encode_prompts(all_text_names(dt), tok),
+                                  static_cast<int64_t>(dt.class_names.size()), load_attribute_bank(bank_path));
 }
 
 }  // namespace excel::model

@@ -23,13 +23,6 @@ at::Tensor normalize_rgb(const at::Tensor& rgb) {
 
 namespace {
 
-at::Tensor mlp(const at::Tensor& x, const at::Tensor& fc_w, const at::Tensor& fc_b, const at::Tensor& proj_w,
-               const at::Tensor& proj_b) {
-  at::Tensor h = torch::linear(x, fc_w, fc_b);
-  h = h * torch::sigmoid(1.702 * h);  // QuickGELU
-  return torch::linear(h, proj_w, proj_b);
-}
-
 at::Tensor interpolate_table(const at::Tensor& table, int64_t side, int64_t gh, int64_t gw) {
   const int64_t w = table.size(1);
   at::Tensor grid = table.slice(0, 1).reshape({1, side, side, w}).permute({0, 3, 1, 2});
@@ -56,11 +49,7 @@ ClipVision::ClipVision(const ClipWeights& wt, int64_t train_grid) : cfg_(wt.conf
   proj_ = wt.get(v + "proj");
   for (int64_t i = 0; i < cfg_.vision_layers; ++i) {
     const std::string p = v + "transformer.resblocks." + std::to_string(i) + ".";
-    blocks_.push_back({wt.get(p + "ln_1.weight"), wt.get(p + "ln_1.bias"), wt.get(p + "attn.in_proj_weight"),
-                       wt.get(p + "attn.in_proj_bias"), wt.get(p + "attn.out_proj.weight"),
-                       wt.get(p + "attn.out_proj.bias"), wt.get(p + "ln_2.weight"), wt.get(p + "ln_2.bias"),
-                       wt.get(p + "mlp.c_fc.weight"), wt.get(p + "mlp.c_fc.bias"), wt.get(p + "mlp.c_proj.weight"),
-                       wt.get(p + "mlp.c_proj.bias")});
+    blocks_.push_back(BlockWeights::load(wt, p));
   }
   if (train_grid > 0 && train_grid != pos_side_) {
     torch::NoGradGuard ng;
@@ -140,7 +129,7 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
     at::Tensor a = softmax_inplace(batched_mm(qkv[0] * scale, qkv[1].transpose(-1, -2), &ws_maps_));
     at::Tensor o = batched_mm(a, qkv[2]).transpose(1, 2).reshape({B, N, W});
     X = X + torch::linear(o, b.out_w, b.out_b);
-    X = X + mlp(torch::layer_norm(X, {W}, b.ln2_w, b.ln2_b, 1e-5), b.fc_w, b.fc_b, b.proj_w, b.proj_b);
+    X = X + quick_gelu_mlp(torch::layer_norm(X, {W}, b.ln2_w, b.ln2_b, 1e-5), b.fc_w, b.fc_b, b.proj_w, b.proj_b);
     if (opt.keep_attn) attn[static_cast<size_t>(l)] = a.mean(1);
     if (opt.keep_feats) feats[static_cast<size_t>(l)] = X;
   }
@@ -165,7 +154,7 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
     at::Tensor r_ori = torch::linear(batched_mm(ori, v).transpose(1, 2).reshape({B, N, W}), b.out_w, b.out_b);
     at::Tensor M = O + r_ori;
     if (opt.keep_feats && l > s0) feats[static_cast<size_t>(l - 1)] = M;  // aliasing, §1.8
-    O = M + mlp(torch::layer_norm(M, {W}, b.ln2_w, b.ln2_b, 1e-5), b.fc_w, b.fc_b, b.proj_w, b.proj_b);
+    O = M + quick_gelu_mlp(torch::layer_norm(M, {W}, b.ln2_w, b.ln2_b, 1e-5), b.fc_w, b.fc_b, b.proj_w, b.proj_b);
     S = S + r_sur;
     if (opt.keep_attn) attn[static_cast<size_t>(l)] = ori.sum(1);
     if (opt.keep_value_proj) {

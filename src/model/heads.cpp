@@ -6,6 +6,7 @@
 
 #include "excel/comm/communicator.h"
 #include "excel/common/errors.h"
+#include "excel/model/block_weights.h"
 
 namespace excel::model {
 
@@ -143,9 +144,9 @@ HeadsOutput Heads::forward(const at::Tensor& feats, bool train, const at::Tensor
     at::Tensor a = torch::softmax(torch::matmul(qkv[0] / std::sqrt(static_cast<double>(Dh)), qkv[1].transpose(-1, -2)), -1);
     at::Tensor o = torch::matmul(a, qkv[2]).permute({2, 0, 1, 3}).reshape({P, B, D});
     x = x + torch::linear(o, p(pre + ".attn.out_proj.weight"), p(pre + ".attn.out_proj.bias"));
-    at::Tensor h = torch::linear(torch::layer_norm(x, {D}, p(pre + ".ln_2.weight"), p(pre + ".ln_2.bias"), 1e-5),
-                                 p(pre + ".mlp.c_fc.weight"), p(pre + ".mlp.c_fc.bias"));
-    x = x + torch::linear(h * torch::sigmoid(1.702 * h), p(pre + ".mlp.c_proj.weight"), p(pre + ".mlp.c_proj.bias"));
+    x = x + quick_gelu_mlp(torch::layer_norm(x, {D}, p(pre + ".ln_2.weight"), p(pre + ".ln_2.bias"), 1e-5),
+                           p(pre + ".mlp.c_fc.weight"), p(pre + ".mlp.c_fc.bias"), p(pre + ".mlp.c_proj.weight"),
+                           p(pre + ".mlp.c_proj.bias"));
   }
   at::Tensor dec = x.permute({1, 2, 0}).reshape({B, D, gh, gw});
   HeadsOutput out;

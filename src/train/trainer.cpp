@@ -35,12 +35,6 @@ namespace F = torch::nn::functional;
 namespace excel::train {
 namespace {
 
-uint64_t mix(uint64_t a, uint64_t b) {
-  uint64_t z = a * 0x9E3779B97F4A7C15ULL + b + 0x632BE59BD9B4E019ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -98,10 +92,7 @@ class Trainer {
       vision_heads_ = store_->vision_heads;
       g_ = cfg.crop / store_->patch;
     } else {
-      model::Tokenizer tok(cfg.bpe_path.empty() ? stages::default_bpe_path() : cfg.bpe_path);
-      model::ClipText text(*weights_);
-      text_features_ = model::text_semantic_enrichment(text.encode_prompts(model::all_text_names(text_), tok), C_,
-                                                       model::load_attribute_bank(cfg.bank));
+      text_features_ = model::dataset_text_features(*weights_, cfg.dataset, cfg.bank, cfg.bpe_path);
       ln_w_ = vision_->ln_post_weight();
       ln_b_ = vision_->ln_post_bias();
       proj_ = vision_->projection();
@@ -341,7 +332,7 @@ class Trainer {
     StepInputs in = store_ ? cached_inputs(idx, view, bp.epoch, bp.index) : online_inputs(idx, view, dynamic);
 
     if (bucketer_) bucketer_->prepare();
-    auto gen = at::detail::createCPUGenerator(mix(cfg_.seed ^ 0xD409, static_cast<uint64_t>(it)));
+    auto gen = at::detail::createCPUGenerator(data::mix_seed(cfg_.seed ^ 0xD409, static_cast<uint64_t>(it)));
     // Dropout draws for the whole global batch; this rank takes its rows.
     at::Tensor drop = (torch::bernoulli(torch::full({cfg_.batch * world_, cfg_.adapter_dim}, 0.9), gen) / 0.9)
                           .slice(0, rank_ * cfg_.batch, (rank_ + 1) * cfg_.batch);

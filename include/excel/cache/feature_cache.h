@@ -58,6 +58,7 @@ void check_compatible(const Manifest& m, const CacheConfig& cfg);
 // Recomputes every shard's checksum and checks its datasets; throws FormatError naming the shard.
 void verify_cache(const Manifest& m);
 uint32_t file_crc32(const std::string& path);
+std::string crc32_hex(uint32_t crc);  // 8 lower-case hex digits, as the manifest stores it
 
 struct CachedSample {
   at::Tensor feats, value_proj, cls_row, attn_mean, attn_sel;  // float32

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "excel/model/block_weights.h"
 #include "excel/model/checkpoint.h"
 
 namespace excel::model {
@@ -21,12 +22,15 @@ class ClipText {
   const ClipConfig& config() const { return cfg_; }
 
  private:
-  struct Block {
-    at::Tensor ln1_w, ln1_b, in_w, in_b, out_w, out_b, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
-  };
+  using Block = BlockWeights;
   ClipConfig cfg_;
   at::Tensor tok_emb_, pos_, ln_w_, ln_b_, proj_;
   std::vector<Block> blocks_;
 };
+
+// T_all of §2.5 for a data set: prompt features of the class and background names, enriched with
+// the attribute bank at bank_path (bpe_path empty: the default merge list).
+at::Tensor dataset_text_features(const ClipWeights& weights, const std::string& dataset, const std::string& bank_path,
+                                 const std::string& bpe_path = "");
 
 }  // namespace excel::model

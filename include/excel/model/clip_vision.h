@@ -7,6 +7,7 @@
 #include <map>
 #include <vector>
 
+#include "excel/model/block_weights.h"
 #include "excel/model/checkpoint.h"
 
 namespace excel::model {
@@ -72,9 +73,7 @@ class ClipVision {
   static constexpr int64_t kSurgeryBlocks = 5;
 
  private:
-  struct Block {
-    at::Tensor ln1_w, ln1_b, in_w, in_b, out_w, out_b, ln2_w, ln2_b, fc_w, fc_b, proj_w, proj_b;
-  };
+  using Block = BlockWeights;
   ClipConfig cfg_;
   at::Tensor conv_w_, class_emb_, pos_, ln_pre_w_, ln_pre_b_, ln_post_w_, ln_post_b_, proj_;
   int64_t pos_side_ = 0;
