@@ -16,6 +16,8 @@ PKGS=(
   libopencv-dev
   zlib1g-dev nlohmann-json3-dev
   python3 python3-h5py python3-numpy
+  slurmctld slurmd slurm-client munge  # tests/slurm_train_test.sh runs a one-node SLURM cluster
+  prometheus prometheus-pushgateway python3-yaml  # monitoring/ and its tests (promtool, a real scrape)
 )
 
 missing=()

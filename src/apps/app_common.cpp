@@ -18,6 +18,10 @@ DEFINE_int32(model_crop, 320, "network input side");
 DEFINE_int32(threads, 0, "intra-op threads per rank (0: the cores of this node / its ranks)");
 DEFINE_string(metrics_bind, "127.0.0.1", "address of the Prometheus endpoint");
 DEFINE_int32(metrics_port, 0, "Prometheus port base, + local rank (0 disables)");
+DEFINE_string(metrics_sd_dir, "", "write a Prometheus file_sd target file per rank here (removed at exit)");
+DEFINE_string(metrics_job_id, "", "job_id label (default: $SLURM_JOB_ID, else 'local')");
+DEFINE_string(metrics_pushgateway, "", "host:port of a Prometheus Pushgateway to push final values to");
+DEFINE_int32(metrics_linger_s, 0, "keep serving metrics this many seconds after the work ends");
 
 namespace excel::apps {
 namespace {
@@ -30,6 +34,22 @@ int env_int(const char* a, const char* b, int fallback) {
 
 int metrics_port_for_local_rank() {
   return FLAGS_metrics_port > 0 ? FLAGS_metrics_port + env_int("OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", 0) : 0;
+}
+
+metrics::MetricsOptions metrics_options(const std::string& phase, int rank, int world) {
+  metrics::MetricsOptions o;
+  o.bind = FLAGS_metrics_bind;
+  o.port = metrics_port_for_local_rank();
+  o.job_id = !FLAGS_metrics_job_id.empty()   ? FLAGS_metrics_job_id
+             : std::getenv("SLURM_JOB_ID") ? std::getenv("SLURM_JOB_ID")
+                                             : "local";
+  o.rank = rank;
+  o.world_size = world;
+  o.phase = phase;
+  o.sd_dir = FLAGS_metrics_sd_dir;
+  o.pushgateway = FLAGS_metrics_pushgateway;
+  o.linger_s = FLAGS_metrics_linger_s;
+  return o;
 }
 
 int run_mpi_main(int argc, char** argv, const char* name, const std::function<void(int, int)>& body) {

@@ -4,6 +4,9 @@
 #include <gflags/gflags.h>
 
 #include <functional>
+#include <string>
+
+#include "excel/metrics/metrics.h"
 
 DECLARE_string(data_root);
 DECLARE_string(data_labels);
@@ -15,6 +18,10 @@ DECLARE_int32(model_crop);
 DECLARE_int32(threads);
 DECLARE_string(metrics_bind);
 DECLARE_int32(metrics_port);
+DECLARE_string(metrics_sd_dir);
+DECLARE_string(metrics_job_id);
+DECLARE_string(metrics_pushgateway);
+DECLARE_int32(metrics_linger_s);
 
 namespace excel::apps {
 
@@ -25,5 +32,7 @@ int run_mpi_main(int argc, char** argv, const char* name, const std::function<vo
 
 // Metrics port for this process: --metrics_port + local rank (0 when disabled).
 int metrics_port_for_local_rank();
+// The metrics flags for this process; job id from --metrics_job_id, else SLURM_JOB_ID, else "local".
+metrics::MetricsOptions metrics_options(const std::string& phase, int rank, int world);
 
 }  // namespace excel::apps

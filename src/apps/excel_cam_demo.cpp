@@ -30,7 +30,6 @@
 DEFINE_string(data_split, "train", "list name under ImageSets/Segmentation/");
 DEFINE_int32(batch, 4, "images per forward");
 DEFINE_string(output_dir, "demo_out/cams", "output folder (overlays/ and cams.h5)");
-DEFINE_int32(metrics_linger_s, 0, "keep serving metrics this long after the work ends");
 
 namespace fs = std::filesystem;
 using namespace excel;
@@ -38,8 +37,7 @@ using namespace excel;
 namespace {
 
 void run(int rank, int world) {
-  metrics::Metrics mx(FLAGS_metrics_bind, apps::metrics_port_for_local_rank(),
-                      {{"rank", std::to_string(rank)}, {"phase", "cam_demo"}});
+  metrics::Metrics mx(apps::metrics_options("cam", rank, world));
   auto& images_total = mx.counter("excel_cam_images_total", "Images whose static CAMs were computed");
   auto& forward_s = mx.histogram("excel_cam_forward_seconds", "Backbone + CAM time per batch", metrics::seconds_buckets());
   auto& progress = mx.gauge("excel_cam_progress_ratio", "Fraction of this rank's images done");
@@ -129,7 +127,7 @@ void run(int rank, int world) {
     LOG(INFO) << "wrote " << FLAGS_output_dir << "/cams.h5 ([" << ids.size() << "," << C << "," << g << "," << g
               << "] static CAMs) and overlays/";
   }
-  if (FLAGS_metrics_linger_s > 0) std::this_thread::sleep_for(std::chrono::seconds(FLAGS_metrics_linger_s));
+  mx.finish();
 }
 
 }  // namespace

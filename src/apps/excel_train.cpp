@@ -20,6 +20,7 @@ DEFINE_string(data_val_split, "val", "validation list");
 DEFINE_string(data_cache, "", "feature-cache manifest (excel_precompute): train without running the backbone");
 DEFINE_int32(data_cache_budget_mb, 1024, "memory for samples read ahead from the cache");
 DEFINE_int32(comm_bucket_mb, 25, "gradient all-reduce bucket size in MB (data-parallel runs)");
+DEFINE_bool(data_skip_bad, false, "count and skip unreadable training images instead of stopping");
 DEFINE_int32(data_views, 0, "augmented views cycled per epoch (0: fresh views online / all cached views)");
 DEFINE_int32(model_adapter_dim, 256, "adapter / decoder width");
 DEFINE_int32(train_batch, 4, "samples per step");
@@ -41,7 +42,7 @@ DEFINE_int32(ckpt_every, 2000, "checkpoint every N iterations");
 DEFINE_string(ckpt_resume, "auto", "checkpoint to resume from; 'auto': <ckpt_dir>/checkpoint.h5 if present");
 
 int main(int argc, char** argv) {
-  return excel::apps::run_mpi_main(argc, argv, "excel_train", [](int rank, int) {
+  return excel::apps::run_mpi_main(argc, argv, "excel_train", [](int rank, int world) {
     excel::comm::MpiCommunicator comm(MPI_COMM_WORLD);
     excel::train::TrainConfig c;
     c.data_root = FLAGS_data_root;
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
     c.views = FLAGS_data_views;
     c.cache_budget_mb = FLAGS_data_cache_budget_mb;
     c.comm_bucket_mb = FLAGS_comm_bucket_mb;
+    c.skip_bad_inputs = FLAGS_data_skip_bad;
     c.stop_after = FLAGS_train_stop_after;
     c.eval_every = FLAGS_eval_every;
     c.val_limit = FLAGS_eval_limit;
@@ -77,8 +79,7 @@ int main(int argc, char** argv) {
     c.resume = FLAGS_ckpt_resume;
     if (c.cache.empty() && (c.clip_checkpoint.empty() || c.bank.empty()))
       throw excel::ConfigError("--model_clip and --model_bank are required (or --data_cache)");
-    excel::metrics::Metrics mx(FLAGS_metrics_bind, excel::apps::metrics_port_for_local_rank(),
-                               {{"rank", std::to_string(rank)}, {"phase", "train"}});
+    excel::metrics::Metrics mx(excel::apps::metrics_options("train", rank, world));
     auto s = excel::train::run_training(c, &mx, &comm);
     std::string val = rank != 0 ? "validation runs on rank 0"
                       : s.last_seg_miou < 0
@@ -91,5 +92,6 @@ int main(int argc, char** argv) {
               << " -> " << s.last_div_loss << ", segmentation vs pseudo-labels mIoU on training crops "
               << 100 * s.first_train_agree_miou << " -> " << 100 * s.last_train_agree_miou << "; skipped steps "
               << s.skipped_steps << "; " << val;
+    mx.finish();
   });
 }

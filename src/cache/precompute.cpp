@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 #include <zlib.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -82,7 +83,8 @@ uint32_t file_crc32(const std::string& path) {
   return static_cast<uint32_t>(crc);
 }
 
-ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world) {
+ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
+                           const std::function<void(const ShardProgress&)>& progress) {
   storage_type(cfg.dtype);
   data::VocDataset ds = open_dataset(cfg);
   const int64_t n = static_cast<int64_t>(ds.size());
@@ -140,6 +142,7 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world) {
     aug.crop = S;
     aug.gt_guided_crop = cfg.dataset == "voc";
     for (int64_t r0 = 0; r0 < info.rows; r0 += cfg.batch) {
+      const auto t_batch = std::chrono::steady_clock::now();
       const int64_t r1 = std::min(info.rows, r0 + cfg.batch), B = r1 - r0;
       std::vector<at::Tensor> xs, ys;
       std::vector<int64_t> samples, views;
@@ -165,17 +168,24 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world) {
         auto refined = model::refine_cams_with_matrix(cam[b], agg.mean, labels[b], cfg.tau, g, g);
         pls.push_back(model::pseudo_label(refined, par[b].unsqueeze(0), S, S).to(at::kByte));
       }
-      f.write_rows("feats", r0, to_storage(vo.feats_all.slice(2, 1).transpose(0, 1), cfg.dtype));
-      f.write_rows("value_proj", r0, to_storage(vo.value_proj.slice(1, 1), cfg.dtype));
-      f.write_rows("cls_row", r0, to_storage(vo.surgery.select(1, 0), cfg.dtype));
-      f.write_rows("attn_mean", r0, to_storage(torch::stack(means), cfg.dtype));
-      f.write_rows("attn_sel", r0, to_storage(torch::stack(sels), cfg.dtype));
-      f.write_rows("static_label", r0, torch::stack(pls));
-      f.write_rows("crop", r0, (par * 255.0f).round().to(at::kByte));
-      f.write_rows("labels", r0, labels.to(at::kByte));
-      f.write_rows("sample_index", r0, torch::tensor(samples));
-      f.write_rows("view", r0, torch::tensor(views));
+      uint64_t bytes = 0;
+      auto write = [&](const char* name, const at::Tensor& t) {
+        f.write_rows(name, r0, t);
+        bytes += static_cast<uint64_t>(t.numel() * t.element_size());
+      };
+      write("feats", to_storage(vo.feats_all.slice(2, 1).transpose(0, 1), cfg.dtype));
+      write("value_proj", to_storage(vo.value_proj.slice(1, 1), cfg.dtype));
+      write("cls_row", to_storage(vo.surgery.select(1, 0), cfg.dtype));
+      write("attn_mean", to_storage(torch::stack(means), cfg.dtype));
+      write("attn_sel", to_storage(torch::stack(sels), cfg.dtype));
+      write("static_label", torch::stack(pls));
+      write("crop", (par * 255.0f).round().to(at::kByte));
+      write("labels", labels.to(at::kByte));
+      write("sample_index", torch::tensor(samples));
+      write("view", torch::tensor(views));
       LOG(INFO) << info.file << ": " << r1 << "/" << info.rows << " rows";
+      if (progress)
+        progress({r1, info.rows, B, std::chrono::duration<double>(std::chrono::steady_clock::now() - t_batch).count(), bytes});
     }
   }
   info.crc32 = file_crc32(tmp);

@@ -8,6 +8,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "excel/common/errors.h"
+#include "excel/data/palette_png.h"
 
 namespace excel::data {
 namespace {
@@ -44,6 +45,9 @@ at::Tensor read_rgb(const std::string& path) {
 
 at::Tensor read_label_png(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) throw InputError(path + ": label image not found");
+  IndexedImage idx;
+  if (read_indexed_png(path, idx))  // palette PNG (VOC SegmentationClass): the indices, not colours
+    return torch::from_blob(idx.indices.data(), {idx.h, idx.w}, torch::kByte).clone();
   cv::Mat m = cv::imread(path, cv::IMREAD_UNCHANGED);
   if (m.empty()) throw InputError(path + ": cannot decode label image");
   if (m.channels() != 1)

@@ -7,10 +7,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <prometheus/gateway.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
 #include <thread>
+
+#include <glog/logging.h>
 
 #include "excel/common/errors.h"
 
@@ -19,8 +31,9 @@ namespace excel::metrics {
 // Minimal HTTP/1.0 server: one thread, one request per connection, GET /metrics only.
 class Metrics::Server {
  public:
-  Server(const std::string& bind, int port, std::shared_ptr<prometheus::Registry> registry)
-      : registry_(std::move(registry)) {
+  Server(const std::string& bind, int port, std::shared_ptr<prometheus::Registry> registry,
+         std::function<void()> before_scrape)
+      : registry_(std::move(registry)), before_scrape_(std::move(before_scrape)) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) throw ConfigError(std::string("metrics socket: ") + std::strerror(errno));
     int one = 1;
@@ -67,6 +80,7 @@ class Metrics::Server {
       }
       std::string status = "200 OK", type = "text/plain; version=0.0.4; charset=utf-8", body;
       if (req.rfind("GET /metrics", 0) == 0) {
+        before_scrape_();
         body = prometheus::TextSerializer().Serialize(registry_->Collect());
       } else {
         status = "404 Not Found";
@@ -84,32 +98,126 @@ class Metrics::Server {
   }
 
   std::shared_ptr<prometheus::Registry> registry_;
+  std::function<void()> before_scrape_;
   int fd_ = -1, port_ = 0;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
 
-Metrics::Metrics(const std::string& bind, int port, std::map<std::string, std::string> labels)
-    : registry_(std::make_shared<prometheus::Registry>()), labels_(std::move(labels)) {
-  if (port > 0) {
-    server_ = std::make_unique<Server>(bind, port, registry_);
+namespace {
+namespace fs = std::filesystem;
+
+double process_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+double resident_bytes() {
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+}
+
+std::mutex process_mutex;
+}  // namespace
+
+std::string host_name() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
+  return buf;
+}
+
+Metrics::Metrics(const MetricsOptions& options)
+    : opt_(options), registry_(std::make_shared<prometheus::Registry>()) {
+  labels_ = {{"job_id", opt_.job_id}, {"rank", std::to_string(opt_.rank)}, {"host", host_name()}, {"phase", opt_.phase}};
+  gauge("excel_world_size", "Ranks in this job").Set(opt_.world_size);
+  gauge("process_start_time_seconds", "Start time of the process since the Unix epoch")
+      .Set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+  rss_ = &gauge("process_resident_memory_bytes", "Resident memory size");
+  cpu_ = &counter("process_cpu_seconds_total", "User and system CPU time spent");
+  refresh_process_metrics();
+  if (opt_.port > 0) {
+    server_ = std::make_unique<Server>(opt_.bind, opt_.port, registry_, [this] { refresh_process_metrics(); });
     port_ = server_->port();
+    if (!opt_.sd_dir.empty()) {  // Prometheus file_sd target, written atomically
+      const std::string host = opt_.bind == "0.0.0.0" ? host_name() : opt_.bind;
+      fs::create_directories(opt_.sd_dir);
+      target_file_ = opt_.sd_dir + "/excel_" + opt_.job_id + "_" + opt_.phase + "_rank" + std::to_string(opt_.rank) + ".json";
+      const std::string tmp = target_file_ + ".tmp";
+      {
+        std::ofstream out(tmp);
+        out << "[{\"targets\": [\"" << host << ":" << port_ << "\"], \"labels\": {}}]\n";
+        if (!out) throw ConfigError("cannot write the Prometheus target file " + tmp);
+      }
+      fs::rename(tmp, target_file_);
+    }
   }
 }
 
-Metrics::~Metrics() = default;
-
-prometheus::Counter& Metrics::counter(const std::string& name, const std::string& help) {
-  return prometheus::BuildCounter().Name(name).Help(help).Register(*registry_).Add(labels_);
+Metrics::~Metrics() {
+  try {
+    finish();
+  } catch (const std::exception& e) {
+    LOG(WARNING) << "metrics: " << e.what();
+  }
 }
 
-prometheus::Gauge& Metrics::gauge(const std::string& name, const std::string& help) {
-  return prometheus::BuildGauge().Name(name).Help(help).Register(*registry_).Add(labels_);
+void Metrics::refresh_process_metrics() {
+  std::lock_guard<std::mutex> lock(process_mutex);
+  rss_->Set(resident_bytes());
+  const double cpu = process_cpu_seconds(), seen = cpu_->Value();
+  if (cpu > seen) cpu_->Increment(cpu - seen);
+}
+
+void Metrics::finish() {
+  if (finished_) return;
+  finished_ = true;
+  refresh_process_metrics();
+  if (!opt_.pushgateway.empty()) {
+    const size_t colon = opt_.pushgateway.rfind(':');
+    if (colon == std::string::npos) throw ConfigError("--metrics_pushgateway must be host:port, not '" + opt_.pushgateway + "'");
+    prometheus::Gateway gw(opt_.pushgateway.substr(0, colon), opt_.pushgateway.substr(colon + 1), "excel",
+                           {{"job_id", opt_.job_id}, {"rank", std::to_string(opt_.rank)}, {"phase", opt_.phase}});
+    gw.RegisterCollectable(registry_);
+    const int code = gw.Push();
+    if (code < 200 || code >= 300)
+      LOG(WARNING) << "push to the Pushgateway at " << opt_.pushgateway << " failed (HTTP " << code << ")";
+    else
+      LOG(INFO) << "pushed final metrics to " << opt_.pushgateway;
+  }
+  if (server_ && opt_.linger_s > 0) std::this_thread::sleep_for(std::chrono::seconds(opt_.linger_s));
+  if (!target_file_.empty()) {
+    std::error_code ec;
+    fs::remove(target_file_, ec);
+  }
+  server_.reset();
+}
+
+std::map<std::string, std::string> Metrics::with_constants(const std::map<std::string, std::string>& extra) const {
+  std::map<std::string, std::string> all = labels_;
+  for (const auto& kv : extra) all[kv.first] = kv.second;
+  return all;
+}
+
+prometheus::Counter& Metrics::counter(const std::string& name, const std::string& help,
+                                      const std::map<std::string, std::string>& labels) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(*registry_).Add(with_constants(labels));
+}
+
+prometheus::Gauge& Metrics::gauge(const std::string& name, const std::string& help,
+                                  const std::map<std::string, std::string>& labels) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(*registry_).Add(with_constants(labels));
 }
 
 prometheus::Histogram& Metrics::histogram(const std::string& name, const std::string& help,
-                                          const std::vector<double>& buckets) {
-  return prometheus::BuildHistogram().Name(name).Help(help).Register(*registry_).Add(labels_, buckets);
+                                          const std::vector<double>& buckets,
+                                          const std::map<std::string, std::string>& labels) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(*registry_).Add(with_constants(labels), buckets);
 }
 
 std::vector<double> seconds_buckets() {

@@ -15,6 +15,7 @@
 #include "excel/data/voc_dataset.h"
 #include "excel/eval/seg_metrics.h"
 #include "excel/metrics/metrics.h"
+#include "train_metrics.h"
 #include "excel/model/cam.h"
 #include "excel/model/checkpoint.h"
 #include "excel/model/clip_text.h"
@@ -62,7 +63,7 @@ class Trainer {
         opt_(heads_.parameters(), optimizer_config()),
         train_set_(store_ ? nullptr : std::make_unique<data::VocDataset>(data::DatasetOptions{cfg.data_root, cfg.train_split, cfg.labels_file, cfg.dataset, C_})),
         val_set_(store_ ? nullptr : std::make_unique<data::VocDataset>(data::DatasetOptions{cfg.data_root, cfg.val_split, cfg.labels_file, cfg.dataset, C_})),
-        mx_(mx) {
+        tm_(mx, cfg.max_iters) {
     num_samples_ = store_ ? store_->num_samples() : static_cast<int64_t>(train_set_->size());
     heads_.set_communicator(comm_);
     if (comm_) {
@@ -100,20 +101,6 @@ class Trainer {
       g_ = cfg.crop / weights_->config.patch;
     }
     radius_ = model::radius_mask(g_, g_, 8);
-    if (mx_) {
-      m_steps_ = &mx_->counter("excel_train_steps_total", "Optimiser steps taken");
-      m_samples_ = &mx_->counter("excel_train_samples_total", "Training samples processed");
-      m_skipped_ = &mx_->counter("excel_train_skipped_steps_total", "Steps skipped for a non-finite loss or gradient");
-      m_step_s_ = &mx_->histogram("excel_train_step_seconds", "Wall time of one training step", metrics::seconds_buckets());
-      m_seg_ = &mx_->gauge("excel_train_seg_loss", "Segmentation loss of the last step");
-      m_div_ = &mx_->gauge("excel_train_diversity_loss", "Affinity (diversity) loss of the last step");
-      m_lr_ = &mx_->gauge("excel_train_learning_rate", "Learning rate of the heads' parameter group");
-      m_iter_ = &mx_->gauge("excel_train_iteration", "Global iteration reached");
-      m_agree_ = &mx_->gauge("excel_train_seg_vs_pseudo_label_miou_ratio",
-                             "mIoU of segmentation predictions against the pseudo-labels (last log interval)");
-      m_pmiou_ = &mx_->gauge("excel_val_pseudo_label_miou_ratio", "Pseudo-label mIoU on the validation split");
-      m_smiou_ = &mx_->gauge("excel_val_segmentation_miou_ratio", "Segmentation mIoU on the validation split");
-    }
   }
 
   TrainSummary run() {
@@ -147,7 +134,8 @@ class Trainer {
       if (cfg_.stop_after > 0 && it - start >= cfg_.stop_after) break;
       auto t0 = std::chrono::steady_clock::now();
       auto [seg, div] = step(it);
-      step_seconds_ += seconds_since(t0);
+      const double step_s = seconds_since(t0);
+      step_seconds_ += step_s;
       ++steps_run_;
       const bool skipped = !std::isfinite(seg);
       if (!skipped) {
@@ -162,14 +150,9 @@ class Trainer {
         ++meters.n;
         meters.agree = meters.agree.defined() ? meters.agree + step_agree_ : step_agree_;
       }
-      if (mx_ && !skipped) {
-        m_steps_->Increment();
-        m_samples_->Increment(static_cast<double>(cfg_.batch));
-        m_step_s_->Observe(seconds_since(t0));
-        m_seg_->Set(seg);
-        m_div_->Set(div);
-        m_lr_->Set(opt_.lr(it));
-        m_iter_->Set(static_cast<double>(it + 1));
+      if (!skipped) {
+        tm_.step(step_s, times_, cfg_.batch, it + 1, epoch_of(it), opt_.lr(it));
+        tm_.losses(seg, div, seg + 0.1 * div);
       }
       if (((it + 1) % cfg_.log_every == 0 || it + 1 == cfg_.max_iters) && meters.n > 0) {
         const double dt = seconds_since(t_log), ips = static_cast<double>(meters.n * cfg_.batch) / dt;
@@ -180,7 +163,7 @@ class Trainer {
         LOG(INFO) << "it " << it + 1 << "/" << cfg_.max_iters << " | seg " << meters.seg / meters.n << " div "
                   << meters.div / meters.n << " | seg-vs-pseudo mIoU " << 100 * agree << " | lr " << opt_.lr(it)
                   << " | " << ips << " img/s | ETA " << static_cast<int64_t>(eta) << " s";
-        if (mx_) m_agree_->Set(agree);
+        tm_.agreement(agree);
         meters = Meters();
         t_log = std::chrono::steady_clock::now();
       }
@@ -194,7 +177,11 @@ class Trainer {
         sum.last_pseudo_miou = pm;
         sum.last_seg_miou = sm;
       }
-      if ((it + 1) % cfg_.ckpt_every == 0 || last) checkpoint(ckpt, it + 1);
+      if ((it + 1) % cfg_.ckpt_every == 0 || last) {
+        const auto tc = std::chrono::steady_clock::now();
+        checkpoint(ckpt, it + 1);
+        tm_.checkpoint(seconds_since(tc));
+      }
     }
     if (it > start && it < cfg_.max_iters) checkpoint(ckpt, it);
     sum.iterations_done = it;
@@ -249,16 +236,40 @@ class Trainer {
     at::Tensor x;              // online only: the normalised crops
   };
 
+  int64_t epoch_of(int64_t it) const { return data::batch_position(it, num_samples_, cfg_.batch * world_).epoch; }
+
+  // One augmented sample; with --data_skip_bad an unreadable image is counted and replaced by
+  // the next readable one in list order (deterministic), otherwise it is an error naming the file.
+  data::TrainSample load_train_sample(int64_t i, int64_t view, const data::AugmentOptions& aug) {
+    const int64_t n = static_cast<int64_t>(train_set_->size());
+    for (int64_t attempt = 0;; ++attempt) {
+      const size_t k = static_cast<size_t>((i + attempt) % n);
+      try {
+        data::TrainSample s = train_set_->train_sample(k, cfg_.seed, static_cast<uint64_t>(view), aug);
+        std::error_code ec;
+        const auto bytes = fs::file_size(train_set_->image_path(k), ec);
+        if (!ec) tm_.bytes_read(static_cast<double>(bytes));
+        return s;
+      } catch (const InputError& e) {
+        if (!cfg_.skip_bad_inputs || attempt + 1 >= std::min<int64_t>(n, 16)) throw;
+        tm_.bad_input();
+        LOG(WARNING) << "skipped a bad input: " << e.what();
+      }
+    }
+  }
+
   StepInputs online_inputs(const std::vector<int64_t>& idx, int64_t view, bool dynamic) {
     data::AugmentOptions aug;
     aug.crop = cfg_.crop;
     aug.gt_guided_crop = cfg_.dataset == "voc";
+    const auto t_data = std::chrono::steady_clock::now();
     std::vector<at::Tensor> xs, ys;
     for (int64_t i : idx) {
-      data::TrainSample s = train_set_->train_sample(static_cast<size_t>(i), cfg_.seed, static_cast<uint64_t>(view), aug);
+      data::TrainSample s = load_train_sample(i, view, aug);
       xs.push_back(s.image);
       ys.push_back(s.cls);
     }
+    times_.data = seconds_since(t_data);
     StepInputs in;
     in.x = torch::stack(xs);
     in.labels = torch::stack(ys);
@@ -329,7 +340,17 @@ class Trainer {
     const int64_t view = views_ > 0 ? bp.epoch % views_ : bp.epoch;
     std::vector<int64_t> idx = data::rank_batch(order_, bp.index, cfg_.batch, world_, rank_);
     const bool dynamic = it >= cfg_.switch_iter;
+    times_ = StepTimes();
+    auto t = std::chrono::steady_clock::now();
     StepInputs in = store_ ? cached_inputs(idx, view, bp.epoch, bp.index) : online_inputs(idx, view, dynamic);
+    if (store_) {
+      times_.data = seconds_since(t);
+      tm_.bytes_read(static_cast<double>(store_->bytes_read() - store_bytes_seen_));
+      store_bytes_seen_ = store_->bytes_read();
+    } else {
+      times_.forward = seconds_since(t) - times_.data;  // online_inputs timed its data part
+    }
+    t = std::chrono::steady_clock::now();
 
     if (bucketer_) bucketer_->prepare();
     auto gen = at::detail::createCPUGenerator(data::mix_seed(cfg_.seed ^ 0xD409, static_cast<uint64_t>(it)));
@@ -365,7 +386,11 @@ class Trainer {
     opt_.zero_grad();
     at::Tensor loss = seg + 0.1 * div;
     if (it == cfg_.inject_nan_step && rank_ == cfg_.inject_nan_rank) loss = loss * std::nan("");
+    times_.forward += seconds_since(t);
+    t = std::chrono::steady_clock::now();
     loss.backward();
+    times_.backward = seconds_since(t);
+    t = std::chrono::steady_clock::now();
     at::Tensor losses = torch::stack({seg.detach(), div.detach()}).to(torch::kDouble).contiguous();
     // A non-finite loss or gradient on any rank skips the step on every rank (agreed by one
     // all-reduce, so no rank steps alone).
@@ -378,15 +403,19 @@ class Trainer {
       bucketer_->finish();  // waits for the buckets launched during backward: .grad() = sums
       comm_->all_reduce_sum(losses);
     }
+    times_.allreduce = seconds_since(t);
     if (bad.item<double>() > 0) {
       ++skipped_;
-      if (m_skipped_) m_skipped_->Increment();
+      tm_.skipped();
+      tm_.losses(losses[0].item<double>(), losses[1].item<double>(), losses[0].item<double>() + 0.1 * losses[1].item<double>());
       LOG(WARNING) << "iteration " << it << ": non-finite loss or gradient on " << bad.item<double>()
                    << " rank(s); step skipped on every rank";
       opt_.zero_grad();
       return {std::nan(""), std::nan("")};
     }
+    t = std::chrono::steady_clock::now();
     opt_.step();
+    times_.optimizer = seconds_since(t);
     const double seg_v = losses[0].item<double>(), div_v = losses[1].item<double>();
     if (cfg_.loss_log) cfg_.loss_log->push_back({seg_v, div_v});
     return {seg_v, div_v};
@@ -432,10 +461,7 @@ class Trainer {
     LOG(INFO) << "validation on " << n << " images: pseudo-label mIoU " << 100 * pm << ", segmentation mIoU " << 100 * sm
               << ", segmentation vs pseudo-labels mIoU " << 100 * am;
     last_agree_ = am;
-    if (mx_) {
-      m_pmiou_->Set(pm);
-      m_smiou_->Set(sm);
-    }
+    tm_.validation(pm, sm);
     return {pm, sm};
   }
 
@@ -454,7 +480,6 @@ class Trainer {
   std::unique_ptr<comm::GradientBucketer> bucketer_;
   double step_seconds_ = 0;
   int64_t skipped_ = 0;
-  prometheus::Counter* m_skipped_ = nullptr;
   int64_t steps_run_ = 0;
   int64_t prefetch_epoch_ = -1, prefetch_next_batch_ = -1;
   std::unique_ptr<model::ClipWeights> weights_;
@@ -464,16 +489,13 @@ class Trainer {
   std::unique_ptr<data::VocDataset> train_set_, val_set_;
   at::Tensor ln_w_, ln_b_, proj_;
   int64_t vision_heads_ = 0, num_samples_ = 0, views_ = 0;
-  metrics::Metrics* mx_;
+  TrainMetrics tm_;
+  StepTimes times_;
+  uint64_t store_bytes_seen_ = 0;
   at::Tensor text_features_, radius_;
   int64_t g_ = 0, order_epoch_ = -1;
   std::vector<int64_t> order_;
-  prometheus::Counter *m_steps_ = nullptr, *m_samples_ = nullptr;
-  prometheus::Histogram* m_step_s_ = nullptr;
   at::Tensor step_agree_;
-  prometheus::Gauge* m_agree_ = nullptr;
-  prometheus::Gauge *m_seg_ = nullptr, *m_div_ = nullptr, *m_lr_ = nullptr, *m_iter_ = nullptr, *m_pmiou_ = nullptr,
-                    *m_smiou_ = nullptr;
 };
 
 }  // namespace

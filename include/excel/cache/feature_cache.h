@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -47,9 +48,17 @@ struct Manifest {
 
 std::string shard_name(int index, int count);  // shard-00003-of-00016.h5
 
+// Progress of one shard after each written batch.
+struct ShardProgress {
+  int64_t rows_done = 0, rows_total = 0, batch_rows = 0;
+  double batch_seconds = 0;
+  uint64_t bytes_written = 0;  // payload bytes of this batch
+};
+
 // Rank `rank` of `world` writes its shard (a contiguous slice of the list) to a temporary name
 // and renames it when complete; a complete shard written with the same configuration is kept.
-ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world);
+ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
+                           const std::function<void(const ShardProgress&)>& progress = {});
 // Rank 0, after every shard is complete: constants.h5 and manifest.json (atomically).
 void write_manifest(const CacheConfig& cfg, const std::vector<ShardInfo>& shards);
 Manifest read_manifest(const std::string& path);

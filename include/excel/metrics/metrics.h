@@ -1,6 +1,8 @@
 // Prometheus metrics for one process: a prometheus-cpp registry, a small HTTP endpoint on
-// bind:port serving /metrics, and typed handles created once at start-up. Thread-safe
-// (prometheus-cpp metrics are atomic; the endpoint serialises on its own thread).
+// bind:port serving /metrics, and typed handles created once at start-up. Every series carries
+// the constant labels job_id, rank, host and phase. Also: process metrics refreshed on each
+// scrape, a file_sd target file for Prometheus discovery (removed at exit) and an optional push
+// of the final values to a Pushgateway. Thread-safe (prometheus-cpp metrics are atomic).
 // The endpoint is our own: civetweb (prometheus-cpp's Exposer) fails to start in processes
 // that load Debian's libtorch_cpu.
 #pragma once
@@ -16,27 +18,53 @@
 
 namespace excel::metrics {
 
+struct MetricsOptions {
+  std::string bind = "127.0.0.1";
+  int port = 0;             // 0: no endpoint (metrics are still counted, and pushed if asked)
+  std::string job_id = "local";
+  int rank = 0, world_size = 1;
+  std::string phase;        // precompute | train | eval | cam
+  std::string sd_dir;       // file_sd target directory ("" = none)
+  std::string pushgateway;  // host:port ("" = none)
+  int linger_s = 0;         // keep serving this long in finish()
+};
+
 class Metrics {
  public:
-  // port 0 disables the endpoint (metrics are still counted). Constant labels go on every series.
-  Metrics(const std::string& bind, int port, std::map<std::string, std::string> const_labels);
-  ~Metrics();
+  explicit Metrics(const MetricsOptions& options);
+  ~Metrics();  // calls finish() if it was not called
 
-  prometheus::Counter& counter(const std::string& name, const std::string& help);
-  prometheus::Gauge& gauge(const std::string& name, const std::string& help);
+  prometheus::Counter& counter(const std::string& name, const std::string& help,
+                               const std::map<std::string, std::string>& labels = {});
+  prometheus::Gauge& gauge(const std::string& name, const std::string& help,
+                           const std::map<std::string, std::string>& labels = {});
   prometheus::Histogram& histogram(const std::string& name, const std::string& help,
-                                   const std::vector<double>& buckets);
+                                   const std::vector<double>& buckets,
+                                   const std::map<std::string, std::string>& labels = {});
   int bound_port() const { return port_; }
+  const std::string& target_file() const { return target_file_; }
+  // End of the work: push to the Pushgateway, serve linger_s more seconds, remove the target file.
+  void finish();
 
  private:
+  void refresh_process_metrics();
+  std::map<std::string, std::string> with_constants(const std::map<std::string, std::string>& extra) const;
+
+  MetricsOptions opt_;
   std::shared_ptr<prometheus::Registry> registry_;
   class Server;
   std::unique_ptr<Server> server_;
   std::map<std::string, std::string> labels_;
   int port_ = 0;
+  std::string target_file_;
+  bool finished_ = false;
+  prometheus::Gauge* rss_ = nullptr;
+  prometheus::Counter* cpu_ = nullptr;
 };
 
 // Default latency buckets in seconds (1 ms .. ~100 s).
 std::vector<double> seconds_buckets();
+// This machine's host name.
+std::string host_name();
 
 }  // namespace excel::metrics

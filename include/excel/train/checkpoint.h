@@ -4,9 +4,7 @@
 #include <cstdint>
 #include <string>
 
-namespace excel::model {
-class Heads;
-}
+#include "excel/model/heads.h"
 
 namespace excel::train {
 
@@ -22,5 +20,10 @@ void save_checkpoint(const std::string& path, const model::Heads& heads, PolyWar
                      const CheckpointMeta& meta);
 // Restores into heads/opt; throws FormatError naming the file and the problem.
 CheckpointMeta load_checkpoint(const std::string& path, model::Heads& heads, PolyWarmupAdamW& opt);
+// The heads' sizes a checkpoint was written with (adapter width, decoder depth, classes, fused
+// layers, input width, from its tensor shapes); the rest is taken from `base`.
+model::HeadsConfig heads_config_from_checkpoint(const std::string& path, model::HeadsConfig base = {});
+// Restores the heads' weights only (evaluation).
+void load_heads(const std::string& path, model::Heads& heads);
 
 }  // namespace excel::train

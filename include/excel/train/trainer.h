@@ -33,8 +33,11 @@ struct TrainConfig {
   bool dynamic_full_pass = false;
   // Feature cache manifest: train from it and never build the backbone (validation is skipped).
   std::string cache;
-  int64_t cache_budget_mb = 1024;
-  int64_t comm_bucket_mb = 25;     // gradient all-reduce bucket size (data-parallel runs)  // decoded samples the prefetch thread may hold
+  int64_t cache_budget_mb = 1024;  // decoded samples the prefetch thread may hold
+  int64_t comm_bucket_mb = 25;     // gradient all-reduce bucket size (data-parallel runs)
+  // Online mode: an unreadable image is counted and replaced by the next one in list order
+  // instead of ending the run.
+  bool skip_bad_inputs = false;
   // Augmented views cycled per epoch (view = epoch % views); 0: a fresh view every epoch
   // (online) or all the cache holds.
   int64_t views = 0;
@@ -55,8 +58,8 @@ struct TrainSummary {
   double first_seg_loss = 0, last_seg_loss = 0, first_div_loss = 0, last_div_loss = 0;
   double last_pseudo_miou = -1, last_seg_miou = -1, first_seg_miou = -1;
   double first_agree_miou = -1, last_agree_miou = -1;  // segmentation vs pseudo-labels on val
-  double mean_step_seconds = 0;
-  int64_t skipped_steps = 0;  // steps with a non-finite loss or gradient on some rank  // training steps only (no validation, no checkpoint)
+  double mean_step_seconds = 0;  // training steps only (no validation, no checkpoint)
+  int64_t skipped_steps = 0;  // steps with a non-finite loss or gradient on some rank
   double first_train_agree_miou = -1, last_train_agree_miou = -1;  // same, on training crops (first/last log interval)
 };
 

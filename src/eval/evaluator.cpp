@@ -1,0 +1,236 @@
+#include "excel/eval/evaluator.h"
+
+#include <glog/logging.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "excel/comm/communicator.h"
+#include "excel/common/errors.h"
+#include "excel/data/image_io.h"
+#include "excel/data/palette_png.h"
+#include "excel/data/voc_dataset.h"
+#include "excel/eval/inference.h"
+#include "excel/eval/seg_metrics.h"
+#include "excel/metrics/metrics.h"
+#include "excel/model/cam.h"
+#include "excel/model/checkpoint.h"
+#include "excel/model/clip_text.h"
+#include "excel/model/clip_vision.h"
+#include "excel/model/heads.h"
+#include "excel/model/prompts.h"
+#include "excel/model/pseudo_label.h"
+#include "excel/train/checkpoint.h"
+
+namespace excel::eval {
+namespace {
+
+namespace F = torch::nn::functional;
+namespace fs = std::filesystem;
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+void write_mask(const std::string& path, const at::Tensor& labels_hw) {
+  at::Tensor m = labels_hw.to(torch::kByte).contiguous();
+  data::write_palette_png(path, m.data_ptr<uint8_t>(), m.size(0), m.size(1));
+}
+
+// Argmax of a dense CRF over probabilities [K,H,W] with the image rgb [H,W,3] -> [H,W] int64.
+at::Tensor crf_argmax(const at::Tensor& probs, const at::Tensor& rgb, const DenseCrfParams& p) {
+  at::Tensor pr = probs.to(torch::kFloat).contiguous(), im = rgb.to(torch::kByte).contiguous();
+  const int K = static_cast<int>(pr.size(0)), H = static_cast<int>(pr.size(1)), W = static_cast<int>(pr.size(2));
+  std::vector<int32_t> l = dense_crf_labels(pr.data_ptr<float>(), K, H, W, im.data_ptr<uint8_t>(), p);
+  return torch::from_blob(l.data(), {H, W}, torch::kInt).to(torch::kLong);
+}
+
+// §4.8 cure_attr_map_flip: CAMs of x and flip(x) [2,P,C] -> fused, min-max normalised [P,C].
+at::Tensor fuse_flipped_cams(const at::Tensor& cam, int64_t g) {
+  const int64_t C = cam.size(2);
+  at::Tensor c = cam.view({2, g, g, C});
+  at::Tensor fused = torch::max(c[0], c[1].flip({1}));  // [g,g,C]
+  fused = fused - fused.amin({0, 1}, true);
+  fused = fused / (fused.amax({0, 1}, true) + 1e-5);
+  return fused.reshape({g * g, C});
+}
+
+struct Sample {
+  std::string id;
+  at::Tensor rgb, image, gt, cls;  // gt undefined on a split without masks
+};
+
+Sample load(const data::VocDataset& set, size_t i) {
+  Sample s;
+  s.id = set.id(i);
+  if (fs::is_regular_file(set.mask_path(i))) {
+    data::ValSample v = set.val_sample(i);
+    s.rgb = v.rgb;
+    s.image = v.image;
+    s.gt = v.gt;
+    s.cls = v.cls;
+  } else {  // test split: image only
+    s.rgb = data::read_rgb(set.image_path(i));
+    s.image = model::normalize_rgb(s.rgb.unsqueeze(0)).squeeze(0);
+  }
+  return s;
+}
+
+struct EvalMetrics {
+  explicit EvalMetrics(metrics::Metrics* mx) : mx_(mx) {
+    if (!mx) return;
+    images_ = &mx->counter("excel_eval_images_total", "Images evaluated by this rank");
+    planned_ = &mx->gauge("excel_eval_images_planned", "Images this rank evaluates");
+    ratio_ = &mx->gauge("excel_eval_progress_ratio", "Fraction of this rank's images done");
+    eta_ = &mx->gauge("excel_eval_eta_seconds", "Estimated seconds until this rank is done");
+    image_s_ = &mx->histogram("excel_eval_image_seconds", "Wall time per image", metrics::seconds_buckets());
+  }
+  void planned(int64_t n) { if (planned_) planned_->Set(static_cast<double>(n)); }
+  void image(double seconds, int64_t done, int64_t total, double spent) {
+    if (!images_) return;
+    images_->Increment();
+    image_s_->Observe(seconds);
+    ratio_->Set(static_cast<double>(done) / static_cast<double>(std::max<int64_t>(1, total)));
+    eta_->Set(spent / static_cast<double>(done) * static_cast<double>(total - done));
+  }
+  void miou(const std::string& kind, double v) {
+    if (mx_) mx_->gauge("excel_eval_miou_ratio", "mIoU of the evaluation (rank 0, at the end)", {{"kind", kind}}).Set(v);
+  }
+  metrics::Metrics* mx_;
+  prometheus::Counter* images_ = nullptr;
+  prometheus::Gauge *planned_ = nullptr, *ratio_ = nullptr, *eta_ = nullptr;
+  prometheus::Histogram* image_s_ = nullptr;
+};
+
+}  // namespace
+
+EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Communicator* comm) {
+  if (cfg.mode != "training_free" && cfg.mode != "checkpoint")
+    throw ConfigError("--eval_mode must be training_free or checkpoint, not '" + cfg.mode + "'");
+  if (cfg.mode == "checkpoint" && cfg.checkpoint.empty()) throw ConfigError("--eval_mode=checkpoint needs --eval_checkpoint");
+  if (cfg.scales.empty()) throw ConfigError("--eval_scales is empty");
+  const int rank = comm ? comm->rank() : 0, world = comm ? comm->size() : 1;
+  const model::DatasetText& dt = model::dataset_text(cfg.dataset);
+  const int64_t C = static_cast<int64_t>(dt.class_names.size()), K = C + 1;
+  data::VocDataset set({cfg.data_root, cfg.split, cfg.labels_file, cfg.dataset, C});
+  model::ClipWeights weights = model::load_clip_checkpoint(cfg.clip_checkpoint);
+  const int64_t patch = weights.config.patch, g = cfg.crop / patch;
+  if (cfg.crop % patch != 0) throw ConfigError("--model_crop must be a multiple of the patch size " + std::to_string(patch));
+  for (int64_t s : cfg.scales)
+    if (s <= 0 || s % patch != 0) throw ConfigError("--eval_scales: " + std::to_string(s) + " is not a positive multiple of " + std::to_string(patch));
+  at::Tensor text = model::dataset_text_features(weights, cfg.dataset, cfg.bank, cfg.bpe_path);
+  // The reference passes the split name as the model's mode: a "train" split replaces the
+  // positional table at construction (§1.3).
+  model::ClipVision vision(weights, cfg.split.find("train") != std::string::npos ? g : 0);
+  std::unique_ptr<model::Heads> heads;
+  if (cfg.mode == "checkpoint") {
+    model::HeadsConfig hc;
+    hc.in_width = weights.config.vision_width;
+    hc.num_layers = weights.config.vision_layers;
+    hc.decoder_heads = cfg.decoder_heads;
+    hc = train::heads_config_from_checkpoint(cfg.checkpoint, hc);
+    if (hc.num_classes != K)
+      throw ConfigError(cfg.checkpoint + ": heads predict " + std::to_string(hc.num_classes) + " classes, " + cfg.dataset +
+                        " has " + std::to_string(K));
+    heads = std::make_unique<model::Heads>(hc, 0);
+    train::load_heads(cfg.checkpoint, *heads);
+  }
+  MultiScaleOptions msc;
+  msc.sides = cfg.scales;
+  msc.flip_average_at_base = cfg.flip_average_at_base;
+
+  const int64_t n = cfg.limit > 0 ? std::min<int64_t>(cfg.limit, static_cast<int64_t>(set.size()))
+                                  : static_cast<int64_t>(set.size());
+  std::vector<int64_t> mine;
+  for (int64_t i = rank; i < n; i += world) mine.push_back(i);
+  EvalMetrics em(mx);
+  em.planned(static_cast<int64_t>(mine.size()));
+  at::Tensor cm_pl = torch::zeros({K, K}, torch::kLong), cm_seg = torch::zeros({K, K}, torch::kLong);
+  int64_t scored = 0;
+  const auto t_start = std::chrono::steady_clock::now();
+  torch::NoGradGuard ng;
+
+  for (size_t j = 0; j < mine.size(); ++j) {
+    const auto t_img = std::chrono::steady_clock::now();
+    Sample s = load(set, static_cast<size_t>(mine[j]));
+    const int64_t H = s.rgb.size(0), W = s.rgb.size(1);
+    const bool masks = cfg.save_masks < 0 || static_cast<int64_t>(j) < cfg.save_masks;
+    const bool overlays = cfg.save_overlays < 0 || static_cast<int64_t>(j) < cfg.save_overlays;
+    at::Tensor x = F::interpolate(s.image.unsqueeze(0), F::InterpolateFuncOptions()
+                                                            .size(std::vector<int64_t>{cfg.crop, cfg.crop})
+                                                            .mode(torch::kBilinear)
+                                                            .align_corners(false));
+    // Pseudo-labels need the image-level labels, which a test split does not have.
+    if (s.cls.defined()) {
+      at::Tensor cam, attn, G;
+      if (cfg.mode == "training_free") {
+        model::VisionOutputs vo = vision.forward(x);
+        cam = model::surgery_cam(vo.features, text, C)[0];
+        attn = vo.attn_all.select(1, 0);
+      } else {
+        model::VisionOptions vopt;
+        vopt.keep_value_proj = true;
+        model::VisionOutputs vo = vision.forward(torch::cat({x, x.flip({3})}), {}, vopt);
+        model::HeadsOutput ho = heads->forward(vo.feats_all, false, {}, g, g);
+        at::Tensor E = model::lvc_extra_attention(ho.features);
+        at::Tensor f = model::lvc_dynamic_features(vo.surgery, vo.value_proj.slice(1, 1), E, weights.config.vision_heads,
+                                                   vision.ln_post_weight(), vision.ln_post_bias(), vision.projection());
+        cam = fuse_flipped_cams(model::surgery_cam(f, text, C), g);
+        attn = vo.attn_all.select(1, 0);
+        G = ho.affinity[0];
+      }
+      model::RefinedCams refined = model::refine_cams_with_affinity(cam, attn, s.cls, G, cfg.tau, g, g);
+      at::Tensor pl;
+      if (cfg.crf) {  // §10.3: the class maps with background, before PAR, as probabilities
+        at::Tensor probs = model::cams_with_background(refined.maps, H, W);
+        at::Tensor idx = crf_argmax(probs, s.rgb, cfg.crf_params);
+        std::vector<int64_t> keys{0};
+        for (int64_t c : refined.classes) keys.push_back(c + 1);
+        pl = torch::tensor(keys).index({idx});
+      } else {
+        pl = model::pseudo_label(refined, x, H, W);
+      }
+      if (s.gt.defined()) cm_pl += confusion_matrix(s.gt, pl, K);
+      if (masks) write_mask(cfg.output_dir + "/pseudo_labels/" + s.id + ".png", pl);
+      if (overlays) {
+        at::Tensor maps = cam.t().reshape({C, g, g});
+        for (int64_t c : refined.classes)
+          data::write_rgb(cfg.output_dir + "/overlays/" + s.id + "_" + dt.table_names[static_cast<size_t>(c + 1)] + ".png",
+                          data::heatmap_overlay(s.rgb, maps[c]));
+      }
+    }
+    if (heads) {
+      at::Tensor logits = multiscale_logits(vision, *heads, s.rgb.unsqueeze(0), msc)[0];  // [K,H,W]
+      at::Tensor pred = cfg.crf ? crf_argmax(torch::softmax(logits, 0), s.rgb, cfg.crf_params) : logits.argmax(0);
+      if (s.gt.defined()) cm_seg += confusion_matrix(s.gt, pred, K);
+      if (masks) write_mask(cfg.output_dir + "/segmentation/" + s.id + ".png", pred);
+      if (cfg.test_layout)
+        write_mask(cfg.output_dir + "/results/VOC2012/Segmentation/comp6_test_cls/" + s.id + ".png", pred);
+    }
+    if (s.gt.defined()) ++scored;
+    em.image(seconds_since(t_img), static_cast<int64_t>(j + 1), static_cast<int64_t>(mine.size()), seconds_since(t_start));
+    if ((j + 1) % 20 == 0 || j + 1 == mine.size())
+      LOG(INFO) << "eval: " << j + 1 << "/" << mine.size() << " images on this rank";
+  }
+
+  EvalReport r;
+  r.seconds = seconds_since(t_start);
+  at::Tensor counts = torch::tensor({static_cast<int64_t>(mine.size()), scored}, torch::kLong);
+  if (comm && world > 1) {
+    comm->all_reduce_sum(cm_pl);
+    comm->all_reduce_sum(cm_seg);
+    comm->all_reduce_sum(counts);
+  }
+  r.images = counts[0].item<int64_t>();
+  r.scored_images = counts[1].item<int64_t>();
+  if (cm_pl.sum().item<int64_t>() > 0) r.tables.push_back({"pseudo_label", cm_pl});
+  if (cm_seg.sum().item<int64_t>() > 0) r.tables.push_back({"segmentation", cm_seg});
+  if (rank == 0) {
+    for (const auto& t : r.tables) em.miou(t.name, scores(t.confusion).miou);
+    write_tables(cfg.output_dir, cfg, r, dt.table_names, world);
+  }
+  return r;
+}
+
+}  // namespace excel::eval

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# excel_eval with real mpirun ranks: the table of 2 ranks equals the table of 1 rank (training-free
+# and checkpoint modes, with and without CRF), masks are VOC-palette PNGs, overlays are written,
+# test-split layout, and bad input is refused with an error naming the file.
+set -euo pipefail
+BUILD=$1
+SHARED=${EXCEL_SHARED_DIR:-$2/../shared}
+if [ ! -f "$SHARED/data/text/voc_descriptions.json" ]; then
+  [ "${CI:-}" = true ] && { echo "CI=true but $SHARED/data is absent"; exit 1; }
+  echo "SKIP: $SHARED/data absent"; exit 77
+fi
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+PY=/usr/bin/python3
+
+"$BUILD/data_tools/make_synthetic_voc" --output="$work/voc" --num_images=14 --min_side=120 --max_side=200 2>/dev/null
+"$BUILD/data_tools/make_random_clip" --output_dir="$work/clip" 2>/dev/null
+"$BUILD/data_tools/build_attribute_bank" --descriptions="$SHARED/data/text/voc_descriptions.json" \
+  --checkpoint="$work/clip/clip.jit.pt" --clusters=16 --output="$work/bank.h5" 2>/dev/null
+M=(--data_root="$work/voc" --model_clip="$work/clip/clip.jit.pt" --model_bank="$work/bank.h5" --model_crop=64 --threads=1)
+E=("$BUILD/src/excel_eval" "${M[@]}")
+
+# A short training run gives a checkpoint.
+timeout 300 mpirun -np 2 "$BUILD/src/excel_train" "${M[@]}" --data_train_split=train --data_val_split=val \
+  --model_adapter_dim=32 --train_batch=2 --train_max_iters=12 --train_warmup_iters=2 --train_switch_iter=6 \
+  --train_pred_target_iter=9 --train_lr=5e-4 --eval_every=100 --eval_limit=2 --ckpt_every=100 \
+  --ckpt_dir="$work/run" 2>/dev/null || fail "training"
+
+same_tables() {  # confusion matrices and image counts of two table.json files are identical
+  "$PY" - "$1" "$2" <<'PYEOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert a["images"] == b["images"] and a["scored_images"] == b["scored_images"], (a["images"], b["images"])
+assert sorted(a["tables"]) == sorted(b["tables"]) and a["tables"], (list(a["tables"]), list(b["tables"]))
+for name in a["tables"]:
+    ca, cb = a["tables"][name]["confusion_matrix"], b["tables"][name]["confusion_matrix"]
+    assert ca == cb, f"{name}: confusion matrices differ"
+    assert sum(ca) > 0, f"{name}: empty"
+    assert a["tables"][name]["miou"] == b["tables"][name]["miou"]
+print("tables equal:", ", ".join(f"{n} mIoU {a['tables'][n]['miou']:.2f}" for n in sorted(a["tables"])))
+PYEOF
+}
+
+for mode in training_free checkpoint; do
+  for crf in false true; do
+    for np in 1 2; do
+      out="$work/$mode-$crf-$np"
+      timeout 300 mpirun -np $np "${E[@]}" --data_split=val --eval_mode=$mode --eval_checkpoint="$work/run/checkpoint.h5" \
+        --eval_crf=$crf --eval_scales=64,48,80 --eval_save_overlays=2 --eval_output_dir="$out" > "$out.log" 2>&1 \
+        || { cat "$out.log"; fail "$mode crf=$crf np=$np"; }
+    done
+    same_tables "$work/$mode-$crf-1/table.json" "$work/$mode-$crf-2/table.json" || fail "$mode crf=$crf: 1 rank != 2 ranks"
+    grep -q "^mean" "$work/$mode-$crf-2.log" || fail "$mode: no table printed"
+  done
+done
+
+# Outputs: one palette PNG per val image for each label kind, overlays for the first images.
+nval=$(wc -l < "$work/voc/ImageSets/Segmentation/val.txt")
+for d in checkpoint-false-2/pseudo_labels checkpoint-false-2/segmentation training_free-true-2/pseudo_labels; do
+  n=$(ls "$work/$d" | grep -c '\.png$' || true)
+  [ "$n" = "$nval" ] || fail "$d holds $n masks, expected $nval"
+done
+ls "$work"/checkpoint-false-2/overlays/*.png >/dev/null || fail "no overlays"
+"$PY" - "$work"/checkpoint-false-2/segmentation/*.png <<'PYEOF'
+import struct, sys
+for p in sys.argv[1:]:
+    b = open(p, "rb").read()
+    assert b[:8] == b"\x89PNG\r\n\x1a\n", p
+    w, h, depth, ctype = struct.unpack(">IIBB", b[16:26])
+    assert (depth, ctype) == (8, 3), f"{p}: not an 8-bit palette PNG"
+    assert b"PLTE" in b, p
+print(f"{len(sys.argv) - 1} palette PNGs")
+PYEOF
+[ -f "$work/checkpoint-false-2/table.csv" ] || fail "no table.csv"
+
+# Test split (no masks): segmentation masks in the evaluation server's layout, no table rows.
+mkdir -p "$work/voc_test/ImageSets/Segmentation"
+ln -s "$work/voc/JPEGImages" "$work/voc_test/JPEGImages"
+head -3 "$work/voc/ImageSets/Segmentation/val.txt" > "$work/voc_test/ImageSets/Segmentation/test.txt"
+timeout 300 mpirun -np 2 "${E[@]}" --data_root="$work/voc_test" --data_split=test --eval_mode=checkpoint \
+  --eval_checkpoint="$work/run/checkpoint.h5" --eval_scales=64 --eval_test_layout --eval_output_dir="$work/test" \
+  > "$work/test.log" 2>&1 || { cat "$work/test.log"; fail "test split"; }
+n=$(ls "$work/test/results/VOC2012/Segmentation/comp6_test_cls" | wc -l)
+[ "$n" = 3 ] || fail "test layout holds $n masks, expected 3"
+
+# Bad input: a missing checkpoint and a corrupt image are named in the error.
+if timeout 120 mpirun -np 2 "${E[@]}" --eval_mode=checkpoint --eval_checkpoint="$work/nope.h5" \
+    --eval_output_dir="$work/bad1" > "$work/bad1.log" 2>&1; then fail "missing checkpoint accepted"; fi
+grep -q "nope.h5: checkpoint not found" "$work/bad1.log" || { cat "$work/bad1.log"; fail "missing checkpoint not named"; }
+first=$(head -1 "$work/voc/ImageSets/Segmentation/val.txt")
+echo "not a jpeg" > "$work/voc/JPEGImages/$first.jpg"
+if timeout 120 mpirun -np 2 "${E[@]}" --eval_output_dir="$work/bad2" > "$work/bad2.log" 2>&1; then fail "corrupt image accepted"; fi
+grep -q "$first.jpg: cannot decode image" "$work/bad2.log" || { cat "$work/bad2.log"; fail "corrupt image not named"; }
+[ ! -f "$work/bad2/table.json" ] || fail "a failed run wrote a table"
+echo "PASS"
