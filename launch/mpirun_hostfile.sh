@@ -12,12 +12,9 @@ set -euo pipefail
 HOSTFILE=$(realpath "$1") NP=$2 TOOL=$3
 shift 3
 cd "$(dirname "$0")/.."
-case "$TOOL" in
-  excel_precompute | excel_train | excel_eval | excel_cam_demo) ;;
-  *) echo "$0: unknown tool '$TOOL'" >&2; exit 2 ;;
-esac
-BIN="$(cd "${BUILD_DIR:-build}" && pwd)/src/$TOOL"
-[ -x "$BIN" ] || { echo "$0: $BIN not built" >&2; exit 2; }
+# shellcheck source=launch/resolve_tool.sh
+source launch/resolve_tool.sh
+resolve_tool "$TOOL"
 [ -r "$HOSTFILE" ] || { echo "$0: cannot read host file $HOSTFILE" >&2; exit 2; }
 fwd=()
 for v in $(compgen -e); do

@@ -11,12 +11,9 @@ set -euo pipefail
 NP=$1 TOOL=$2
 shift 2
 cd "$(dirname "$0")/.."
-case "$TOOL" in
-  excel_precompute | excel_train | excel_eval | excel_cam_demo) ;;
-  *) echo "$0: unknown tool '$TOOL'" >&2; exit 2 ;;
-esac
-BIN="$(cd "${BUILD_DIR:-build}" && pwd)/src/$TOOL"
-[ -x "$BIN" ] || { echo "$0: $BIN not built" >&2; exit 2; }
+# shellcheck source=launch/resolve_tool.sh
+source launch/resolve_tool.sh
+resolve_tool "$TOOL"
 # --bind-to none: each tool divides the cores it may use by its node-local rank count itself;
 # OpenMPI's default core binding would leave every rank a single core.
 # shellcheck disable=SC2086  # MPIRUN_ARGS is a list of options

@@ -4,7 +4,7 @@
 # `mpirun -np 2` feature-cache precompute -> `mpirun -np 2` training from the cache -> `mpirun -np 2`
 # online training with validation (configs/tiny_demo.flags, global batch 4). Every rank serves
 # Prometheus metrics on 127.0.0.1: CAM ranks on ${METRICS_PORT:-9400}+local_rank, cached training
-# on +2/+3, online training on +4/+5.
+# on +2/+3, online training on +4/+5, evaluation on +6/+7.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD_DIR:-build}
@@ -45,4 +45,17 @@ mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_train" --flagfile=configs/tin
   --data_root="$OUT/voc" --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --train_batch=$(( 4 / NP )) \
   --ckpt_dir="$OUT/train" --metrics_port="$(( ${METRICS_PORT:-9400} + 4 ))" ${TRAIN_FLAGS:-}
 
-echo "demo: overlays in $OUT/cams/overlays/, CAMs in $OUT/cams/cams.h5, cache in $OUT/cache/, checkpoints in $OUT/train_cached/ and $OUT/train/"
+# Evaluation (mpirun -np 2, confusion matrices summed over ranks): ExCEL's training-free
+# pseudo-labels, then the trained checkpoint (dynamic-CAM pseudo-labels and multi-scale + flip
+# segmentation) with dense CRF. Tables, palette masks and CAM overlays under $OUT/eval_*/.
+rm -rf "$OUT/eval_training_free" "$OUT/eval_checkpoint"
+mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_eval" --data_root="$OUT/voc" --data_split=val \
+  --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_crop=128 --eval_mode=training_free \
+  --eval_output_dir="$OUT/eval_training_free" --metrics_port="$(( ${METRICS_PORT:-9400} + 6 ))"
+mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_eval" --data_root="$OUT/voc" --data_split=val \
+  --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_crop=128 --eval_mode=checkpoint \
+  --eval_checkpoint="$OUT/train/checkpoint.h5" --eval_scales=128,96,160,192 --eval_crf \
+  --eval_output_dir="$OUT/eval_checkpoint" --metrics_port="$(( ${METRICS_PORT:-9400} + 6 ))"
+
+echo "demo: overlays in $OUT/cams/overlays/, CAMs in $OUT/cams/cams.h5, cache in $OUT/cache/, checkpoints in $OUT/train_cached/ and $OUT/train/,"
+echo "      eval tables, masks and overlays in $OUT/eval_training_free/ and $OUT/eval_checkpoint/"

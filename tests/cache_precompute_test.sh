@@ -3,22 +3,14 @@
 # detection of truncated and altered shards, refusal of a mismatched configuration.
 set -euo pipefail
 BUILD=$1
-SHARED=${EXCEL_SHARED_DIR:-$2/../shared}
-if [ ! -f "$SHARED/data/text/voc_descriptions.json" ]; then
-  [ "${CI:-}" = true ] && { echo "CI=true but $SHARED/data is absent"; exit 1; }
-  echo "SKIP: $SHARED/data absent"; exit 77
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# shellcheck source=tests/test_lib.sh
+source "$(dirname "$0")/test_lib.sh"
 work=$(mktemp -d)
 bg=""
 cleanup() { [ -n "$bg" ] && kill -9 -- -"$bg" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 
-"$BUILD/data_tools/make_synthetic_voc" --output="$work/voc" --num_images=16 --min_side=200 --max_side=320 2>/dev/null
-"$BUILD/data_tools/make_random_clip" --output_dir="$work/clip" 2>/dev/null
-"$BUILD/data_tools/build_attribute_bank" --descriptions="$SHARED/data/text/voc_descriptions.json" \
-  --checkpoint="$work/clip/clip.jit.pt" --clusters=16 --output="$work/bank.h5" 2>/dev/null
+make_tiny_data "$work" 16 200 320
 P=("$BUILD/src/excel_precompute" --data_root="$work/voc" --data_split=train --model_clip="$work/clip/clip.jit.pt"
    --model_bank="$work/bank.h5" --model_crop=160 --cache_views=2 --cache_dtype=fp32 --cache_batch=1 --threads=1)
 

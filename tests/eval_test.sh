@@ -4,21 +4,13 @@
 # test-split layout, and bad input is refused with an error naming the file.
 set -euo pipefail
 BUILD=$1
-SHARED=${EXCEL_SHARED_DIR:-$2/../shared}
-if [ ! -f "$SHARED/data/text/voc_descriptions.json" ]; then
-  [ "${CI:-}" = true ] && { echo "CI=true but $SHARED/data is absent"; exit 1; }
-  echo "SKIP: $SHARED/data absent"; exit 77
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# shellcheck source=tests/test_lib.sh
+source "$(dirname "$0")/test_lib.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 PY=/usr/bin/python3
 
-"$BUILD/data_tools/make_synthetic_voc" --output="$work/voc" --num_images=14 --min_side=120 --max_side=200 2>/dev/null
-"$BUILD/data_tools/make_random_clip" --output_dir="$work/clip" 2>/dev/null
-"$BUILD/data_tools/build_attribute_bank" --descriptions="$SHARED/data/text/voc_descriptions.json" \
-  --checkpoint="$work/clip/clip.jit.pt" --clusters=16 --output="$work/bank.h5" 2>/dev/null
+make_tiny_data "$work" 14 120 200
 M=(--data_root="$work/voc" --model_clip="$work/clip/clip.jit.pt" --model_bank="$work/bank.h5" --model_crop=64 --threads=1)
 E=("$BUILD/src/excel_eval" "${M[@]}")
 

@@ -396,13 +396,14 @@ def cmd_prometheus(a):
         ranks = sorted(s["metric"].get("rank", "?") for s in got)
         if ranks != [str(i) for i in range(a.np)]:
             empty.append(f"phase {ph}: Prometheus scraped ranks {ranks} through file_sd, want 0..{a.np - 1}")
-        ups = prom(a.url, "/api/v1/query_range", start=a.t0, end=a.t1, step=1,
-                   query='max by (instance) (max_over_time(up{job="excel"}[1h]))')["result"]
-        ports = sorted(int(s["metric"]["instance"].rpartition(":")[2]) for s in ups
-                       if any(v[1] == "1" for v in s["values"]))
-        missing = [p for p in range(base, base + a.np) if p not in ports]
-        if missing:
-            empty.append(f"phase {ph}: no successful scrape of port(s) {missing} (up==1 ports: {ports})")
+        # rate() over a phase needs at least two successful scrapes of each of its ranks.
+        ups = prom(a.url, "/api/v1/query", time=a.t_end,
+                   query=f'sum by (instance) (sum_over_time(up{{job="excel"}}[{int(a.t_end - a.t0) + 60}s]))')["result"]
+        scrapes = {int(s["metric"]["instance"].rpartition(":")[2]): int(float(s["value"][1])) for s in ups}
+        per_rank = [scrapes.get(p, 0) for p in range(base, base + a.np)]
+        print(f"phase {ph}: successful scrapes per rank {per_rank}")
+        if min(per_rank) < 2:
+            empty.append(f"phase {ph}: successful scrapes per rank {per_rank}, want >= 2 each")
         if a.pushgateway:
             pushed = prom(a.url, "/api/v1/query", time=a.t_end,
                           query=f'count by (rank) (last_over_time(excel_world_size{{job="excel_pushed", job_id="{a.job}", phase="{ph}"}}[10m]))')["result"]

@@ -6,13 +6,12 @@
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 M=$SRC/monitoring
-for t in promtool python3; do
-  if ! command -v "$t" >/dev/null; then
-    [ "${CI:-}" = true ] && { echo "FAIL: CI=true but $t is not installed"; exit 1; }
-    echo "SKIP: $t is not installed (scripts/install_deps.sh)"; exit 77
-  fi
-done
-python3 -c "import yaml" 2>/dev/null || { echo "FAIL: python3-yaml missing (scripts/install_deps.sh)"; exit 1; }
+skip() {
+  [ "${CI:-}" = true ] && { echo "FAIL: CI=true but $* is not installed"; exit 1; }
+  echo "SKIP: $* is not installed (scripts/install_deps.sh)"; exit 77
+}
+for t in promtool python3; do command -v "$t" >/dev/null || skip "$t"; done
+python3 -c "import yaml" 2>/dev/null || skip python3-yaml
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -131,4 +130,22 @@ print(f"{len(exprs)} queries, {len(rules)} alerts, {len(documented)} documented 
 sys.exit(1 if errors else 0)
 EOF
 python3 -m json.tool "$M/grafana/dashboards/excel_training.json" >/dev/null
+
+echo "== every panel query parses (as recording rules, through promtool check rules)"
+python3 - "$M/grafana/dashboards/excel_training.json" >"$work/panel_rules.yml" <<'EOF'
+import json, sys
+subst = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h", "$job_id": ".*", "$rank": ".*"}
+out = []
+def walk(panels):
+    for p in panels:
+        walk(p.get("panels", []))
+        for t in p.get("targets", []):
+            e = t.get("expr", "")
+            for k, v in subst.items():
+                e = e.replace("${" + k[1:] + "}", v).replace(k, v)
+            out.append({"record": f"panel_{p['id']}_{t.get('refId', 'A')}", "expr": e})
+walk(json.load(open(sys.argv[1]))["panels"])
+print(json.dumps({"groups": [{"name": "dashboard", "rules": out}]}))
+EOF
+promtool check rules "$work/panel_rules.yml" || { echo "FAIL: a panel query does not parse"; exit 1; }
 echo "PASS"

@@ -41,7 +41,7 @@ std::string shared_dir(const std::string& tag) {  // one temporary folder, named
 // pseudo-labels are fixed per crop and only float reduction order differs. After it, 1e-7
 // differences in E can move a PAR argmax or a box threshold by one pixel, which shows as ~1e-5
 // loss differences (measured: 2e-5 at the switch, weights 1.3e-4 after 3 more steps).
-TEST(DataParallelTest, two_ranks_of_two_match_one_rank_of_four) {
+void two_ranks_of_two_match_one_rank_of_four(int64_t bucket_mb) {
   const std::string bpe = stages::default_bpe_path();
   if (!std::filesystem::exists(bpe)) {
     if (std::getenv("CI") && std::string(std::getenv("CI")) == "true") FAIL() << "CI=true but " << bpe << " is absent";
@@ -62,7 +62,7 @@ TEST(DataParallelTest, two_ranks_of_two_match_one_rank_of_four) {
   comm::MpiCommunicator world(MPI_COMM_WORLD);
   train::TrainConfig two = cfg;
   two.batch = 2;
-  two.comm_bucket_mb = 0;  // one bucket per parameter: every gradient is reduced from its hook
+  two.comm_bucket_mb = bucket_mb;
   two.output_dir = dir + "/two_ranks";
   std::vector<std::pair<double, double>> log2, log1;
   two.loss_log = &log2;
@@ -103,6 +103,11 @@ TEST(DataParallelTest, two_ranks_of_two_match_one_rank_of_four) {
   EXPECT_GE(worst, 0.0);
   EXPECT_LE(worst, 1e-5);
 }
+
+// One bucket per parameter: every gradient is reduced from its hook.
+TEST(DataParallelTest, two_ranks_of_two_match_one_rank_of_four_bucketed) { two_ranks_of_two_match_one_rank_of_four(0); }
+// One all-reduce of all gradients after backward (the path of non-MPI backends).
+TEST(DataParallelTest, two_ranks_of_two_match_one_rank_of_four_flat) { two_ranks_of_two_match_one_rank_of_four(-1); }
 
 // A NaN loss on one rank skips that step on every rank, and training goes on.
 TEST(DataParallelTest, nan_on_one_rank_skips_the_step_everywhere) {

@@ -78,29 +78,32 @@ done
 python3 -c "import urllib.request as u; u.urlopen('$PROM/-/ready', timeout=1)" ||
   { cat "$work/prometheus.log"; echo "FAIL: Prometheus did not start"; exit 1; }
 
-# Flags every tool gets; the port base differs per phase.
+# Flags every tool gets (into MFLAGS); the port base differs per phase.
 metrics_flags() {
-  echo "--metrics_port=$1" --metrics_sd_dir="$work/sd" --metrics_job_id="$JOB" --metrics_linger_s="$LINGER" \
-    --metrics_pushgateway="127.0.0.1:$PGW_PORT"
+  MFLAGS=(--metrics_port="$1" --metrics_sd_dir="$work/sd" --metrics_job_id="$JOB" --metrics_linger_s="$LINGER"
+    --metrics_pushgateway="127.0.0.1:$PGW_PORT")
 }
 COMMON=(--data_root="$work/voc" --model_clip="$work/clip/clip.jit.pt" --model_bank="$work/bank.h5" --threads=1)
 
 precompute_cmd() {
+  metrics_flags "$PRE_PORT"
   CMD=("$BUILD/src/excel_precompute" "${COMMON[@]}" --data_split=train --model_crop=64 --cache_dir="$work/cache"
-    --cache_views="$CACHE_VIEWS" --cache_dtype=fp16 $(metrics_flags "$PRE_PORT"))
+    --cache_views="$CACHE_VIEWS" --cache_dtype=fp16 "${MFLAGS[@]}")
 }
 train_cmd() {
+  metrics_flags "$TRAIN_PORT"
   CMD=("$BUILD/src/excel_train" "${COMMON[@]}" --data_train_split=train --data_val_split=val --model_crop=64
-    --model_adapter_dim=16 --train_batch=$((GLOBAL_BATCH / NP)) --train_max_iters=$MAX_ITERS --train_warmup_iters=5
+    --model_adapter_dim=16 --train_batch=$((GLOBAL_BATCH / NP)) --train_max_iters="$MAX_ITERS" --train_warmup_iters=5
     --train_switch_iter=60 --train_pred_target_iter=90 --train_log_every=50 --eval_every=50 --eval_limit=3
-    --ckpt_every=75 --ckpt_dir="$work/train" $(metrics_flags "$TRAIN_PORT"))
+    --ckpt_every=75 --ckpt_dir="$work/train" "${MFLAGS[@]}")
 }
-# >>> excel_eval: its flags are not final; adjust this function to the tool (nothing else). <<<
+# >>> excel_eval's invocation: if its flags change, adjust this function (nothing else). <<<
 # Checkpoint mode, so that both kinds of excel_eval_miou_ratio (pseudo_label, segmentation) exist.
 eval_cmd() {
+  metrics_flags "$EVAL_PORT"
   CMD=("$BUILD/src/excel_eval" "${COMMON[@]}" --data_split=val --model_crop=64 --eval_mode=checkpoint
     --eval_checkpoint="$work/train/checkpoint.h5" --eval_scales=64 --eval_output_dir="$work/eval"
-    $(metrics_flags "$EVAL_PORT"))
+    "${MFLAGS[@]}")
 }
 
 # run_phase PHASE PORT_BASE: mpirun -np 2 <phase>_cmd while watching its targets and /metrics.
@@ -144,7 +147,7 @@ for b in bad:
 sys.exit(1 if bad else 0)
 EOF
   local left
-  left=$(ls "$work/sd" | grep "_${phase}_" || true)
+  left=$(compgen -G "$work/sd/*_${phase}_*" || true)
   [ -z "$left" ] || fail "$phase: target files left after exit: $left"
   for r in $(seq 0 $((NP - 1))); do
     local dump="$work/dump/$phase/rank$r.prom"

@@ -25,16 +25,10 @@ DEFINE_int32(metrics_linger_s, 0, "keep serving metrics this many seconds after 
 
 namespace excel::apps {
 namespace {
-int env_int(const char* a, const char* b, int fallback) {
-  for (const char* n : {a, b})
-    if (const char* v = std::getenv(n)) return std::atoi(v);
-  return fallback;
-}
+int local_rank = 0, local_size = 1;
 }  // namespace
 
-int metrics_port_for_local_rank() {
-  return FLAGS_metrics_port > 0 ? FLAGS_metrics_port + env_int("OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", 0) : 0;
-}
+int metrics_port_for_local_rank() { return FLAGS_metrics_port > 0 ? FLAGS_metrics_port + local_rank : 0; }
 
 metrics::MetricsOptions metrics_options(const std::string& phase, int rank, int world) {
   metrics::MetricsOptions o;
@@ -59,9 +53,17 @@ int run_mpi_main(int argc, char** argv, const char* name, const std::function<vo
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   init_logging(argv[0], rank);
+  // Ranks sharing this node, from MPI itself (launcher variables may be missing).
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+  MPI_Comm_rank(node, &local_rank);
+  MPI_Comm_size(node, &local_size);
+  MPI_Comm_free(&node);
   int rc = 0;
   try {
-    configure_process(FLAGS_threads, env_int("OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE", 1));
+    const int threads = configure_process(FLAGS_threads, local_size);
+    LOG(INFO) << name << ": rank " << rank << " of " << world << ", local rank " << local_rank << " of " << local_size
+              << " on " << metrics::host_name() << ", " << threads << " threads";
     body(rank, world);
   } catch (const std::exception& e) {
     std::cerr << name << " (rank " << rank << "): error: " << e.what() << std::endl;

@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
     c.test_layout = FLAGS_eval_test_layout;
     c.limit = FLAGS_eval_limit;
     if (c.clip_checkpoint.empty() || c.bank.empty()) throw excel::ConfigError("--model_clip and --model_bank are required");
-    excel::comm::MpiCommunicator comm;
+    excel::comm::MpiCommunicator comm;  // confusion matrices are tiny: MPI on every build
     excel::metrics::Metrics mx(excel::apps::metrics_options("eval", rank, world));
     excel::eval::EvalReport r = excel::eval::run_evaluation(c, &mx, &comm);
     LOG(INFO) << "evaluated " << r.images << " images (" << r.scored_images << " with ground truth) on " << world

@@ -3,12 +3,14 @@
 // or more MPI ranks (--train_batch samples per rank; gradients summed over MPI).
 //   mpirun -np 2 excel_train --flagfile=configs/voc_vit_b16.flags --train_batch=2 ...
 #include <gflags/gflags.h>
+
+#include <algorithm>
 #include <glog/logging.h>
 #include <mpi.h>
 
 #include <iostream>
 
-#include "excel/comm/communicator.h"
+#include "excel/comm/make_communicator.h"
 #include "app_common.h"
 #include "excel/common/errors.h"
 #include "excel/common/logging.h"
@@ -19,7 +21,11 @@ DEFINE_string(data_train_split, "train_aug", "training list (name under ImageSet
 DEFINE_string(data_val_split, "val", "validation list");
 DEFINE_string(data_cache, "", "feature-cache manifest (excel_precompute): train without running the backbone");
 DEFINE_int32(data_cache_budget_mb, 1024, "memory for samples read ahead from the cache");
-DEFINE_int32(comm_bucket_mb, 25, "gradient all-reduce bucket size in MB (data-parallel runs)");
+DEFINE_int32(comm_bucket_mb, 25, "gradient all-reduce bucket size in MB (0: one per parameter, -1: one all-reduce after backward)");
+DEFINE_string(comm_backend, "auto", "collectives: mpi, nccl (CUDA builds) or auto (nccl when built with CUDA and GPUs are visible)");
+DEFINE_double(comm_timeout_s, 600, "end the job, naming the hung rank, when no rank makes progress for this long (0: off)");
+DEFINE_int32(fault_hang_step, -1, "testing: rank --fault_hang_rank hangs at this iteration");
+DEFINE_int32(fault_hang_rank, 1, "testing: the rank that hangs");
 DEFINE_bool(data_skip_bad, false, "count and skip unreadable training images instead of stopping");
 DEFINE_int32(data_views, 0, "augmented views cycled per epoch (0: fresh views online / all cached views)");
 DEFINE_int32(model_adapter_dim, 256, "adapter / decoder width");
@@ -35,15 +41,16 @@ DEFINE_int32(train_seed, 0, "seed of initialisation, data order, augmentation an
 DEFINE_int32(train_log_every, 20, "progress line every N iterations");
 DEFINE_int32(train_stop_after, 0, "stop after N iterations of this run (checkpoint kept)");
 DEFINE_bool(train_dynamic_full_pass, false, "dynamic CAM by a second backbone pass (reference) instead of the exact linear update");
-DEFINE_int32(eval_every, 2000, "validate every N iterations");
+DEFINE_int32(eval_every, 2000, "validate every N iterations and at the end (0: never)");
 DEFINE_int32(eval_limit, 0, "validate on the first N images only (0: all)");
 DEFINE_string(ckpt_dir, "run", "output folder (checkpoint.h5)");
-DEFINE_int32(ckpt_every, 2000, "checkpoint every N iterations");
+DEFINE_int32(ckpt_every, 2000, "checkpoint every N iterations (0: only at the end)");
 DEFINE_string(ckpt_resume, "auto", "checkpoint to resume from; 'auto': <ckpt_dir>/checkpoint.h5 if present");
 
 int main(int argc, char** argv) {
   return excel::apps::run_mpi_main(argc, argv, "excel_train", [](int rank, int world) {
-    excel::comm::MpiCommunicator comm(MPI_COMM_WORLD);
+    auto comm = excel::comm::make_communicator(FLAGS_comm_backend);
+    if (rank == 0) LOG(INFO) << "collectives over " << comm->backend_name() << " (" << world << " ranks)";
     excel::train::TrainConfig c;
     c.data_root = FLAGS_data_root;
     c.train_split = FLAGS_data_train_split;
@@ -70,6 +77,9 @@ int main(int argc, char** argv) {
     c.views = FLAGS_data_views;
     c.cache_budget_mb = FLAGS_data_cache_budget_mb;
     c.comm_bucket_mb = FLAGS_comm_bucket_mb;
+    c.comm_timeout_s = FLAGS_comm_timeout_s;
+    c.inject_hang_step = FLAGS_fault_hang_step;
+    c.inject_hang_rank = FLAGS_fault_hang_rank;
     c.skip_bad_inputs = FLAGS_data_skip_bad;
     c.stop_after = FLAGS_train_stop_after;
     c.eval_every = FLAGS_eval_every;
@@ -80,7 +90,7 @@ int main(int argc, char** argv) {
     if (c.cache.empty() && (c.clip_checkpoint.empty() || c.bank.empty()))
       throw excel::ConfigError("--model_clip and --model_bank are required (or --data_cache)");
     excel::metrics::Metrics mx(excel::apps::metrics_options("train", rank, world));
-    auto s = excel::train::run_training(c, &mx, &comm);
+    auto s = excel::train::run_training(c, &mx, comm.get());
     std::string val = rank != 0 ? "validation runs on rank 0"
                       : s.last_seg_miou < 0
                           ? "no validation (feature cache)"
@@ -91,7 +101,8 @@ int main(int argc, char** argv) {
     LOG(INFO) << "done: seg loss " << s.first_seg_loss << " -> " << s.last_seg_loss << ", div loss " << s.first_div_loss
               << " -> " << s.last_div_loss << ", segmentation vs pseudo-labels mIoU on training crops "
               << 100 * s.first_train_agree_miou << " -> " << 100 * s.last_train_agree_miou << "; skipped steps "
-              << s.skipped_steps << "; " << val;
+              << s.skipped_steps << "; mean step " << s.mean_step_seconds << " s (" << world * c.batch / std::max(1e-9, s.mean_step_seconds)
+              << " samples/s over " << world << " ranks); " << val;
     mx.finish();
   });
 }

@@ -62,6 +62,17 @@ void GradientBucketer::on_grad(size_t k, const at::Tensor& grad) {
     seen_[k] = true;
     if (++b.ready == b.params.size()) launch(b);
   }
+  progress();
+}
+
+// Open MPI advances non-blocking collectives only inside MPI calls: test the ones in flight
+// at every hook so that they move on while backward computes.
+void GradientBucketer::progress() {
+  for (auto& b : buckets_) {
+    if (b.request == MPI_REQUEST_NULL) continue;
+    int done = 0;
+    MPI_Test(&b.request, &done, MPI_STATUS_IGNORE);
+  }
 }
 
 void GradientBucketer::launch(Bucket& b) {

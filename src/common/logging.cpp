@@ -5,6 +5,9 @@
 #include <sched.h>
 #include <torch/torch.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -23,30 +26,44 @@ int env_int(const char* a, const char* b, int fallback) {
 int launcher_rank() { return env_int("OMPI_COMM_WORLD_RANK", "SLURM_PROCID", 0); }
 int launcher_world_size() { return env_int("OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS", 1); }
 
-void configure_process(int threads, int local_ranks) {
+int configure_process(int threads, int local_ranks) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest glibc accepts; bigger blocks are mmap'd
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   if (threads <= 0) {
     cpu_set_t set;
-    int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
-    threads = std::max(1, cores / std::max(1, local_ranks));
+    const int allowed = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    // A launcher that bound this rank to its own cores already divided them among the ranks.
+    const bool bound = online > 0 && allowed < online;
+    threads = std::max(1, bound ? allowed : allowed / std::max(1, local_ranks));
   }
   torch::set_num_threads(threads);
   // Softmax over peaked attention produces denormals, which are ~50x slower on x86.
   at::globalContext().setFlushDenormal(true);
+  return threads;
 }
+
+namespace {
+int log_rank = 0;
+
+// "I1125 18:51:23.224080 rank1 7553 trainer.cpp:190] message"
+void rank_prefix(std::ostream& s, const google::LogMessageInfo& l, void*) {
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), "%c%02d%02d %02d:%02d:%02d.%06d rank%d %5d %s:%d]", l.severity[0], 1 + l.time.month(),
+                l.time.day(), l.time.hour(), l.time.min(), l.time.sec(), static_cast<int>(l.time.usec()), log_rank,
+                l.thread_id, l.filename, l.line_number);
+  s << buf;
+}
+}  // namespace
 
 void init_logging(const char* argv0, int rank) {
   static bool done = false;
   if (done) return;
   done = true;
-  if (rank < 0) rank = launcher_rank();
-  static std::string prefix = "rank" + std::to_string(rank);
+  log_rank = rank < 0 ? launcher_rank() : rank;
   FLAGS_logtostderr = true;
-  google::InitGoogleLogging(argv0 ? argv0 : prefix.c_str());
+  google::InitGoogleLogging(argv0 ? argv0 : "excel", &rank_prefix, nullptr);
   google::InstallFailureSignalHandler();
-  // glog 0.6 has no custom prefix hook: put the rank into the program name instead.
-  (void)prefix;
 }
 
 }  // namespace excel

@@ -24,6 +24,7 @@
 
 #include <glog/logging.h>
 
+#include "excel/comm/make_communicator.h"
 #include "excel/common/errors.h"
 
 namespace excel::metrics {
@@ -140,6 +141,8 @@ Metrics::Metrics(const MetricsOptions& options)
       .Set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
   rss_ = &gauge("process_resident_memory_bytes", "Resident memory size");
   cpu_ = &counter("process_cpu_seconds_total", "User and system CPU time spent");
+  if (comm::gpu_memory_used_bytes() >= 0)  // CUDA builds on a machine with a device
+    gpu_ = &gauge("excel_gpu_memory_used_bytes", "Memory in use on this rank's CUDA device (all processes)");
   refresh_process_metrics();
   if (opt_.port > 0) {
     server_ = std::make_unique<Server>(opt_.bind, opt_.port, registry_, [this] { refresh_process_metrics(); });
@@ -170,6 +173,7 @@ Metrics::~Metrics() {
 void Metrics::refresh_process_metrics() {
   std::lock_guard<std::mutex> lock(process_mutex);
   rss_->Set(resident_bytes());
+  if (gpu_) gpu_->Set(static_cast<double>(comm::gpu_memory_used_bytes()));
   const double cpu = process_cpu_seconds(), seen = cpu_->Value();
   if (cpu > seen) cpu_->Increment(cpu - seen);
 }

@@ -6,16 +6,18 @@
 #include <chrono>
 #include <filesystem>
 #include <numeric>
+#include <sstream>
+#include <thread>
 
 #include "excel/cache/feature_cache.h"
 #include "excel/comm/communicator.h"
 #include "excel/comm/gradient_bucketer.h"
+#include "excel/comm/progress_watchdog.h"
 #include "excel/common/errors.h"
 #include "excel/data/sampler.h"
 #include "excel/data/voc_dataset.h"
 #include "excel/eval/seg_metrics.h"
 #include "excel/metrics/metrics.h"
-#include "train_metrics.h"
 #include "excel/model/cam.h"
 #include "excel/model/checkpoint.h"
 #include "excel/model/clip_text.h"
@@ -29,6 +31,8 @@
 #include "excel/train/checkpoint.h"
 #include "excel/train/losses.h"
 #include "excel/train/optimizer.h"
+#include "replica_check.h"
+#include "train_metrics.h"
 
 namespace fs = std::filesystem;
 namespace F = torch::nn::functional;
@@ -66,12 +70,12 @@ class Trainer {
         tm_(mx, cfg.max_iters) {
     num_samples_ = store_ ? store_->num_samples() : static_cast<int64_t>(train_set_->size());
     heads_.set_communicator(comm_);
-    if (comm_) {
-      auto* mpi = dynamic_cast<comm::MpiCommunicator*>(comm_);
-      if (!mpi) throw ConfigError("data-parallel training needs the MPI communicator");
+    // MPI: gradients are all-reduced in buckets from the backward hooks. Other backends (NCCL),
+    // or a negative bucket size, sum one flat gradient buffer after backward.
+    auto* mpi = dynamic_cast<comm::MpiCommunicator*>(comm_);
+    if (mpi && cfg.comm_bucket_mb >= 0)
       bucketer_ = std::make_unique<comm::GradientBucketer>(heads_.parameters(), mpi->mpi_comm(),
                                                            static_cast<size_t>(cfg.comm_bucket_mb) << 20);
-    }
     if (num_samples_ < cfg.batch * world_)
       throw ConfigError("training split has " + std::to_string(num_samples_) + " images, fewer than the batch");
     views_ = cfg.views;
@@ -110,20 +114,19 @@ class Trainer {
     std::string resume = cfg_.resume == "auto" ? (fs::exists(ckpt) ? ckpt : "") : cfg_.resume;
     if (!resume.empty()) {
       CheckpointMeta m = load_checkpoint(resume, heads_, opt_);
-      if (m.seed != cfg_.seed || m.batch != cfg_.batch)
-        throw ConfigError(resume + ": written with seed " + std::to_string(m.seed) + " and batch " +
-                          std::to_string(m.batch) + ", this run has seed " + std::to_string(cfg_.seed) + " and batch " +
-                          std::to_string(cfg_.batch));
+      // The global batch must match; the number of ranks may change (the schedule counts global steps).
+      if (m.seed != cfg_.seed || m.batch != cfg_.batch * world_)
+        throw ConfigError(resume + ": written with seed " + std::to_string(m.seed) + " and global batch " +
+                          std::to_string(m.batch) + ", this run has seed " + std::to_string(cfg_.seed) +
+                          " and global batch " + std::to_string(cfg_.batch * world_) + " (" + std::to_string(cfg_.batch) +
+                          " per rank x " + std::to_string(world_) + " ranks)");
       start = m.next_iteration;
       LOG(INFO) << "resumed from " << resume << " at iteration " << start;
     }
-    if (comm_) {  // every rank starts from rank 0's weights
-      torch::NoGradGuard ng;
-      for (const auto& n : heads_.names()) {
-        at::Tensor p = heads_.param(n).detach().contiguous();
-        comm_->broadcast(p, 0);
-        heads_.param(n).copy_(p);
-      }
+    if (comm_) {  // same structure and flags everywhere; every rank starts from rank 0's weights
+      broadcast_and_check_replicas(heads_, *comm_, config_fingerprint());
+      if (cfg_.comm_timeout_s > 0)
+        watchdog_ = std::make_unique<comm::ProgressWatchdog>(MPI_COMM_WORLD, cfg_.comm_timeout_s);
     }
     TrainSummary sum;
     Meters meters;
@@ -154,7 +157,7 @@ class Trainer {
         tm_.step(step_s, times_, cfg_.batch, it + 1, epoch_of(it), opt_.lr(it));
         tm_.losses(seg, div, seg + 0.1 * div);
       }
-      if (((it + 1) % cfg_.log_every == 0 || it + 1 == cfg_.max_iters) && meters.n > 0) {
+      if ((every(cfg_.log_every, it) || it + 1 == cfg_.max_iters) && meters.n > 0) {
         const double dt = seconds_since(t_log), ips = static_cast<double>(meters.n * cfg_.batch) / dt;
         const double eta = static_cast<double>(cfg_.max_iters - it - 1) * dt / static_cast<double>(meters.n);
         const double agree = eval::scores(meters.agree).miou;
@@ -168,8 +171,9 @@ class Trainer {
         t_log = std::chrono::steady_clock::now();
       }
       const bool last = it + 1 == cfg_.max_iters;
-      if ((it + 1) % cfg_.eval_every == 0 || last) {
-        auto [pm, sm] = validate();
+      if (cfg_.eval_every > 0 && (every(cfg_.eval_every, it) || last)) {  // 0: never validate
+        mark(it, comm::ProgressWatchdog::kValidation);
+        auto [pm, sm] = validate(it);
         if (sum.first_seg_miou < 0) sum.first_seg_miou = sm;
         if (first_agree_ < 0) first_agree_ = last_agree_;
         sum.first_agree_miou = first_agree_;
@@ -177,13 +181,15 @@ class Trainer {
         sum.last_pseudo_miou = pm;
         sum.last_seg_miou = sm;
       }
-      if ((it + 1) % cfg_.ckpt_every == 0 || last) {
+      if (every(cfg_.ckpt_every, it) || last) {  // 0: only at the end
         const auto tc = std::chrono::steady_clock::now();
+        mark(it, comm::ProgressWatchdog::kCheckpoint);
         checkpoint(ckpt, it + 1);
         tm_.checkpoint(seconds_since(tc));
       }
     }
     if (it > start && it < cfg_.max_iters) checkpoint(ckpt, it);
+    mark(it, comm::ProgressWatchdog::kFinished);
     sum.iterations_done = it;
     sum.mean_step_seconds = steps_run_ ? step_seconds_ / static_cast<double>(steps_run_) : 0.0;
     sum.skipped_steps = skipped_;
@@ -217,9 +223,44 @@ class Trainer {
     return o;
   }
 
-  // Rank 0 writes; every rank waits so that nobody races ahead of a checkpoint.
+  // One flat buffer of every gradient (zeros for parameters without one), summed over ranks.
+  void all_reduce_gradients() {
+    torch::NoGradGuard ng;
+    std::vector<at::Tensor> flat;
+    for (auto& p : heads_.parameters())
+      flat.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::zeros({p.numel()}));
+    at::Tensor buf = torch::cat(flat);
+    comm_->all_reduce_sum(buf);
+    int64_t off = 0;
+    for (auto& p : heads_.parameters()) {
+      at::Tensor sum = buf.narrow(0, off, p.numel()).view_as(p);
+      if (p.grad().defined())
+        p.mutable_grad().copy_(sum);
+      else
+        p.mutable_grad() = sum.clone();
+      off += p.numel();
+    }
+  }
+
+  static bool every(int64_t n, int64_t it) { return n > 0 && (it + 1) % n == 0; }
+
+  void mark(int64_t it, comm::ProgressWatchdog::Phase phase) {
+    if (watchdog_) watchdog_->mark(it, phase);
+  }
+
+  // The settings every rank must share.
+  uint64_t config_fingerprint() const {
+    std::ostringstream o;
+    o << cfg_.seed << '|' << cfg_.batch << '|' << cfg_.max_iters << '|' << cfg_.warmup_iters << '|' << cfg_.switch_iter
+      << '|' << cfg_.pred_target_iter << '|' << cfg_.base_lr << '|' << cfg_.weight_decay << '|' << cfg_.crop << '|'
+      << cfg_.adapter_dim << '|' << cfg_.dataset << '|' << views_ << '|' << num_samples_ << '|' << cfg_.ckpt_every
+      << '|' << cfg_.eval_every << '|' << cfg_.comm_bucket_mb << '|' << cfg_.dynamic_full_pass;
+    return fingerprint(o.str());
+  }
+
+  // Rank 0 writes (with the global batch); every rank waits so that nobody races ahead of a checkpoint.
   void checkpoint(const std::string& path, int64_t next_iteration) {
-    if (rank_ == 0) save_checkpoint(path, heads_, opt_, {next_iteration, cfg_.seed, cfg_.batch});
+    if (rank_ == 0) save_checkpoint(path, heads_, opt_, {next_iteration, cfg_.seed, cfg_.batch * world_});
     if (comm_) comm_->barrier();
   }
 
@@ -340,6 +381,7 @@ class Trainer {
     const int64_t view = views_ > 0 ? bp.epoch % views_ : bp.epoch;
     std::vector<int64_t> idx = data::rank_batch(order_, bp.index, cfg_.batch, world_, rank_);
     const bool dynamic = it >= cfg_.switch_iter;
+    mark(it, comm::ProgressWatchdog::kStep);
     times_ = StepTimes();
     auto t = std::chrono::steady_clock::now();
     StepInputs in = store_ ? cached_inputs(idx, view, bp.epoch, bp.index) : online_inputs(idx, view, dynamic);
@@ -351,7 +393,7 @@ class Trainer {
       times_.forward = seconds_since(t) - times_.data;  // online_inputs timed its data part
     }
     t = std::chrono::steady_clock::now();
-
+    mark(it, comm::ProgressWatchdog::kForward);
     if (bucketer_) bucketer_->prepare();
     auto gen = at::detail::createCPUGenerator(data::mix_seed(cfg_.seed ^ 0xD409, static_cast<uint64_t>(it)));
     // Dropout draws for the whole global batch; this rank takes its rows.
@@ -387,6 +429,11 @@ class Trainer {
     at::Tensor loss = seg + 0.1 * div;
     if (it == cfg_.inject_nan_step && rank_ == cfg_.inject_nan_rank) loss = loss * std::nan("");
     times_.forward += seconds_since(t);
+    if (it == cfg_.inject_hang_step && rank_ == cfg_.inject_hang_rank) {
+      LOG(WARNING) << "fault injection: rank " << rank_ << " hangs at iteration " << it;
+      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    mark(it, comm::ProgressWatchdog::kBackward);
     t = std::chrono::steady_clock::now();
     loss.backward();
     times_.backward = seconds_since(t);
@@ -398,9 +445,13 @@ class Trainer {
     for (const auto& p : heads_.parameters())
       finite = finite && (!p.grad().defined() || p.grad().isfinite().all().item<bool>());
     at::Tensor bad = torch::tensor({finite ? 0.0 : 1.0}, torch::kDouble);
+    mark(it, comm::ProgressWatchdog::kGradientSync);
     if (comm_) {
       comm_->all_reduce_sum(bad);
-      bucketer_->finish();  // waits for the buckets launched during backward: .grad() = sums
+      if (bucketer_)
+        bucketer_->finish();  // waits for the buckets launched during backward: .grad() = sums
+      else
+        all_reduce_gradients();
       comm_->all_reduce_sum(losses);
     }
     times_.allreduce = seconds_since(t);
@@ -414,6 +465,7 @@ class Trainer {
       return {std::nan(""), std::nan("")};
     }
     t = std::chrono::steady_clock::now();
+    mark(it, comm::ProgressWatchdog::kOptimizer);
     opt_.step();
     times_.optimizer = seconds_since(t);
     const double seg_v = losses[0].item<double>(), div_v = losses[1].item<double>();
@@ -422,7 +474,7 @@ class Trainer {
   }
 
   // §10.1: static-CAM pseudo-labels (G always, tau 0.75) and single-scale segmentation on val.
-  std::pair<double, double> validate() {
+  std::pair<double, double> validate(int64_t it) {
     if (rank_ != 0) return {-1, -1};  // rank 0 validates; the others wait at the next checkpoint
     struct LocalOnly {  // validation is per image: no collective inside the heads
       model::Heads& h;
@@ -440,6 +492,7 @@ class Trainer {
     at::Tensor cm_agree = torch::zeros({K, K}, torch::kLong);  // segmentation vs pseudo-labels
     const size_t n = cfg_.val_limit > 0 ? std::min(val_set_->size(), static_cast<size_t>(cfg_.val_limit)) : val_set_->size();
     for (size_t i = 0; i < n; ++i) {
+      mark(it, comm::ProgressWatchdog::kValidation);  // progress while the other ranks wait
       data::ValSample s = val_set_->val_sample(i);
       const int64_t H = s.gt.size(0), W = s.gt.size(1);
       at::Tensor x = F::interpolate(s.image.unsqueeze(0), F::InterpolateFuncOptions()
@@ -478,6 +531,7 @@ class Trainer {
   std::unique_ptr<cache::FeatureStore> store_;
   std::unique_ptr<cache::CachePrefetcher> prefetch_;
   std::unique_ptr<comm::GradientBucketer> bucketer_;
+  std::unique_ptr<comm::ProgressWatchdog> watchdog_;
   double step_seconds_ = 0;
   int64_t skipped_ = 0;
   int64_t steps_run_ = 0;

@@ -26,6 +26,11 @@ class GradientBucketer {
   // zero), waits, and stores the summed gradients in .grad().
   void finish();
   size_t num_buckets() const { return buckets_.size(); }
+  std::vector<int64_t> bucket_numels() const {
+    std::vector<int64_t> n;
+    for (const auto& b : buckets_) n.push_back(b.buffer.numel());
+    return n;
+  }
 
  private:
   struct Bucket {
@@ -38,6 +43,7 @@ class GradientBucketer {
   };
   void on_grad(size_t param, const at::Tensor& grad);
   void launch(Bucket& b);
+  void progress();
 
   std::vector<at::Tensor> params_;
   std::vector<std::pair<size_t, size_t>> where_;  // param -> (bucket, slot)

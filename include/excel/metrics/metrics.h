@@ -58,7 +58,7 @@ class Metrics {
   int port_ = 0;
   std::string target_file_;
   bool finished_ = false;
-  prometheus::Gauge* rss_ = nullptr;
+  prometheus::Gauge *rss_ = nullptr, *gpu_ = nullptr;
   prometheus::Counter* cpu_ = nullptr;
 };
 

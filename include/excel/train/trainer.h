@@ -34,7 +34,9 @@ struct TrainConfig {
   // Feature cache manifest: train from it and never build the backbone (validation is skipped).
   std::string cache;
   int64_t cache_budget_mb = 1024;  // decoded samples the prefetch thread may hold
-  int64_t comm_bucket_mb = 25;     // gradient all-reduce bucket size (data-parallel runs)
+  // Gradient all-reduce bucket size (data-parallel runs over MPI); 0: one bucket per parameter;
+  // < 0: one all-reduce of all gradients after backward (what non-MPI backends do).
+  int64_t comm_bucket_mb = 25;
   // Online mode: an unreadable image is counted and replaced by the next one in list order
   // instead of ending the run.
   bool skip_bad_inputs = false;
@@ -44,6 +46,11 @@ struct TrainConfig {
   // Fault injection for tests: rank `inject_nan_rank` gets a NaN loss at iteration inject_nan_step.
   int64_t inject_nan_step = -1;
   int inject_nan_rank = 0;
+  // ... and rank `inject_hang_rank` hangs (sleeps forever) before backward at inject_hang_step.
+  int64_t inject_hang_step = -1;
+  int inject_hang_rank = 0;
+  // No progress on any rank for this long ends the job naming the hung rank (0: off).
+  double comm_timeout_s = 600;
   // Optional: every step's (seg, div) loss is appended here (tests, benchmarks).
   std::vector<std::pair<double, double>>* loss_log = nullptr;
   // bookkeeping

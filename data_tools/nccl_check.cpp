@@ -1,0 +1,138 @@
+// Checks NcclCommunicator on CPU tensors (all-reduce sum and broadcast over dtypes and sizes,
+// exact for integers, within a tolerance for floats) and times a float all-reduce beside
+// MPI_Allreduce of the same bytes. Last line: one JSON object. Exit 0 ok, 1 mismatch or error,
+// 77 when some rank sees no CUDA device (skip).
+//   mpirun -np 2 excel_nccl_check [--bytes=26214400] [--iters=10] [--warmup=3]
+#include <gflags/gflags.h>
+#include <mpi.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <vector>
+
+#include "excel/comm/make_communicator.h"
+#include "excel/comm/nccl_communicator.h"
+
+DEFINE_int64(bytes, 25 << 20, "bytes of the timed float all-reduce");
+DEFINE_int32(iters, 10, "timed repetitions (mean reported)");
+DEFINE_int32(warmup, 3, "untimed repetitions first");
+
+namespace {
+
+using excel::comm::Communicator;
+
+// Small values whose sums are exact in every dtype checked (half and bfloat16 included).
+at::Tensor pattern(int64_t n, int rank, at::ScalarType dtype) {
+  at::Tensor i = torch::arange(n, torch::kLong);
+  return ((i % 5) + rank + 1).to(dtype);
+}
+
+double tolerance(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kHalf: return 1e-3;
+    case at::kBFloat16: return 1e-2;
+    case at::kFloat: return 1e-6;
+    case at::kDouble: return 1e-12;
+    default: return 0;
+  }
+}
+
+// Mismatches of `got` against `want`, relative for floats and exact for integers.
+int64_t mismatches(const at::Tensor& got, const at::Tensor& want) {
+  if (got.numel() == 0) return 0;
+  if (!at::isFloatingType(got.scalar_type())) return (got != want).sum().item<int64_t>();
+  at::Tensor g = got.to(torch::kDouble), w = want.to(torch::kDouble);
+  return ((g - w).abs() > w.abs() * tolerance(got.scalar_type())).sum().item<int64_t>();
+}
+
+int64_t check_all(Communicator& comm) {
+  const int rank = comm.rank(), size = comm.size();
+  const std::vector<at::ScalarType> dtypes = {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16,
+                                              at::kInt,   at::kLong,   at::kByte};
+  const std::vector<int64_t> sizes = {0, 1, 7, 4096, 1000003};
+  int64_t bad = 0;
+  for (at::ScalarType dt : dtypes) {
+    for (int64_t n : sizes) {
+      // Sum over ranks r of (i % 5 + r + 1) = size * (i % 5 + 1) + size * (size - 1) / 2, wrapping for uint8.
+      at::Tensor t = pattern(n, rank, dt);
+      comm.all_reduce_sum(t);
+      at::Tensor i = torch::arange(n, torch::kLong);
+      at::Tensor want = (size * (i % 5 + 1) + size * (size - 1) / 2);
+      if (dt == at::kByte) want = want % 256;
+      int64_t m = mismatches(t, want.to(dt));
+      for (int root : {0, size - 1}) {
+        at::Tensor b = pattern(n, rank, dt);
+        comm.broadcast(b, root);
+        m += mismatches(b, pattern(n, root, dt));
+      }
+      if (m) std::cerr << "rank " << rank << ": " << c10::toString(dt) << " x " << n << ": " << m << " mismatches\n";
+      bad += m;
+    }
+  }
+  comm.barrier();
+  return bad;
+}
+
+template <class F>
+double mean_ms(F&& f) {
+  for (int k = 0; k < FLAGS_warmup; ++k) f();
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto t0 = std::chrono::steady_clock::now();
+  for (int k = 0; k < FLAGS_iters; ++k) f();
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / FLAGS_iters;
+  MPI_Allreduce(MPI_IN_PLACE, &ms, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);  // slowest rank
+  return ms;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  MPI_Init(&argc, &argv);
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+
+  std::string why;
+  int devices = excel::comm::cuda_device_count(&why);
+  int min_devices = devices;
+  MPI_Allreduce(MPI_IN_PLACE, &min_devices, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (min_devices == 0) {
+    if (devices == 0) std::printf("SKIP: rank %d sees no CUDA device (%s)\n", rank, why.c_str());
+    MPI_Finalize();
+    return 77;
+  }
+
+  int code = 0;
+  try {
+    excel::comm::NcclCommunicator nccl(MPI_COMM_WORLD);
+    auto picked = excel::comm::make_communicator("auto");
+    int64_t bad = check_all(nccl);
+    if (std::string(picked->backend_name()) != "nccl") {
+      std::cerr << "rank " << rank << ": make_communicator(\"auto\") picked " << picked->backend_name() << "\n";
+      ++bad;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+
+    const int64_t n = std::max<int64_t>(1, FLAGS_bytes / 4);
+    at::Tensor x = torch::ones({n}, torch::kFloat);
+    const double nccl_ms = mean_ms([&] { nccl.all_reduce_sum(x); });
+    std::vector<float> y(static_cast<size_t>(n), 1.0f);
+    const double mpi_ms = mean_ms([&] {
+      MPI_Allreduce(MPI_IN_PLACE, y.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    });
+    if (rank == 0) {
+      std::printf("devices per node: %d, rank 0 on cuda:%d\n", devices, nccl.device());
+      std::printf("{\"ranks\":%d,\"bytes\":%lld,\"nccl_ms\":%.3f,\"mpi_ms\":%.3f,\"ok\":%s}\n", size,
+                  static_cast<long long>(n * 4), nccl_ms, mpi_ms, bad ? "false" : "true");
+    }
+    code = bad ? 1 : 0;
+  } catch (const std::exception& e) {
+    std::cerr << "excel_nccl_check: " << e.what() << "\n";
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  MPI_Finalize();
+  return code;
+}
