@@ -10,6 +10,7 @@
 #include <chrono>
 #include <iostream>
 
+#include "excel/comm/communicator.h"
 #include "excel/comm/gradient_bucketer.h"
 #include "excel/common/logging.h"
 #include "excel/model/heads.h"
@@ -23,6 +24,7 @@ static double ms(Clock::time_point a, Clock::time_point b) { return std::chrono:
 
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  excel::comm::prefer_ring_iallreduce();  // as the tools do (OMPI_MCA_coll_libnbc_iallreduce_algorithm=0 restores the default)
   MPI_Init(&argc, &argv);
   int rank = 0, world = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

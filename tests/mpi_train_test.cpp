@@ -134,6 +134,7 @@ TEST(DataParallelTest, nan_on_one_rank_skips_the_step_everywhere) {
 }
 
 int main(int argc, char** argv) {
+  comm::prefer_ring_iallreduce();  // as the tools do
   MPI_Init(&argc, &argv);
   testing::InitGoogleTest(&argc, argv);
   FLAGS_logtostderr = true;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "excel/comm/communicator.h"
 #include "excel/common/logging.h"
 
 DEFINE_string(data_root, "demo_out/voc", "VOC-layout data folder (JPEGImages/, SegmentationClassAug/, ImageSets/)");
@@ -48,6 +49,7 @@ metrics::MetricsOptions metrics_options(const std::string& phase, int rank, int 
 
 int run_mpi_main(int argc, char** argv, const char* name, const std::function<void(int, int)>& body) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  comm::prefer_ring_iallreduce();
   MPI_Init(&argc, &argv);
   int rank = 0, world = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

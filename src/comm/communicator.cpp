@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <cstdlib>
+
 #include "excel/common/errors.h"
 
 namespace excel::comm {
@@ -46,6 +48,8 @@ struct GlobalSum : public torch::autograd::Function<GlobalSum> {
 };
 
 }  // namespace
+
+void prefer_ring_iallreduce() { ::setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", /*overwrite=*/0); }
 
 MpiCommunicator::MpiCommunicator(MPI_Comm base) {
   check(MPI_Comm_dup(base, &comm_), "MPI_Comm_dup");

@@ -46,10 +46,9 @@ GradientBucketer::~GradientBucketer() {
 
 void GradientBucketer::prepare() {
   std::fill(seen_.begin(), seen_.end(), false);
-  for (auto& b : buckets_) {
+  for (auto& b : buckets_) {  // no memset: every slot is overwritten by its gradient or zeroed in finish()
     b.ready = 0;
     b.launched = false;
-    b.buffer.zero_();
   }
 }
 
@@ -57,10 +56,12 @@ void GradientBucketer::on_grad(size_t k, const at::Tensor& grad) {
   auto [bi, slot] = where_[k];
   Bucket& b = buckets_[bi];
   at::Tensor dst = b.buffer.narrow(0, b.offsets[slot], params_[k].numel());
-  dst.add_(grad.reshape({-1}));  // several uses of one parameter accumulate
   if (!seen_[k]) {
+    dst.copy_(grad.reshape({-1}));
     seen_[k] = true;
     if (++b.ready == b.params.size()) launch(b);
+  } else {
+    dst.add_(grad.reshape({-1}));  // several gradient calls for one parameter accumulate
   }
   progress();
 }
@@ -85,16 +86,16 @@ void GradientBucketer::launch(Bucket& b) {
 
 void GradientBucketer::finish() {
   for (auto& b : buckets_) {  // in bucket order on every rank: unused parameters count as zero
+    if (!b.launched)
+      for (size_t s = 0; s < b.params.size(); ++s)
+        if (!seen_[b.params[s]]) b.buffer.narrow(0, b.offsets[s], params_[b.params[s]].numel()).zero_();
     launch(b);
     MPI_Wait(&b.request, MPI_STATUS_IGNORE);
+    // .grad() becomes a view of the summed bucket: no copy. It stays valid until the next
+    // backward, before which the optimizer drops the gradients (zero_grad sets them to none).
     for (size_t s = 0; s < b.params.size(); ++s) {
       at::Tensor& p = params_[b.params[s]];
-      at::Tensor sum = b.buffer.narrow(0, b.offsets[s], p.numel()).view_as(p);
-      if (p.grad().defined()) {
-        p.mutable_grad().copy_(sum);
-      } else {
-        p.mutable_grad() = sum.clone();
-      }
+      p.mutable_grad() = b.buffer.narrow(0, b.offsets[s], p.numel()).view_as(p);
     }
   }
 }

@@ -161,6 +161,7 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
                                                             .size(std::vector<int64_t>{cfg.crop, cfg.crop})
                                                             .mode(torch::kBilinear)
                                                             .align_corners(false));
+    at::Tensor base_logits;  // heads logits of [x; flip(x)] at the base side, when computed below
     // Pseudo-labels need the image-level labels, which a test split does not have.
     if (s.cls.defined()) {
       at::Tensor cam, attn, G;
@@ -179,6 +180,7 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
         cam = fuse_flipped_cams(model::surgery_cam(f, text, C), g);
         attn = vo.attn_all.select(1, 0);
         G = ho.affinity[0];
+        if (cfg.scales[0] == cfg.crop) base_logits = ho.logits;
       }
       model::RefinedCams refined = model::refine_cams_with_affinity(cam, attn, s.cls, G, cfg.tau, g, g);
       at::Tensor pl;
@@ -201,7 +203,7 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
       }
     }
     if (heads) {
-      at::Tensor logits = multiscale_logits(vision, *heads, s.rgb.unsqueeze(0), msc)[0];  // [K,H,W]
+      at::Tensor logits = multiscale_logits(vision, *heads, s.rgb.unsqueeze(0), msc, base_logits)[0];  // [K,H,W]
       at::Tensor pred = cfg.crf ? crf_argmax(torch::softmax(logits, 0), s.rgb, cfg.crf_params) : logits.argmax(0);
       if (s.gt.defined()) cm_seg += confusion_matrix(s.gt, pred, K);
       if (masks) write_mask(cfg.output_dir + "/segmentation/" + s.id + ".png", pred);

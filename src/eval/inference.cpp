@@ -11,23 +11,26 @@ namespace excel::eval {
 namespace F = torch::nn::functional;
 
 at::Tensor multiscale_logits(const model::ClipVision& vision, const model::Heads& heads, const at::Tensor& rgb,
-                             const MultiScaleOptions& opt) {
+                             const MultiScaleOptions& opt, const at::Tensor& base_pair_logits) {
   torch::NoGradGuard ng;
   const int64_t H = rgb.size(1), W = rgb.size(2);
   at::Tensor x = model::normalize_rgb(rgb);
-  at::Tensor sum;
-  for (size_t i = 0; i < opt.sides.size(); ++i) {
-    const int64_t side = opt.sides[i];
+  // Logits [2,K,H,W] of [x; flip(x)] at a square side.
+  auto pair_logits = [&](int64_t side) {
     at::Tensor xs = F::interpolate(x, F::InterpolateFuncOptions()
                                           .size(std::vector<int64_t>{side, side})
                                           .mode(torch::kBilinear)
                                           .align_corners(false));
-    at::Tensor both = torch::cat({xs, xs.flip({3})});
     model::VisionOptions vo;
     vo.keep_attn = false;
-    at::Tensor feats = vision.forward(both, {}, vo).feats_all;
+    at::Tensor feats = vision.forward(torch::cat({xs, xs.flip({3})}), {}, vo).feats_all;
     const int64_t g = side / vision.config().patch;
-    at::Tensor logits = train::upsample(heads.forward(feats, false, {}, g, g).logits, H, W);
+    return heads.forward(feats, false, {}, g, g).logits;
+  };
+  at::Tensor sum;
+  for (size_t i = 0; i < opt.sides.size(); ++i) {
+    at::Tensor logits =
+        train::upsample(i == 0 && base_pair_logits.defined() ? base_pair_logits : pair_logits(opt.sides[i]), H, W);
     at::Tensor l = (i == 0 && !opt.flip_average_at_base) ? logits.slice(0, 0, 1)
                                                          : (logits.slice(0, 0, 1) + logits.slice(0, 1, 2).flip({3})) / 2;
     sum = sum.defined() ? sum + l : l;

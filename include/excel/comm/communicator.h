@@ -38,6 +38,11 @@ class MpiCommunicator : public Communicator {
   int rank_ = 0, size_ = 1;
 };
 
+// Call before MPI_Init: makes Open MPI's non-blocking all-reduce (the gradient buckets) use the
+// ring algorithm unless the user set OMPI_MCA_coll_libnbc_iallreduce_algorithm. Measured on 2
+// ranks and 25 MB: libnbc's default takes 1.7-2.1x a blocking MPI_Allreduce, ring 0.9-1.1x.
+void prefer_ring_iallreduce();
+
 // Sum of a tensor over every rank's values, differentiable: the backward pass sums the incoming
 // gradient over ranks too (the loss is the sum of the ranks' partial losses). With no
 // communicator (or one rank) this is x.sum().

@@ -23,7 +23,8 @@ class GradientBucketer {
   // Call before backward: clears the per-step readiness.
   void prepare();
   // Call after backward: launches what is still pending (parameters without a gradient count as
-  // zero), waits, and stores the summed gradients in .grad().
+  // zero), waits, and makes each .grad() a view of its summed bucket slot. The gradients must be
+  // reset to none (not zeroed in place) before the next backward.
   void finish();
   size_t num_buckets() const { return buckets_.size(); }
   std::vector<int64_t> bucket_numels() const {
