@@ -21,7 +21,9 @@ DEFINE_string(data_train_split, "train_aug", "training list (name under ImageSet
 DEFINE_string(data_val_split, "val", "validation list");
 DEFINE_string(data_cache, "", "feature-cache manifest (excel_precompute): train without running the backbone");
 DEFINE_int32(data_cache_budget_mb, 1024, "memory for samples read ahead from the cache");
-DEFINE_int32(comm_bucket_mb, 25, "gradient all-reduce bucket size in MB (0: one per parameter, -1: one all-reduce after backward)");
+// The heads hold 25 MB of gradients: 25 MB buckets would be one bucket launched after backward,
+// with nothing to overlap; 4 MB (8 buckets) hides the sync (bench/excel_bench_allreduce).
+DEFINE_int32(comm_bucket_mb, 4, "gradient all-reduce bucket size in MB (0: one per parameter, -1: one all-reduce after backward)");
 DEFINE_string(comm_backend, "auto", "collectives: mpi, nccl (CUDA builds) or auto (nccl when built with CUDA and GPUs are visible)");
 DEFINE_double(comm_timeout_s, 600, "end the job, naming the hung rank, when no rank makes progress for this long (0: off)");
 DEFINE_int32(fault_hang_step, -1, "testing: rank --fault_hang_rank hangs at this iteration");

@@ -36,7 +36,7 @@ struct TrainConfig {
   int64_t cache_budget_mb = 1024;  // decoded samples the prefetch thread may hold
   // Gradient all-reduce bucket size (data-parallel runs over MPI); 0: one bucket per parameter;
   // < 0: one all-reduce of all gradients after backward (what non-MPI backends do).
-  int64_t comm_bucket_mb = 25;
+  int64_t comm_bucket_mb = 4;
   // Online mode: an unreadable image is counted and replaced by the next one in list order
   // instead of ending the run.
   bool skip_bad_inputs = false;
