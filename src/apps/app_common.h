@@ -32,6 +32,18 @@ int run_mpi_main(int argc, char** argv, const char* name, const std::function<vo
 
 // Metrics port for this process: --metrics_port + local rank (0 when disabled).
 int metrics_port_for_local_rank();
+// The shared data_* and model_* flags into a tool's configuration (the split is per tool).
+template <class Config>
+void apply_common_flags(Config& c) {
+  c.data_root = FLAGS_data_root;
+  c.labels_file = FLAGS_data_labels;
+  c.dataset = FLAGS_data_dataset;
+  c.clip_checkpoint = FLAGS_model_clip;
+  c.bank = FLAGS_model_bank;
+  c.bpe_path = FLAGS_model_bpe;
+  c.crop = FLAGS_model_crop;
+}
+
 // The metrics flags for this process; job id from --metrics_job_id, else SLURM_JOB_ID, else "local".
 metrics::MetricsOptions metrics_options(const std::string& phase, int rank, int world);
 

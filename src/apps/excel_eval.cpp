@@ -51,14 +51,8 @@ std::vector<int64_t> parse_sides(const std::string& s) {
 int main(int argc, char** argv) {
   return excel::apps::run_mpi_main(argc, argv, "excel_eval", [](int rank, int world) {
     excel::eval::EvalConfig c;
-    c.data_root = FLAGS_data_root;
+    excel::apps::apply_common_flags(c);
     c.split = FLAGS_data_split;
-    c.labels_file = FLAGS_data_labels;
-    c.dataset = FLAGS_data_dataset;
-    c.clip_checkpoint = FLAGS_model_clip;
-    c.bank = FLAGS_model_bank;
-    c.bpe_path = FLAGS_model_bpe;
-    c.crop = FLAGS_model_crop;
     c.mode = FLAGS_eval_mode;
     c.checkpoint = FLAGS_eval_checkpoint;
     c.decoder_heads = FLAGS_model_decoder_heads;

@@ -26,15 +26,9 @@ DEFINE_double(train_tau, 0.79, "box threshold of the static pseudo-labels");
 int main(int argc, char** argv) {
   return excel::apps::run_mpi_main(argc, argv, "excel_precompute", [](int rank, int world) {
     excel::cache::CacheConfig c;
-    c.data_root = FLAGS_data_root;
+    excel::apps::apply_common_flags(c);
     c.split = FLAGS_data_split;
-    c.labels_file = FLAGS_data_labels;
-    c.dataset = FLAGS_data_dataset;
-    c.clip_checkpoint = FLAGS_model_clip;
-    c.bank = FLAGS_model_bank;
-    c.bpe_path = FLAGS_model_bpe;
     c.output_dir = FLAGS_cache_dir;
-    c.crop = FLAGS_model_crop;
     c.views = FLAGS_cache_views;
     c.batch = FLAGS_cache_batch;
     c.seed = static_cast<uint64_t>(FLAGS_train_seed);

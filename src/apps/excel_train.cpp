@@ -54,15 +54,9 @@ int main(int argc, char** argv) {
     auto comm = excel::comm::make_communicator(FLAGS_comm_backend);
     if (rank == 0) LOG(INFO) << "collectives over " << comm->backend_name() << " (" << world << " ranks)";
     excel::train::TrainConfig c;
-    c.data_root = FLAGS_data_root;
+    excel::apps::apply_common_flags(c);
     c.train_split = FLAGS_data_train_split;
     c.val_split = FLAGS_data_val_split;
-    c.labels_file = FLAGS_data_labels;
-    c.dataset = FLAGS_data_dataset;
-    c.clip_checkpoint = FLAGS_model_clip;
-    c.bank = FLAGS_model_bank;
-    c.bpe_path = FLAGS_model_bpe;
-    c.crop = FLAGS_model_crop;
     c.adapter_dim = FLAGS_model_adapter_dim;
     c.batch = FLAGS_train_batch;
     c.max_iters = FLAGS_train_max_iters;
