@@ -35,26 +35,16 @@ int main(int argc, char** argv) {
     c.dtype = FLAGS_cache_dtype;
     c.tau = FLAGS_train_tau;
     excel::metrics::Metrics mx(excel::apps::metrics_options("precompute", rank, world));
-    auto& rows_total = mx.counter("excel_precompute_rows_total", "Cache rows (crop x view) written by this rank");
     auto& written = mx.counter("excel_cache_written_bytes_total", "Payload bytes written to cache shards");
-    auto& planned = mx.gauge("excel_precompute_rows_planned", "Rows this rank's shard holds");
-    auto& ratio = mx.gauge("excel_precompute_progress_ratio", "Fraction of this rank's shard written");
-    auto& eta = mx.gauge("excel_precompute_eta_seconds", "Estimated seconds until this rank's shard is complete");
-    auto& batch_s = mx.histogram("excel_precompute_batch_seconds", "Backbone, pseudo-labels and write time per batch",
-                                 excel::metrics::seconds_buckets());
+    excel::metrics::ProgressMetrics progress(&mx, "excel_precompute", "rows", "batch");  // rows = crop x view
     auto t0 = std::chrono::steady_clock::now();
     excel::cache::ShardInfo s = excel::cache::precompute_shard(c, rank, world, [&](const excel::cache::ShardProgress& p) {
-      rows_total.Increment(static_cast<double>(p.batch_rows));
       written.Increment(static_cast<double>(p.bytes_written));
-      batch_s.Observe(p.batch_seconds);
-      planned.Set(static_cast<double>(p.rows_total));
-      ratio.Set(static_cast<double>(p.rows_done) / static_cast<double>(std::max<int64_t>(1, p.rows_total)));
-      const double spent = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      eta.Set(spent / static_cast<double>(p.rows_done) * static_cast<double>(p.rows_total - p.rows_done));
+      progress.advance(p.batch_rows, p.batch_seconds, p.rows_done, p.rows_total,
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     });
-    planned.Set(static_cast<double>(s.rows));
-    ratio.Set(1.0);
-    eta.Set(0.0);
+    progress.planned(s.rows);
+    progress.finished();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (s.reused) {
       LOG(INFO) << s.file << " complete from an earlier run: kept";

@@ -77,32 +77,6 @@ Sample load(const data::VocDataset& set, size_t i) {
   return s;
 }
 
-struct EvalMetrics {
-  explicit EvalMetrics(metrics::Metrics* mx) : mx_(mx) {
-    if (!mx) return;
-    images_ = &mx->counter("excel_eval_images_total", "Images evaluated by this rank");
-    planned_ = &mx->gauge("excel_eval_images_planned", "Images this rank evaluates");
-    ratio_ = &mx->gauge("excel_eval_progress_ratio", "Fraction of this rank's images done");
-    eta_ = &mx->gauge("excel_eval_eta_seconds", "Estimated seconds until this rank is done");
-    image_s_ = &mx->histogram("excel_eval_image_seconds", "Wall time per image", metrics::seconds_buckets());
-  }
-  void planned(int64_t n) { if (planned_) planned_->Set(static_cast<double>(n)); }
-  void image(double seconds, int64_t done, int64_t total, double spent) {
-    if (!images_) return;
-    images_->Increment();
-    image_s_->Observe(seconds);
-    ratio_->Set(static_cast<double>(done) / static_cast<double>(std::max<int64_t>(1, total)));
-    eta_->Set(spent / static_cast<double>(done) * static_cast<double>(total - done));
-  }
-  void miou(const std::string& kind, double v) {
-    if (mx_) mx_->gauge("excel_eval_miou_ratio", "mIoU of the evaluation (rank 0, at the end)", {{"kind", kind}}).Set(v);
-  }
-  metrics::Metrics* mx_;
-  prometheus::Counter* images_ = nullptr;
-  prometheus::Gauge *planned_ = nullptr, *ratio_ = nullptr, *eta_ = nullptr;
-  prometheus::Histogram* image_s_ = nullptr;
-};
-
 }  // namespace
 
 EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Communicator* comm) {
@@ -144,8 +118,8 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
                                   : static_cast<int64_t>(set.size());
   std::vector<int64_t> mine;
   for (int64_t i = rank; i < n; i += world) mine.push_back(i);
-  EvalMetrics em(mx);
-  em.planned(static_cast<int64_t>(mine.size()));
+  metrics::ProgressMetrics progress(mx, "excel_eval", "images", "image");
+  progress.planned(static_cast<int64_t>(mine.size()));
   at::Tensor cm_pl = torch::zeros({K, K}, torch::kLong), cm_seg = torch::zeros({K, K}, torch::kLong);
   int64_t scored = 0;
   const auto t_start = std::chrono::steady_clock::now();
@@ -211,7 +185,8 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
         write_mask(cfg.output_dir + "/results/VOC2012/Segmentation/comp6_test_cls/" + s.id + ".png", pred);
     }
     if (s.gt.defined()) ++scored;
-    em.image(seconds_since(t_img), static_cast<int64_t>(j + 1), static_cast<int64_t>(mine.size()), seconds_since(t_start));
+    progress.advance(1, seconds_since(t_img), static_cast<int64_t>(j + 1), static_cast<int64_t>(mine.size()),
+                     seconds_since(t_start));
     if ((j + 1) % 20 == 0 || j + 1 == mine.size())
       LOG(INFO) << "eval: " << j + 1 << "/" << mine.size() << " images on this rank";
   }
@@ -229,7 +204,8 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
   if (cm_pl.sum().item<int64_t>() > 0) r.tables.push_back({"pseudo_label", cm_pl});
   if (cm_seg.sum().item<int64_t>() > 0) r.tables.push_back({"segmentation", cm_seg});
   if (rank == 0) {
-    for (const auto& t : r.tables) em.miou(t.name, scores(t.confusion).miou);
+    for (const auto& t : r.tables)
+      if (mx) mx->gauge("excel_eval_miou_ratio", "mIoU of the evaluation (rank 0, at the end)", {{"kind", t.name}}).Set(scores(t.confusion).miou);
     write_tables(cfg.output_dir, cfg, r, dt.table_names, world);
   }
   return r;

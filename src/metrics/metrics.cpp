@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -222,6 +223,35 @@ prometheus::Histogram& Metrics::histogram(const std::string& name, const std::st
                                           const std::vector<double>& buckets,
                                           const std::map<std::string, std::string>& labels) {
   return prometheus::BuildHistogram().Name(name).Help(help).Register(*registry_).Add(with_constants(labels), buckets);
+}
+
+ProgressMetrics::ProgressMetrics(Metrics* mx, const std::string& prefix, const std::string& unit,
+                                 const std::string& step) {
+  if (!mx) return;
+  done_ = &mx->counter(prefix + "_" + unit + "_total", "Units of work (" + unit + ") done by this rank");
+  planned_ = &mx->gauge(prefix + "_" + unit + "_planned", "Units of work (" + unit + ") this rank has to do");
+  ratio_ = &mx->gauge(prefix + "_progress_ratio", "Fraction of this rank's work done");
+  eta_ = &mx->gauge(prefix + "_eta_seconds", "Estimated seconds until this rank is done");
+  step_s_ = &mx->histogram(prefix + "_" + step + "_seconds", "Wall time per " + step, seconds_buckets());
+}
+
+void ProgressMetrics::planned(int64_t total) {
+  if (planned_) planned_->Set(static_cast<double>(total));
+}
+
+void ProgressMetrics::advance(int64_t count, double seconds, int64_t done, int64_t total, double spent) {
+  if (!done_) return;
+  done_->Increment(static_cast<double>(count));
+  step_s_->Observe(seconds);
+  planned_->Set(static_cast<double>(total));
+  ratio_->Set(static_cast<double>(done) / static_cast<double>(std::max<int64_t>(1, total)));
+  eta_->Set(done > 0 ? spent / static_cast<double>(done) * static_cast<double>(total - done) : 0.0);
+}
+
+void ProgressMetrics::finished() {
+  if (!ratio_) return;
+  ratio_->Set(1.0);
+  eta_->Set(0.0);
 }
 
 std::vector<double> seconds_buckets() {

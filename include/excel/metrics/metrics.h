@@ -62,6 +62,23 @@ class Metrics {
   prometheus::Counter* cpu_ = nullptr;
 };
 
+// Progress of a rank through a known amount of work (precompute rows, eval images):
+// <prefix>_<unit>_total, <prefix>_<unit>_planned, <prefix>_progress_ratio, <prefix>_eta_seconds
+// and <prefix>_<step>_seconds. Every method is a no-op without a registry.
+class ProgressMetrics {
+ public:
+  ProgressMetrics(Metrics* mx, const std::string& prefix, const std::string& unit, const std::string& step);
+  void planned(int64_t total);
+  // `count` more units done in `seconds`; done of total after `spent` seconds in all.
+  void advance(int64_t count, double seconds, int64_t done, int64_t total, double spent);
+  void finished();  // progress 1, ETA 0
+
+ private:
+  prometheus::Counter* done_ = nullptr;
+  prometheus::Gauge *planned_ = nullptr, *ratio_ = nullptr, *eta_ = nullptr;
+  prometheus::Histogram* step_s_ = nullptr;
+};
+
 // Default latency buckets in seconds (1 ms .. ~100 s).
 std::vector<double> seconds_buckets();
 // This machine's host name.
