@@ -23,7 +23,10 @@ CROP=320; SCALES=320,224,384,480; SIZE=(--vit_b16)
 M=(--data_root="$work/voc" --model_clip="$work/clip/clip.jit.pt" --model_bank="$work/bank.h5" --model_crop=$CROP)
 # A checkpoint of the heads after two steps (the weights do not change the cost).
 mpirun -np 1 "$BUILD/src/excel_train" "${M[@]}" --data_train_split=train --train_batch=1 --train_max_iters=2 \
-  --eval_every=0 --ckpt_dir="$work/run" 2>/dev/null
+  --eval_every=0 --ckpt_dir="$work/run" > "$work/train.log" 2>&1
+# The BLAS kernel and thread counts the tools ran with (logged by every tool at start).
+blas=$(sed -n 's/.* threads (\(.*\))$/\1/p' "$work/train.log" | head -1)
+echo "compute: $blas"
 run() {  # name, flags... -> images/s
   local name=$1; shift
   local secs
@@ -37,7 +40,7 @@ R[training_free_crf]=$(run tfc --eval_mode=training_free --eval_crf)
 R[checkpoint_single_scale]=$(run c1 --eval_mode=checkpoint --eval_checkpoint="$work/run/checkpoint.h5" --eval_scales=$CROP)
 R[checkpoint_multiscale]=$(run cm --eval_mode=checkpoint --eval_checkpoint="$work/run/checkpoint.h5" --eval_scales=$SCALES)
 R[checkpoint_multiscale_crf]=$(run cmc --eval_mode=checkpoint --eval_checkpoint="$work/run/checkpoint.h5" --eval_scales=$SCALES --eval_crf)
-json="{\"bench\":\"eval\",\"images\":$IMAGES,\"crop\":$CROP,\"vit_b16\":$VITB16"
+json="{\"bench\":\"eval\",\"blas\":\"$blas\",\"images\":$IMAGES,\"crop\":$CROP,\"vit_b16\":$VITB16"
 for k in training_free training_free_crf checkpoint_single_scale checkpoint_multiscale checkpoint_multiscale_crf; do
   echo "$k: ${R[$k]} images/s"
   json+=",\"${k}_images_per_s\":${R[$k]}"

@@ -9,7 +9,9 @@
 #include <iostream>
 #include <sstream>
 
+#include "excel/common/blas.h"
 #include "excel/common/logging.h"
+#include "excel/common/timing.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/random_clip.h"
 
@@ -19,10 +21,6 @@ DEFINE_int32(iters, 3, "timed iterations per batch size (after one warm-up)");
 DEFINE_int32(threads, 0, "intra-op threads (0: LibTorch default)");
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // Matmul FLOPs of one surgery forward per image (ALGORITHM.md §1).
 double forward_flops(const excel::model::ClipConfig& c, int64_t side) {
@@ -44,7 +42,7 @@ double gemm_gflops(int64_t m, int64_t k, int64_t n) {
   for (int i = 0; i < 3; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     at::Tensor c = torch::mm(a, b);
-    best = std::min(best, seconds_since(t0));
+    best = std::min(best, excel::seconds_since(t0));
   }
   return 2.0 * m * k * n / best / 1e9;
 }
@@ -62,9 +60,11 @@ int main(int argc, char** argv) {
   const double flops_img = forward_flops(cfg, FLAGS_size);
   const int64_t N = (FLAGS_size / cfg.patch) * (FLAGS_size / cfg.patch) + 1;
 
+  std::cout << "compute: " << excel::compute_summary() << std::endl;
   std::ostringstream json;
   json << "{\"bench\":\"backbone\",\"model\":\"ViT-B/16 surgery\",\"size\":" << FLAGS_size
-       << ",\"threads\":" << torch::get_num_threads() << ",\"gflop_per_image\":" << flops_img / 1e9 << ",\"runs\":[";
+       << ",\"threads\":" << torch::get_num_threads() << ",\"blas\":\"" << excel::compute_summary() << "\""
+       << ",\"gflop_per_image\":" << flops_img / 1e9 << ",\"runs\":[";
   std::stringstream ss(FLAGS_batches);
   std::string item;
   bool first = true;
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < FLAGS_iters; ++i) {
       auto t0 = std::chrono::steady_clock::now();
       auto out = vit.forward(x);
-      best = std::min(best, seconds_since(t0));
+      best = std::min(best, excel::seconds_since(t0));
     }
     const double achieved = flops_img * B / best / 1e9;
     const double gemm = gemm_gflops(B * N, cfg.vision_width, 4 * cfg.vision_width);

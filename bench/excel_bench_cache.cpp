@@ -12,8 +12,10 @@
 #include <iostream>
 #include <random>
 
+#include "excel/common/blas.h"
 #include "excel/cache/feature_cache.h"
 #include "excel/common/logging.h"
+#include "excel/common/timing.h"
 #include "excel/data/synthetic_voc.h"
 #include "excel/model/checkpoint.h"
 #include "excel/model/random_clip.h"
@@ -27,8 +29,8 @@ DEFINE_int32(steps, 2, "timed training steps per mode");
 DEFINE_string(work_dir, "/tmp/excel_bench_cache", "scratch folder (removed at the end)");
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-static double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+using excel::Clock;
+static double since(Clock::time_point t) { return excel::seconds_since(t); }
 
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
@@ -106,13 +108,14 @@ int main(int argc, char** argv) {
     }
   }
   fs::remove_all(dir);
-  std::cout << "precompute: " << shard.rows / pre_s << " crops/s on one rank (" << FLAGS_size << " px, ViT-B/16)\n"
+  std::cout << "compute: " << compute_summary() << "\n"
+            << "precompute: " << shard.rows / pre_s << " crops/s on one rank (" << FLAGS_size << " px, ViT-B/16)\n"
             << "cache row: " << bytes_per_row << " bytes (" << FLAGS_dtype << ")\n"
             << "reader: " << store.num_samples() / read_s << " samples/s, " << read_mb / read_s
             << " MB/s (random order); raw sequential read " << read_mb / raw_s << " MB/s\n"
             << "train step (batch " << tc.batch << "): online " << step_s[0][0] << " s / cached " << step_s[1][0]
             << " s before the switch, online " << step_s[0][1] << " s / cached " << step_s[1][1] << " s after\n";
-  std::cout << "{\"bench\":\"cache\",\"size\":" << FLAGS_size << ",\"dtype\":\"" << FLAGS_dtype
+  std::cout << "{\"bench\":\"cache\",\"blas\":\"" << compute_summary() << "\",\"size\":" << FLAGS_size << ",\"dtype\":\"" << FLAGS_dtype
             << "\",\"precompute_crops_per_s_per_rank\":" << shard.rows / pre_s << ",\"bytes_per_row\":" << bytes_per_row
             << ",\"reader_samples_per_s\":" << store.num_samples() / read_s << ",\"reader_mb_per_s\":" << read_mb / read_s
             << ",\"raw_read_mb_per_s\":" << read_mb / raw_s << ",\"batch\":" << tc.batch

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "excel/common/blas.h"
 #include "excel/common/logging.h"
 #include "excel/model/cam.h"
 #include "excel/model/clip_vision.h"
@@ -93,9 +94,10 @@ int main(int argc, char** argv) {
     return s;
   };
 
+  std::cout << "compute: " << excel::compute_summary() << std::endl;
   std::ostringstream json;
   json << "{\"bench\":\"train_step\",\"model\":\"ViT-B/16\",\"batch\":" << B << ",\"size\":" << S << ",\"threads\":"
-       << torch::get_num_threads();
+       << torch::get_num_threads() << ",\"blas\":\"" << excel::compute_summary() << "\"";
   const std::vector<std::pair<const char*, std::pair<bool, bool>>> modes = {
       {"static", {false, false}}, {"dynamic_linear", {true, false}}, {"dynamic_full_pass", {true, true}}};
   for (const auto& mode : modes) {

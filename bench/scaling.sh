@@ -15,15 +15,16 @@ trap 'rm -rf "$work"' EXIT
 "$BUILD/data_tools/make_random_clip" --output_dir="$work/clip" 2>/dev/null
 "$BUILD/data_tools/build_attribute_bank" --descriptions="$SHARED/data/text/voc_descriptions.json" \
   --checkpoint="$work/clip/clip.jit.pt" --clusters=16 --output="$work/bank.h5" 2>/dev/null
-rate() {  # NP -> samples/s
+rate() {  # NP -> samples/s; the tool's log goes to $work/rateNP.log
   mpirun -np "$1" "$BUILD/src/excel_train" --data_root="$work/voc" --model_clip="$work/clip/clip.jit.pt" \
     --model_bank="$work/bank.h5" --data_train_split=train --data_val_split=val --model_crop="$CROP" \
     --model_adapter_dim=64 --train_batch="$BATCH" --train_max_iters="$ITERS" --train_warmup_iters=2 \
     --train_switch_iter=1000 --eval_every=100000 --ckpt_every=100000 --ckpt_dir="$work/run$1" 2>&1 |
-    sed -n 's/.*rank0 .*(\([0-9.e+]*\) samples\/s over.*/\1/p'
+    tee "$work/rate$1.log" | sed -n 's/.*rank0 .*(\([0-9.e+]*\) samples\/s over.*/\1/p'
 }
 r1=$(rate 1)
 rn=$(rate "$NP")
+for n_ in 1 "$NP"; do echo "compute, $n_ rank(s): $(sed -n 's/.*rank0 .* threads (\(.*\))$/\1/p' "$work/rate$n_.log" | head -1)"; done
 python3 -c "
 r1, rn, n = $r1, $rn, $NP
 print(f'1 rank: {r1:.2f} samples/s; {n} ranks: {rn:.2f} samples/s; speed-up {rn / r1:.2f}x, efficiency {rn / r1 / n:.2f} ({$(nproc)} cores)')

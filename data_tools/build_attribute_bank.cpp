@@ -15,7 +15,6 @@
 #include "excel/model/clip_text.h"
 #include "excel/model/tokenizer.h"
 #include "excel/model/tse.h"
-#include "excel/stages/stage_dump.h"
 
 DEFINE_string(descriptions, "", "descriptions JSON (class name -> list of sentences)");
 DEFINE_string(checkpoint, "", "CLIP checkpoint whose text tower encodes the sentences");
@@ -51,7 +50,7 @@ int main(int argc, char** argv) {
       }
     }
     auto weights = excel::model::load_clip_checkpoint(FLAGS_checkpoint);
-    excel::model::Tokenizer tok(FLAGS_bpe_path.empty() ? excel::stages::default_bpe_path() : FLAGS_bpe_path);
+    excel::model::Tokenizer tok(FLAGS_bpe_path.empty() ? excel::model::default_bpe_path() : FLAGS_bpe_path);
     excel::model::ClipText text(weights);
     at::Tensor ids = tok.tokenize(sentences, weights.config.context_length, /*truncate=*/true);
     std::vector<at::Tensor> parts;

@@ -32,6 +32,8 @@ bg=""
 echo "killed run left: $(ls "$work/b" | tr '\n' ' ')"
 timeout 300 mpirun -np 2 "${P[@]}" --cache_dir="$work/b" 2>/dev/null || fail "resumed precompute"
 for s in "$work"/a/shard-*.h5; do
+  differing=$(cmp -l "$s" "$work/b/$(basename "$s")" 2>&1 | wc -l) || true
+  echo "[equivalence] precompute killed and resumed vs uninterrupted, $(basename "$s"): largest difference $differing (bound 0) differing bytes"
   cmp "$s" "$work/b/$(basename "$s")" || fail "$(basename "$s") differs after kill and resume"
 done
 echo "resumed shards are byte-identical"

@@ -53,8 +53,7 @@ grep -q "process rank 1 with PID .* exited on signal 9" "$work/kill.log" || { ca
 echo "killed rank: job ended after $took s (rc $rc) naming rank 1"
 
 # 3. Kill-and-resume at global batch 4: resumed on 2 ranks it is bit-identical to an uninterrupted
-# 2-rank run; resumed on 1 rank it matches an uninterrupted 1-rank run within 1e-5 (float
-# reduction order differs between world sizes).
+# 2-rank run; resumed on 1 rank it matches an uninterrupted 1-rank run within the world-size bound.
 for np_ in 1 2; do
   timeout 300 mpirun -np $np_ "${T[@]}" --train_batch=$(( 4 / np_ )) --ckpt_every=100 --ckpt_dir="$work/full$np_" \
     > "$work/full$np_.log" 2>&1 || { cat "$work/full$np_.log"; fail "uninterrupted run on $np_ rank(s)"; }
@@ -85,8 +84,8 @@ for np_ in 1 2; do
     || { cat "$work/resume$np_.log"; fail "resume on $np_ rank(s)"; }
   grep -q "resumed from .* at iteration $next" "$work/resume$np_.log" || fail "did not resume on $np_ rank(s)"
 done
-compare() {  # compare CKPT_A CKPT_B TOLERANCE
-  "$PY" - "$1" "$2" "$3" <<'PYEOF'
+compare() {  # compare CKPT_A CKPT_B TOLERANCE WHAT
+  "$PY" - "$1" "$2" "$3" "$4" <<'PYEOF'
 import sys, h5py, numpy as np
 a, b, tol = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r"), float(sys.argv[3])
 assert a.attrs["next_iteration"] == b.attrs["next_iteration"] == 12
@@ -98,12 +97,18 @@ for name in a["params"]:
         x, y = np.concatenate([x[:d], x[2 * d:]]), np.concatenate([y[:d], y[2 * d:]])
     worst = max(worst, float(np.abs(x - y).max()))
     n += 1
-print(f"{sys.argv[2].split('/')[-2]}: {n} parameters, largest difference {worst:.2e} (bound {tol:g})")
+print(f"[equivalence] {sys.argv[4]}: largest difference {worst:.3g} (bound {tol:g}) over {n} parameters")
 assert worst <= tol, worst
 PYEOF
 }
-compare "$work/full2/checkpoint.h5" "$work/part2/checkpoint.h5" 0 || fail "2 -> 2 rank resume is not bit-identical"
-compare "$work/full1/checkpoint.h5" "$work/part1/checkpoint.h5" 1e-5 || fail "2 -> 1 rank resume differs"
+compare "$work/full2/checkpoint.h5" "$work/part2/checkpoint.h5" 0 "killed on 2 ranks, resumed on 2 vs uninterrupted 2-rank run" \
+  || fail "2 -> 2 rank resume is not bit-identical"
+# Across world sizes only float reduction order differs (the heads' GEMM rows and the cross-rank
+# sum; inputs and pseudo-labels are the same bits): 2 delta sum_t lr_t ~ 2e-5 x 5.4e-3 ~ 1e-7 expected
+# for these 12 steps, against a whole step (lr ~ 1e-3) for any real fault; the bound is 1 % of one
+# peak step (docs/numerics.md, "Across world sizes").
+compare "$work/full1/checkpoint.h5" "$work/part1/checkpoint.h5" 1e-5 "killed on 2 ranks, resumed on 1 vs uninterrupted 1-rank run" \
+  || fail "2 -> 1 rank resume differs"
 
 # 4. Ranks started with different flags are refused, naming the rank.
 if timeout 120 mpirun -np 1 "${T[@]}" --train_batch=2 --train_seed=0 --ckpt_dir="$work/mm" : \

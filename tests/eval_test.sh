@@ -20,14 +20,16 @@ timeout 300 mpirun -np 2 "$BUILD/src/excel_train" "${M[@]}" --data_train_split=t
   --train_pred_target_iter=9 --train_lr=5e-4 --eval_every=100 --eval_limit=2 --ckpt_every=100 \
   --ckpt_dir="$work/run" 2>/dev/null || fail "training"
 
-same_tables() {  # confusion matrices and image counts of two table.json files are identical
-  "$PY" - "$1" "$2" <<'PYEOF'
+same_tables() {  # TABLE_A TABLE_B WHAT: confusion matrices and image counts are identical
+  "$PY" - "$1" "$2" "$3" <<'PYEOF'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 assert a["images"] == b["images"] and a["scored_images"] == b["scored_images"], (a["images"], b["images"])
 assert sorted(a["tables"]) == sorted(b["tables"]) and a["tables"], (list(a["tables"]), list(b["tables"]))
 for name in a["tables"]:
     ca, cb = a["tables"][name]["confusion_matrix"], b["tables"][name]["confusion_matrix"]
+    cells = sum(x != y for x, y in zip(ca, cb))
+    print(f"[equivalence] eval 1 vs 2 ranks, {sys.argv[3]}, {name}: largest difference {cells} (bound 0) differing confusion cells")
     assert ca == cb, f"{name}: confusion matrices differ"
     assert sum(ca) > 0, f"{name}: empty"
     assert a["tables"][name]["miou"] == b["tables"][name]["miou"]
@@ -43,7 +45,7 @@ for mode in training_free checkpoint; do
         --eval_crf=$crf --eval_scales=64,48,80 --eval_save_overlays=2 --eval_output_dir="$out" > "$out.log" 2>&1 \
         || { cat "$out.log"; fail "$mode crf=$crf np=$np"; }
     done
-    same_tables "$work/$mode-$crf-1/table.json" "$work/$mode-$crf-2/table.json" || fail "$mode crf=$crf: 1 rank != 2 ranks"
+    same_tables "$work/$mode-$crf-1/table.json" "$work/$mode-$crf-2/table.json" "$mode crf=$crf" || fail "$mode crf=$crf: 1 rank != 2 ranks"
     grep -q "^mean" "$work/$mode-$crf-2.log" || fail "$mode: no table printed"
   done
 done

@@ -13,8 +13,9 @@
 #include "excel/model/checkpoint.h"
 #include "excel/model/random_clip.h"
 #include "excel/model/tse.h"
-#include "excel/stages/stage_dump.h"
+#include "excel/model/tokenizer.h"
 #include "excel/train/trainer.h"
+#include "test_util.h"
 #include "tiny_setup.h"
 
 using namespace excel;
@@ -37,12 +38,21 @@ std::string shared_dir(const std::string& tag) {  // one temporary folder, named
 
 }  // namespace
 
-// 2 ranks x 2 samples give the weights of 1 rank x 4 samples. Before the dynamic-CAM switch the
-// pseudo-labels are fixed per crop and only float reduction order differs. After it, 1e-7
-// differences in E can move a PAR argmax or a box threshold by one pixel, which shows as ~1e-5
-// loss differences (measured: 2e-5 at the switch, weights 1.3e-4 after 3 more steps).
+// 2 ranks x 2 samples give the weights of 1 rank x 4 samples up to float reduction order
+// (docs/numerics.md, "Across world sizes"). Before the dynamic-CAM switch every input of the heads
+// is the same bits on both sides (the backbone, CAMs and static pseudo-labels run per sample), so
+// only the heads' GEMMs (2P vs 4P rows per call) and the order of the cross-rank sum differ. A
+// gradient element then moves by a relative delta ~ n u (n <= 144 terms in the longest reduction,
+// u = 2^-24: delta ~ 1e-5), and Adam turns that into at most ~2 delta of each normalised step: the
+// expected weight difference is 2 delta sum_t lr_t = 2e-5 x 2.3e-3 ~ 5e-8 for this schedule. A real
+// fault (another sample, pseudo-label, dropout row or a lost gradient) moves a weight by a whole
+// step, lr ~ 1e-3. The bound sits between the two, at 1 % of one peak step.
+// (After the switch, a 1e-7 change of E can move a PAR argmax or a box edge by one cell: a
+// discrete change, tested by the cached-vs-online test instead, where shapes are equal.)
+constexpr double kWorldSizeBound = 1e-5;
+
 void two_ranks_of_two_match_one_rank_of_four(int64_t bucket_mb) {
-  const std::string bpe = stages::default_bpe_path();
+  const std::string bpe = model::default_bpe_path();
   if (!std::filesystem::exists(bpe)) {
     if (std::getenv("CI") && std::string(std::getenv("CI")) == "true") FAIL() << "CI=true but " << bpe << " is absent";
     GTEST_SKIP() << bpe << " absent";
@@ -66,7 +76,7 @@ void two_ranks_of_two_match_one_rank_of_four(int64_t bucket_mb) {
   two.output_dir = dir + "/two_ranks";
   std::vector<std::pair<double, double>> log2, log1;
   two.loss_log = &log2;
-  auto s2 = train::run_training(two, nullptr, &world);
+  train::run_training(two, nullptr, &world);
 
   double worst = -1;
   if (rank == 0) {  // the one-rank reference run with the same global batch
@@ -74,14 +84,16 @@ void two_ranks_of_two_match_one_rank_of_four(int64_t bucket_mb) {
     one.batch = 4;
     one.output_dir = dir + "/one_rank";
     one.loss_log = &log1;
-    auto s1 = train::run_training(one);
+    train::run_training(one);
     ASSERT_EQ(log1.size(), log2.size());
-    for (size_t i = 0; i < log1.size(); ++i) {
-      EXPECT_NEAR(log1[i].first, log2[i].first, 1e-5) << "step " << i;
-      EXPECT_NEAR(log1[i].second, log2[i].second, 1e-5) << "step " << i;
-    }
-    EXPECT_NEAR(s1.last_seg_loss, s2.last_seg_loss, 1e-5);
-    EXPECT_NEAR(s1.last_div_loss, s2.last_div_loss, 1e-5);
+    // Losses: the same sums in another order, relative error <= n u ~ 1e-5 (see above).
+    double loss_rel = 0;
+    for (size_t i = 0; i < log1.size(); ++i)
+      loss_rel = std::max({loss_rel, std::abs(log1[i].first - log2[i].first) / std::abs(log1[i].first),
+                           std::abs(log1[i].second - log2[i].second) / std::abs(log1[i].second)});
+    test::report_equivalence(std::string("2 ranks x 2 vs 1 rank x 4, relative losses, ") +
+                                 (bucket_mb >= 0 ? "bucketed" : "flat"), loss_rel, 1e-5);
+    EXPECT_LE(loss_rel, 1e-5);
     auto a = test::read_params(dir + "/one_rank/checkpoint.h5"), b = test::read_params(dir + "/two_ranks/checkpoint.h5");
     worst = 0;
     for (const auto& kv : a) {
@@ -96,12 +108,13 @@ void two_ranks_of_two_match_one_rank_of_four(int64_t bucket_mb) {
       }
       worst = std::max(worst, (x - y).abs().max().item<double>());
     }
-    std::cout << "[dp] max weight difference 1x4 vs 2x2 after 6 steps: " << worst << "\n";
+    test::report_equivalence(std::string("2 ranks x 2 vs 1 rank x 4, weights after 6 steps, ") +
+                                 (bucket_mb >= 0 ? "bucketed" : "flat"), worst, kWorldSizeBound);
     std::filesystem::remove_all(dir);
   }
   MPI_Bcast(&worst, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-  EXPECT_GE(worst, 0.0);
-  EXPECT_LE(worst, 1e-5);
+  EXPECT_GE(worst, 0.0);  // rank 0 measured (-1 would mean it never did)
+  EXPECT_LE(worst, kWorldSizeBound);
 }
 
 // One bucket per parameter: every gradient is reduced from its hook.
@@ -111,7 +124,7 @@ TEST(DataParallelTest, two_ranks_of_two_match_one_rank_of_four_flat) { two_ranks
 
 // A NaN loss on one rank skips that step on every rank, and training goes on.
 TEST(DataParallelTest, nan_on_one_rank_skips_the_step_everywhere) {
-  const std::string bpe = stages::default_bpe_path();
+  const std::string bpe = model::default_bpe_path();
   if (!std::filesystem::exists(bpe)) GTEST_SKIP() << bpe << " absent";
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

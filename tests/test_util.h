@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <string>
 
 #include "excel/stages/stage_dump.h"
@@ -21,6 +22,11 @@ inline std::string shared_path(const std::string& rel) {
   if (dir.empty()) return "";
   std::filesystem::path p = std::filesystem::path(dir) / rel;
   return std::filesystem::exists(p) ? p.string() : "";
+}
+
+// One line per equivalence claim, collected per OpenBLAS kernel by scripts/test_kernels.sh.
+inline void report_equivalence(const std::string& what, double largest, double bound) {
+  std::cout << "[equivalence] " << what << ": largest difference " << largest << " (bound " << bound << ")" << std::endl;
 }
 
 inline std::string temp_dir(const std::string& name) {

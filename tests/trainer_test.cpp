@@ -41,7 +41,12 @@ TEST(TrainerTest, resume_after_a_stop_gives_bit_identical_weights) {
   auto a = read_params(dir + "/straight/checkpoint.h5"), b = read_params(dir + "/interrupted/checkpoint.h5");
   ASSERT_EQ(a.size(), b.size());
   ASSERT_GT(a.size(), 0u);
-  for (const auto& kv : a) EXPECT_TRUE(torch::equal(kv.second, b.at(kv.first))) << kv.first;
+  double worst = 0;
+  for (const auto& kv : a) {
+    EXPECT_TRUE(torch::equal(kv.second, b.at(kv.first))) << kv.first;
+    worst = std::max(worst, (kv.second - b.at(kv.first)).abs().max().item<double>());
+  }
+  test::report_equivalence("resume on 1 rank vs uninterrupted, weights", worst, 0);
   EXPECT_TRUE(std::isfinite(straight.last_seg_loss));
 }
 
@@ -171,10 +176,14 @@ TEST(CachedTrainingTest, matches_online_training_on_the_same_views) {
   for (size_t i = 0; i < online_losses.size(); ++i)
     std::cout << "[cache] step " << i << " seg " << online_losses[i].first << " / " << cached_losses["fp16"][i].first
               << " div " << online_losses[i].second << " / " << cached_losses["fp16"][i].second << "\n";
-  std::cout << "[cache] fp32: max loss diff " << loss_err32 << ", max weight diff " << w_err32
-            << "; fp16: max relative loss diff " << loss_err16 << " before the switch, " << loss_err16_after
-            << " after it; max weight diff " << w_err16 << "\n";
-  EXPECT_EQ(loss_err32, 0.0);  // same values, same operations: bit-identical
+  test::report_equivalence("cached fp32 vs online training, losses", loss_err32, 0);
+  test::report_equivalence("cached fp32 vs online training, weights", w_err32, 0);
+  test::report_equivalence("cached fp16 vs online training, relative losses before the switch", loss_err16, 1e-3);
+  test::report_equivalence("cached fp16 vs online training, relative losses after the switch", loss_err16_after, 1e-3);
+  std::cout << "[cache] fp16 storage: max weight difference " << w_err16 << " (reported, not bounded)\n";
+  // Same values through the same operations with the same shapes (the backbone and CAMs run per
+  // sample on the CPU, docs/numerics.md), so fp32 storage is bit-identical on every BLAS kernel.
+  EXPECT_EQ(loss_err32, 0.0);
   EXPECT_EQ(w_err32, 0.0);
   EXPECT_LE(loss_err16, 1e-3);
   EXPECT_LE(loss_err16_after, 1e-3);

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "excel/comm/communicator.h"
+#include "excel/common/blas.h"
 #include "excel/common/logging.h"
 
 DEFINE_string(data_root, "demo_out/voc", "VOC-layout data folder (JPEGImages/, SegmentationClassAug/, ImageSets/)");
@@ -65,7 +66,7 @@ int run_mpi_main(int argc, char** argv, const char* name, const std::function<vo
   try {
     const int threads = configure_process(FLAGS_threads, local_size);
     LOG(INFO) << name << ": rank " << rank << " of " << world << ", local rank " << local_rank << " of " << local_size
-              << " on " << metrics::host_name() << ", " << threads << " threads";
+              << " on " << metrics::host_name() << ", " << threads << " threads (" << compute_summary() << ")";
     body(rank, world);
   } catch (const std::exception& e) {
     std::cerr << name << " (rank " << rank << "): error: " << e.what() << std::endl;

@@ -13,9 +13,12 @@
 
 #include "app_common.h"
 #include "excel/common/errors.h"
+#include "excel/common/atomic_file.h"
 #include "excel/common/h5.h"
 #include "excel/common/logging.h"
+#include "excel/common/timing.h"
 #include "excel/data/image_io.h"
+#include "excel/data/pixel_norm.h"
 #include "excel/data/voc_dataset.h"
 #include "excel/metrics/metrics.h"
 #include "excel/model/cam.h"
@@ -25,7 +28,6 @@
 #include "excel/model/prompts.h"
 #include "excel/model/tokenizer.h"
 #include "excel/model/tse.h"
-#include "excel/stages/stage_dump.h"
 
 DEFINE_string(data_split, "train", "list name under ImageSets/Segmentation/");
 DEFINE_int32(batch, 4, "images per forward");
@@ -66,7 +68,7 @@ void run(int rank, int world) {
     std::vector<at::Tensor> rgb, inputs;
     for (size_t i = s; i < e; ++i) {
       at::Tensor img = data::read_rgb(set.image_path(mine_idx[i]));
-      at::Tensor x = model::normalize_rgb(img.unsqueeze(0));
+      at::Tensor x = data::normalize_rgb(img.unsqueeze(0));
       inputs.push_back(torch::nn::functional::interpolate(
           x, torch::nn::functional::InterpolateFuncOptions()
                  .size(std::vector<int64_t>{FLAGS_model_crop, FLAGS_model_crop})
@@ -78,7 +80,7 @@ void run(int rank, int world) {
     model::VisionOptions opt;
     opt.keep_attn = opt.keep_feats = false;
     at::Tensor cam = model::surgery_cam(vision.forward(torch::cat(inputs), {}, opt).features, t_all, C);
-    forward_s.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    forward_s.Observe(seconds_since(t0));
     for (size_t i = s; i < e; ++i) {
       at::Tensor c = cam[static_cast<int64_t>(i - s)];  // [P, C]
       cams.push_back(c);
@@ -113,16 +115,16 @@ void run(int rank, int world) {
     std::vector<at::Tensor> ordered;
     for (size_t i = 0; i < ids.size(); ++i)
       ordered.push_back(parts[i % static_cast<size_t>(world)][static_cast<int64_t>(i / static_cast<size_t>(world))]);
-    const std::string tmp = FLAGS_output_dir + "/cams.h5.tmp";
-    {
-      h5::File out = h5::File::create(tmp);
-      out.write("cams", torch::stack(ordered).view({static_cast<int64_t>(ids.size()), g, g, C}).permute({0, 3, 1, 2}).contiguous(), true);
-      out.write_strings("ids", ids);
-      out.write_strings("class_names", dt.class_names);
-      out.set_attr("checkpoint", FLAGS_model_clip);
-      out.set_attr("crop", static_cast<int64_t>(FLAGS_model_crop));
-    }
-    fs::rename(tmp, FLAGS_output_dir + "/cams.h5");
+    atomic_replace(FLAGS_output_dir + "/cams.h5", [&](const std::string& tmp) {
+      {
+        h5::File out = h5::File::create(tmp);
+        out.write("cams", torch::stack(ordered).view({static_cast<int64_t>(ids.size()), g, g, C}).permute({0, 3, 1, 2}).contiguous(), true);
+        out.write_strings("ids", ids);
+        out.write_strings("class_names", dt.class_names);
+        out.set_attr("checkpoint", FLAGS_model_clip);
+        out.set_attr("crop", static_cast<int64_t>(FLAGS_model_crop));
+      }
+    });
     for (int r = 0; r < world; ++r) fs::remove(FLAGS_output_dir + "/cams.part" + std::to_string(r) + ".h5");
     LOG(INFO) << "wrote " << FLAGS_output_dir << "/cams.h5 ([" << ids.size() << "," << C << "," << g << "," << g
               << "] static CAMs) and overlays/";

@@ -14,6 +14,7 @@
 #include "excel/cache/feature_cache.h"
 #include "excel/common/errors.h"
 #include "excel/common/logging.h"
+#include "excel/common/timing.h"
 
 DEFINE_string(cache_dir, "cache", "output folder for shards and manifest.json");
 DEFINE_string(data_split, "train_aug", "list to cache");
@@ -41,11 +42,11 @@ int main(int argc, char** argv) {
     excel::cache::ShardInfo s = excel::cache::precompute_shard(c, rank, world, [&](const excel::cache::ShardProgress& p) {
       written.Increment(static_cast<double>(p.bytes_written));
       progress.advance(p.batch_rows, p.batch_seconds, p.rows_done, p.rows_total,
-                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+                       excel::seconds_since(t0));
     });
     progress.planned(s.rows);
     progress.finished();
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double dt = excel::seconds_since(t0);
     if (s.reused) {
       LOG(INFO) << s.file << " complete from an earlier run: kept";
     } else {

@@ -8,6 +8,7 @@
 #include "excel/cache/feature_cache.h"
 #include "excel/common/errors.h"
 #include "excel/common/h5.h"
+#include "excel/common/timing.h"
 
 namespace fs = std::filesystem;
 
@@ -218,7 +219,7 @@ CachedSample CachePrefetcher::next() {
   ++consumed_;
   lk.unlock();
   cv_.notify_all();
-  wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  wait_s_ += seconds_since(t0);
   return std::move(item.first);
 }
 

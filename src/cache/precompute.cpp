@@ -9,8 +9,10 @@
 #include <nlohmann/json.hpp>
 
 #include "excel/cache/feature_cache.h"
+#include "excel/common/atomic_file.h"
 #include "excel/common/errors.h"
 #include "excel/common/h5.h"
+#include "excel/common/timing.h"
 #include "excel/data/voc_dataset.h"
 #include "excel/model/cam.h"
 #include "excel/model/checkpoint.h"
@@ -20,7 +22,6 @@
 #include "excel/model/pseudo_label.h"
 #include "excel/model/tokenizer.h"
 #include "excel/model/tse.h"
-#include "excel/stages/stage_dump.h"
 
 namespace fs = std::filesystem;
 
@@ -94,7 +95,7 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
   info.num_samples = (rank + 1) * n / world - info.first_sample;
   info.rows = info.num_samples * cfg.views;
   fs::create_directories(cfg.output_dir);
-  const std::string final_path = cfg.output_dir + "/" + info.file, tmp = final_path + ".tmp";
+  const std::string final_path = cfg.output_dir + "/" + info.file, tmp = temp_path_for(final_path);
   const std::string ckpt_crc = crc32_hex(file_crc32(cfg.clip_checkpoint));
   const auto ident = identity(cfg, ckpt_crc, world, n);
 
@@ -122,74 +123,75 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
                 W = weights.config.vision_width, S = cfg.crop;
   model::ClipVision vision(weights, g);
   const at::ScalarType st = storage_type(cfg.dtype);
-  {
-    h5::File f = h5::File::create(tmp);
-    f.set_attr("format", std::string(kFormat));
-    for (const auto& kv : ident) f.set_attr(kv.first, kv.second);
-    f.set_attr("first_sample", info.first_sample);
-    f.set_attr("rows", info.rows);
-    f.create_rows("feats", st, {info.rows, L, P, W});
-    f.create_rows("value_proj", st, {info.rows, P, W});
-    f.create_rows("cls_row", st, {info.rows, W});
-    f.create_rows("attn_mean", st, {info.rows, P, P});
-    f.create_rows("attn_sel", st, {info.rows, P, P});
-    f.create_rows("static_label", at::kByte, {info.rows, S, S});
-    f.create_rows("crop", at::kByte, {info.rows, 3, S, S});
-    f.create_rows("labels", at::kByte, {info.rows, C});
-    f.create_rows("sample_index", at::kLong, {info.rows});
-    f.create_rows("view", at::kLong, {info.rows});
-    data::AugmentOptions aug;
-    aug.crop = S;
-    aug.gt_guided_crop = cfg.dataset == "voc";
-    for (int64_t r0 = 0; r0 < info.rows; r0 += cfg.batch) {
-      const auto t_batch = std::chrono::steady_clock::now();
-      const int64_t r1 = std::min(info.rows, r0 + cfg.batch), B = r1 - r0;
-      std::vector<at::Tensor> xs, ys;
-      std::vector<int64_t> samples, views;
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t i = info.first_sample + r / cfg.views, v = r % cfg.views;
-        data::TrainSample s = ds.train_sample(static_cast<size_t>(i), cfg.seed, static_cast<uint64_t>(v), aug);
-        xs.push_back(s.image);
-        ys.push_back(s.cls);
-        samples.push_back(i);
-        views.push_back(v);
+  atomic_replace(final_path, [&](const std::string& tmp) {
+    {
+      h5::File f = h5::File::create(tmp);
+      f.set_attr("format", std::string(kFormat));
+      for (const auto& kv : ident) f.set_attr(kv.first, kv.second);
+      f.set_attr("first_sample", info.first_sample);
+      f.set_attr("rows", info.rows);
+      f.create_rows("feats", st, {info.rows, L, P, W});
+      f.create_rows("value_proj", st, {info.rows, P, W});
+      f.create_rows("cls_row", st, {info.rows, W});
+      f.create_rows("attn_mean", st, {info.rows, P, P});
+      f.create_rows("attn_sel", st, {info.rows, P, P});
+      f.create_rows("static_label", at::kByte, {info.rows, S, S});
+      f.create_rows("crop", at::kByte, {info.rows, 3, S, S});
+      f.create_rows("labels", at::kByte, {info.rows, C});
+      f.create_rows("sample_index", at::kLong, {info.rows});
+      f.create_rows("view", at::kLong, {info.rows});
+      data::AugmentOptions aug;
+      aug.crop = S;
+      aug.gt_guided_crop = cfg.dataset == "voc";
+      for (int64_t r0 = 0; r0 < info.rows; r0 += cfg.batch) {
+        const auto t_batch = std::chrono::steady_clock::now();
+        const int64_t r1 = std::min(info.rows, r0 + cfg.batch), B = r1 - r0;
+        std::vector<at::Tensor> xs, ys;
+        std::vector<int64_t> samples, views;
+        for (int64_t r = r0; r < r1; ++r) {
+          const int64_t i = info.first_sample + r / cfg.views, v = r % cfg.views;
+          data::TrainSample s = ds.train_sample(static_cast<size_t>(i), cfg.seed, static_cast<uint64_t>(v), aug);
+          xs.push_back(s.image);
+          ys.push_back(s.cls);
+          samples.push_back(i);
+          views.push_back(v);
+        }
+        at::Tensor x = torch::stack(xs), labels = torch::stack(ys);
+        model::VisionOptions opt;
+        opt.keep_value_proj = true;
+        model::VisionOutputs vo = vision.forward(x, {}, opt);
+        at::Tensor cam = model::surgery_cam(vo.features, text, C);
+        at::Tensor par = model::denormalize_for_par(x);
+        std::vector<at::Tensor> means, sels, pls;
+        for (int64_t b = 0; b < B; ++b) {
+          model::AttentionAggregates agg = model::attention_aggregates(vo.attn_all.select(1, b));
+          means.push_back(agg.mean);
+          sels.push_back(agg.selected);
+          auto refined = model::refine_cams_with_matrix(cam[b], agg.mean, labels[b], cfg.tau, g, g);
+          pls.push_back(model::pseudo_label(refined, par[b].unsqueeze(0), S, S).to(at::kByte));
+        }
+        uint64_t bytes = 0;
+        auto write = [&](const char* name, const at::Tensor& t) {
+          f.write_rows(name, r0, t);
+          bytes += static_cast<uint64_t>(t.numel() * t.element_size());
+        };
+        write("feats", to_storage(vo.feats_all.slice(2, 1).transpose(0, 1), cfg.dtype));
+        write("value_proj", to_storage(vo.value_proj.slice(1, 1), cfg.dtype));
+        write("cls_row", to_storage(vo.surgery.select(1, 0), cfg.dtype));
+        write("attn_mean", to_storage(torch::stack(means), cfg.dtype));
+        write("attn_sel", to_storage(torch::stack(sels), cfg.dtype));
+        write("static_label", torch::stack(pls));
+        write("crop", (par * 255.0f).round().to(at::kByte));
+        write("labels", labels.to(at::kByte));
+        write("sample_index", torch::tensor(samples));
+        write("view", torch::tensor(views));
+        LOG(INFO) << info.file << ": " << r1 << "/" << info.rows << " rows";
+        if (progress)
+          progress({r1, info.rows, B, seconds_since(t_batch), bytes});
       }
-      at::Tensor x = torch::stack(xs), labels = torch::stack(ys);
-      model::VisionOptions opt;
-      opt.keep_value_proj = true;
-      model::VisionOutputs vo = vision.forward(x, {}, opt);
-      at::Tensor cam = model::surgery_cam(vo.features, text, C);
-      at::Tensor par = model::denormalize_for_par(x);
-      std::vector<at::Tensor> means, sels, pls;
-      for (int64_t b = 0; b < B; ++b) {
-        model::AttentionAggregates agg = model::attention_aggregates(vo.attn_all.select(1, b));
-        means.push_back(agg.mean);
-        sels.push_back(agg.selected);
-        auto refined = model::refine_cams_with_matrix(cam[b], agg.mean, labels[b], cfg.tau, g, g);
-        pls.push_back(model::pseudo_label(refined, par[b].unsqueeze(0), S, S).to(at::kByte));
-      }
-      uint64_t bytes = 0;
-      auto write = [&](const char* name, const at::Tensor& t) {
-        f.write_rows(name, r0, t);
-        bytes += static_cast<uint64_t>(t.numel() * t.element_size());
-      };
-      write("feats", to_storage(vo.feats_all.slice(2, 1).transpose(0, 1), cfg.dtype));
-      write("value_proj", to_storage(vo.value_proj.slice(1, 1), cfg.dtype));
-      write("cls_row", to_storage(vo.surgery.select(1, 0), cfg.dtype));
-      write("attn_mean", to_storage(torch::stack(means), cfg.dtype));
-      write("attn_sel", to_storage(torch::stack(sels), cfg.dtype));
-      write("static_label", torch::stack(pls));
-      write("crop", (par * 255.0f).round().to(at::kByte));
-      write("labels", labels.to(at::kByte));
-      write("sample_index", torch::tensor(samples));
-      write("view", torch::tensor(views));
-      LOG(INFO) << info.file << ": " << r1 << "/" << info.rows << " rows";
-      if (progress)
-        progress({r1, info.rows, B, std::chrono::duration<double>(std::chrono::steady_clock::now() - t_batch).count(), bytes});
     }
-  }
-  info.crc32 = file_crc32(tmp);
-  fs::rename(tmp, final_path);
+    info.crc32 = file_crc32(tmp);
+  });
   return info;
 }
 
@@ -198,17 +200,17 @@ void write_manifest(const CacheConfig& cfg, const std::vector<ShardInfo>& shards
   model::ClipWeights weights = model::load_clip_checkpoint(cfg.clip_checkpoint);
   at::Tensor text = model::dataset_text_features(weights, cfg.dataset, cfg.bank, cfg.bpe_path);
   {
-    const std::string tmp = cfg.output_dir + "/constants.h5.tmp";
-    {
-      h5::File f = h5::File::create(tmp);
-      f.write("text_features", text);
-      f.write("ln_post_weight", weights.get("visual.ln_post.weight"));
-      f.write("ln_post_bias", weights.get("visual.ln_post.bias"));
-      f.write("proj", weights.get("visual.proj"));
-      f.set_attr("vision_heads", weights.config.vision_heads);
-      f.set_attr("patch", weights.config.patch);
-    }
-    fs::rename(tmp, cfg.output_dir + "/constants.h5");
+    atomic_replace(cfg.output_dir + "/constants.h5", [&](const std::string& tmp) {
+      {
+        h5::File f = h5::File::create(tmp);
+        f.write("text_features", text);
+        f.write("ln_post_weight", weights.get("visual.ln_post.weight"));
+        f.write("ln_post_bias", weights.get("visual.ln_post.bias"));
+        f.write("proj", weights.get("visual.proj"));
+        f.set_attr("vision_heads", weights.config.vision_heads);
+        f.set_attr("patch", weights.config.patch);
+      }
+    });
   }
   nlohmann::ordered_json j;
   j["format"] = kFormat;
@@ -229,13 +231,7 @@ void write_manifest(const CacheConfig& cfg, const std::vector<ShardInfo>& shards
   for (const auto& s : shards)
     j["shards"].push_back({{"file", s.file}, {"first_sample", s.first_sample}, {"num_samples", s.num_samples},
                            {"rows", s.rows}, {"crc32", crc32_hex(s.crc32)}});
-  const std::string tmp = cfg.output_dir + "/manifest.json.tmp";
-  {
-    std::ofstream out(tmp);
-    out << j.dump(2) << "\n";
-    if (!out) throw InputError(tmp + ": write failed");
-  }
-  fs::rename(tmp, cfg.output_dir + "/manifest.json");
+  atomic_write(cfg.output_dir + "/manifest.json", j.dump(2) + "\n");
 }
 
 }  // namespace excel::cache

@@ -1,4 +1,5 @@
 #include "excel/comm/progress_watchdog.h"
+#include "excel/common/timing.h"
 
 #include <glog/logging.h>
 
@@ -114,7 +115,7 @@ void ProgressWatchdog::watch() {
       changed = std::chrono::steady_clock::now();
       continue;
     }
-    const double stalled = std::chrono::duration<double>(std::chrono::steady_clock::now() - changed).count();
+    const double stalled = seconds_since(changed);
     if (stalled < timeout_s_) continue;
     const std::string msg = diagnosis(stalled);
     LOG(ERROR) << msg;

@@ -1,5 +1,7 @@
 #include "excel/common/logging.h"
 
+#include "excel/common/blas.h"
+
 #include <glog/logging.h>
 #include <malloc.h>
 #include <sched.h>
@@ -38,6 +40,7 @@ int configure_process(int threads, int local_ranks) {
     threads = std::max(1, bound ? allowed : allowed / std::max(1, local_ranks));
   }
   torch::set_num_threads(threads);
+  set_blas_threads(threads);  // OpenBLAS keeps its own pool, sized to all cores by default
   // Softmax over peaked attention produces denormals, which are ~50x slower on x86.
   at::globalContext().setFlushDenormal(true);
   return threads;

@@ -8,6 +8,7 @@
 #include <iterator>
 #include <fstream>
 
+#include "excel/common/atomic_file.h"
 #include "excel/common/errors.h"
 
 namespace excel::data {
@@ -132,13 +133,7 @@ void write_palette_png(const std::string& path, const uint8_t* indices, int64_t 
 
   std::filesystem::path p(path);
   if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
-    if (!out) throw InputError(tmp + ": cannot write");
-  }
-  std::filesystem::rename(tmp, path);
+  atomic_write(path, std::string(png.begin(), png.end()));
 }
 
 }  // namespace excel::data

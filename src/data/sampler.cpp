@@ -3,15 +3,9 @@
 #include <torch/torch.h>
 
 #include "excel/common/errors.h"
+#include "excel/common/random.h"
 
 namespace excel::data {
-
-uint64_t mix_seed(uint64_t a, uint64_t b) {
-  uint64_t z = a * 0x9E3779B97F4A7C15ULL + b + 0x632BE59BD9B4E019ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
 
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) {
   auto g = at::detail::createCPUGenerator(mix_seed(seed, static_cast<uint64_t>(epoch)));

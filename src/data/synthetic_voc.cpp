@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "excel/common/errors.h"
+#include "excel/common/random.h"
 
 namespace fs = std::filesystem;
 
@@ -16,22 +17,8 @@ namespace {
 
 constexpr int kClasses = 20;
 
-// splitmix64: portable, so every platform draws the same images.
-class Rng {
- public:
-  explicit Rng(uint64_t s) : s_(s) {}
-  uint64_t next() {
-    uint64_t z = (s_ += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
-  int range(int lo, int hi) { return lo + static_cast<int>(next() % static_cast<uint64_t>(hi - lo + 1)); }
-  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
-
- private:
-  uint64_t s_;
-};
+// splitmix64 (common/random.h): portable, so every platform draws the same images.
+using Rng = SplitMix64;
 
 cv::Scalar class_colour(int c) {  // distinct hue per class, BGR
   cv::Mat hsv(1, 1, CV_8UC3, cv::Scalar(c * 9, 200 + (c % 3) * 25, 170 + (c % 4) * 25)), bgr;

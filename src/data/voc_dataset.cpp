@@ -8,31 +8,21 @@
 #include <map>
 
 #include "excel/common/errors.h"
+#include "excel/common/random.h"
 #include "excel/data/image_io.h"
+#include "excel/data/pixel_norm.h"
 #include "excel/data/synthetic_voc.h"
-#include "excel/model/clip_vision.h"
 
 namespace fs = std::filesystem;
 
 namespace excel::data {
 namespace {
 
-// splitmix64 stream keyed by (seed, sample, view).
-class Rng {
- public:
-  Rng(uint64_t seed, uint64_t a, uint64_t b) : s_(seed * 0x9E3779B97F4A7C15ULL ^ (a + 1) * 0xC2B2AE3D27D4EB4FULL ^ (b + 7) * 0x165667B19E3779F9ULL) {}
-  uint64_t next() {
-    uint64_t z = (s_ += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
-  int64_t below(int64_t n) { return n <= 1 ? 0 : static_cast<int64_t>(next() % static_cast<uint64_t>(n)); }
-
- private:
-  uint64_t s_;
-};
+// The augmentation stream of one (seed, sample, view).
+SplitMix64 augmentation_rng(uint64_t seed, uint64_t sample, uint64_t view) {
+  return SplitMix64(seed * 0x9E3779B97F4A7C15ULL ^ (sample + 1) * 0xC2B2AE3D27D4EB4FULL ^
+                    (view + 7) * 0x165667B19E3779F9ULL);
+}
 
 constexpr int kPrecisionBits = 22;
 
@@ -184,7 +174,7 @@ TrainSample VocDataset::train_sample(size_t i, uint64_t seed, uint64_t view, con
   at::Tensor img = read_rgb(image_path(i));
   at::Tensor gt = fs::is_regular_file(mask_path(i)) ? read_label_png(mask_path(i)) : at::Tensor();
   s.cls = class_labels(i);
-  Rng rng(seed, i, view);
+  SplitMix64 rng = augmentation_rng(seed, i, view);
   // 1. random rescale (Pillow bilinear image, nearest label)
   const double ratio = aug.scale_min + (aug.scale_max - aug.scale_min) * rng.uniform();
   const int64_t w = static_cast<int64_t>(ratio * img.size(1)), h = static_cast<int64_t>(ratio * img.size(0));
@@ -215,7 +205,7 @@ TrainSample VocDataset::train_sample(size_t i, uint64_t seed, uint64_t view, con
   }
   at::Tensor crop = canvas.slice(0, y, y + S).slice(1, x, x + S);
   s.label = lab_canvas.slice(0, y, y + S).slice(1, x, x + S).contiguous();
-  s.image = model::normalize_rgb(crop.unsqueeze(0)).squeeze(0);
+  s.image = data::normalize_rgb(crop.unsqueeze(0)).squeeze(0);
   return s;
 }
 
@@ -223,7 +213,7 @@ ValSample VocDataset::val_sample(size_t i) const {
   ValSample s;
   s.id = ids_[i];
   s.rgb = read_rgb(image_path(i));
-  s.image = model::normalize_rgb(s.rgb.unsqueeze(0)).squeeze(0);
+  s.image = data::normalize_rgb(s.rgb.unsqueeze(0)).squeeze(0);
   s.gt = read_label_png(mask_path(i));
   if (s.gt.size(0) != s.rgb.size(0) || s.gt.size(1) != s.rgb.size(1))
     throw InputError(mask_path(i) + ": mask size differs from its image " + image_path(i));

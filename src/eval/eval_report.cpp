@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "excel/common/errors.h"
+#include "excel/common/atomic_file.h"
 #include "excel/eval/evaluator.h"
 #include "excel/eval/seg_metrics.h"
 
@@ -45,16 +46,6 @@ std::vector<Row> rows(const SegScores& s, const std::vector<std::string>& names)
   out.push_back({"mean", 100 * s.iou.mean().item<double>(), 100 * s.precision.mean().item<double>(),
                  100 * s.recall.mean().item<double>(), s.confusion.mean().item<double>()});
   return out;
-}
-
-void write_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out) throw InputError(tmp + ": cannot write");
-  }
-  std::filesystem::rename(tmp, path);
 }
 
 }  // namespace
@@ -117,8 +108,8 @@ void write_tables(const std::string& dir, const EvalConfig& cfg, const EvalRepor
     jt["confusion_matrix"] = cm;
     j["tables"][t.name] = jt;
   }
-  write_atomic(dir + "/table.csv", csv.str());
-  write_atomic(dir + "/table.json", j.dump(2) + "\n");
+  atomic_write(dir + "/table.csv", csv.str());
+  atomic_write(dir + "/table.json", j.dump(2) + "\n");
 }
 
 }  // namespace excel::eval

@@ -8,8 +8,10 @@
 
 #include "excel/comm/communicator.h"
 #include "excel/common/errors.h"
+#include "excel/common/timing.h"
 #include "excel/data/image_io.h"
 #include "excel/data/palette_png.h"
+#include "excel/data/pixel_norm.h"
 #include "excel/data/voc_dataset.h"
 #include "excel/eval/inference.h"
 #include "excel/eval/seg_metrics.h"
@@ -19,9 +21,9 @@
 #include "excel/model/clip_text.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/heads.h"
+#include "excel/model/heads_file.h"
 #include "excel/model/prompts.h"
 #include "excel/model/pseudo_label.h"
-#include "excel/train/checkpoint.h"
 
 namespace excel::eval {
 namespace {
@@ -29,9 +31,6 @@ namespace {
 namespace F = torch::nn::functional;
 namespace fs = std::filesystem;
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
 
 void write_mask(const std::string& path, const at::Tensor& labels_hw) {
   at::Tensor m = labels_hw.to(torch::kByte).contiguous();
@@ -72,7 +71,7 @@ Sample load(const data::VocDataset& set, size_t i) {
     s.cls = v.cls;
   } else {  // test split: image only
     s.rgb = data::read_rgb(set.image_path(i));
-    s.image = model::normalize_rgb(s.rgb.unsqueeze(0)).squeeze(0);
+    s.image = data::normalize_rgb(s.rgb.unsqueeze(0)).squeeze(0);
   }
   return s;
 }
@@ -103,12 +102,12 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
     hc.in_width = weights.config.vision_width;
     hc.num_layers = weights.config.vision_layers;
     hc.decoder_heads = cfg.decoder_heads;
-    hc = train::heads_config_from_checkpoint(cfg.checkpoint, hc);
+    hc = model::heads_config_from_checkpoint(cfg.checkpoint, hc);
     if (hc.num_classes != K)
       throw ConfigError(cfg.checkpoint + ": heads predict " + std::to_string(hc.num_classes) + " classes, " + cfg.dataset +
                         " has " + std::to_string(K));
     heads = std::make_unique<model::Heads>(hc, 0);
-    train::load_heads(cfg.checkpoint, *heads);
+    model::load_heads(cfg.checkpoint, *heads);
   }
   MultiScaleOptions msc;
   msc.sides = cfg.scales;

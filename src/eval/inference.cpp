@@ -2,9 +2,9 @@
 
 #include <torch/torch.h>
 
+#include "excel/data/pixel_norm.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/heads.h"
-#include "excel/train/losses.h"
 
 namespace excel::eval {
 
@@ -14,7 +14,7 @@ at::Tensor multiscale_logits(const model::ClipVision& vision, const model::Heads
                              const MultiScaleOptions& opt, const at::Tensor& base_pair_logits) {
   torch::NoGradGuard ng;
   const int64_t H = rgb.size(1), W = rgb.size(2);
-  at::Tensor x = model::normalize_rgb(rgb);
+  at::Tensor x = data::normalize_rgb(rgb);
   // Logits [2,K,H,W] of [x; flip(x)] at a square side.
   auto pair_logits = [&](int64_t side) {
     at::Tensor xs = F::interpolate(x, F::InterpolateFuncOptions()
@@ -30,7 +30,7 @@ at::Tensor multiscale_logits(const model::ClipVision& vision, const model::Heads
   at::Tensor sum;
   for (size_t i = 0; i < opt.sides.size(); ++i) {
     at::Tensor logits =
-        train::upsample(i == 0 && base_pair_logits.defined() ? base_pair_logits : pair_logits(opt.sides[i]), H, W);
+        model::upsample_logits(i == 0 && base_pair_logits.defined() ? base_pair_logits : pair_logits(opt.sides[i]), H, W);
     at::Tensor l = (i == 0 && !opt.flip_average_at_base) ? logits.slice(0, 0, 1)
                                                          : (logits.slice(0, 0, 1) + logits.slice(0, 1, 2).flip({3})) / 2;
     sum = sum.defined() ? sum + l : l;

@@ -25,6 +25,7 @@
 
 #include <glog/logging.h>
 
+#include "excel/common/atomic_file.h"
 #include "excel/comm/make_communicator.h"
 #include "excel/common/errors.h"
 
@@ -152,13 +153,7 @@ Metrics::Metrics(const MetricsOptions& options)
       const std::string host = opt_.bind == "0.0.0.0" ? host_name() : opt_.bind;
       fs::create_directories(opt_.sd_dir);
       target_file_ = opt_.sd_dir + "/excel_" + opt_.job_id + "_" + opt_.phase + "_rank" + std::to_string(opt_.rank) + ".json";
-      const std::string tmp = target_file_ + ".tmp";
-      {
-        std::ofstream out(tmp);
-        out << "[{\"targets\": [\"" << host << ":" << port_ << "\"], \"labels\": {}}]\n";
-        if (!out) throw ConfigError("cannot write the Prometheus target file " + tmp);
-      }
-      fs::rename(tmp, target_file_);
+      atomic_write(target_file_, "[{\"targets\": [\"" + host + ":" + std::to_string(port_) + "\"], \"labels\": {}}]\n");
     }
   }
 }

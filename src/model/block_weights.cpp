@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "batched_matmul.h"
+
 namespace excel::model {
 
 BlockWeights BlockWeights::load(const ClipWeights& w, const std::string& p) {
@@ -12,9 +14,12 @@ BlockWeights BlockWeights::load(const ClipWeights& w, const std::string& p) {
 }
 
 at::Tensor quick_gelu_mlp(const at::Tensor& x, const at::Tensor& fc_w, const at::Tensor& fc_b, const at::Tensor& proj_w,
-                          const at::Tensor& proj_b) {
-  at::Tensor h = torch::linear(x, fc_w, fc_b);
-  return torch::linear(h * torch::sigmoid(1.702 * h), proj_w, proj_b);
+                          const at::Tensor& proj_b, bool per_sample) {
+  auto linear = [&](const at::Tensor& in, const at::Tensor& w, const at::Tensor& b) {
+    return per_sample ? per_sample_linear(in, w, b) : torch::linear(in, w, b);
+  };
+  at::Tensor h = linear(x, fc_w, fc_b);
+  return linear(h * torch::sigmoid(1.702 * h), proj_w, proj_b);
 }
 
 }  // namespace excel::model

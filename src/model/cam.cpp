@@ -6,6 +6,11 @@ namespace excel::model {
 
 at::Tensor surgery_cam(const at::Tensor& f, const at::Tensor& text, int64_t C) {
   torch::NoGradGuard ng;
+  if (f.device().is_cpu() && f.size(0) > 1) {  // per sample: the same bits in any batch (docs/numerics.md)
+    std::vector<at::Tensor> cams;
+    for (int64_t b = 0; b < f.size(0); ++b) cams.push_back(surgery_cam(f.narrow(0, b, 1), text, C));
+    return torch::cat(cams, 0);
+  }
   at::Tensor p = torch::softmax(2.0 * torch::matmul(f.select(1, 0), text.t()), -1);  // [B, n_t]
   at::Tensor w = (p / p.mean(-1, true)).unsqueeze(1);                                  // [B,1,n_t]
   at::Tensor s = torch::matmul(f, text.t()) * w;                                       // [B,N,n_t]

@@ -9,20 +9,14 @@
 #include <set>
 #include <sstream>
 
+#include "excel/common/atomic_file.h"
 #include "excel/common/errors.h"
+#include "excel/common/shape.h"
 
 namespace excel::model {
 namespace {
 
 const std::set<std::string> kScalarKeys = {"input_resolution", "context_length", "vocab_size"};
-
-std::string shape_str(at::IntArrayRef s) {
-  std::ostringstream o;
-  o << "[";
-  for (size_t i = 0; i < s.size(); ++i) o << (i ? "," : "") << s[i];
-  o << "]";
-  return o.str();
-}
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
@@ -231,48 +225,48 @@ ClipWeights load_clip_checkpoint(const std::string& path) {
 
 void save_clip_checkpoint(const std::map<std::string, at::Tensor>& tensors, const ClipConfig& cfg,
                           const std::string& path, CheckpointFormat format) {
-  const std::string tmp = path + ".tmp";
-  if (format == CheckpointFormat::kStateDict) {
-    c10::Dict<std::string, at::Tensor> d;
-    for (const auto& kv : tensors) d.insert(kv.first, kv.second);
-    std::vector<char> bytes = torch::pickle_save(d);
-    std::ofstream out(tmp, std::ios::binary);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out) throw InputError(tmp + ": write failed");
-  } else {
-    auto cu = std::make_shared<torch::jit::CompilationUnit>();
-    torch::jit::Module root(c10::QualifiedName("__torch__.multimodal.model.CLIP"), cu, true);
-    std::map<std::string, torch::jit::Module> made;
-    auto module_for = [&](const std::string& dotted) -> torch::jit::Module {
-      torch::jit::Module cur = root;
-      std::string path_so_far;
-      size_t start = 0, dot;
-      while ((dot = dotted.find('.', start)) != std::string::npos) {
-        std::string part = dotted.substr(start, dot - start);
-        path_so_far += (path_so_far.empty() ? "" : ".") + part;
-        auto it = made.find(path_so_far);
-        if (it == made.end()) {
-          torch::jit::Module child(c10::QualifiedName("__torch__.multimodal.model.Module"), cu, true);
-          cur.register_module(part, child);
-          it = made.emplace(path_so_far, child).first;
+  atomic_replace(path, [&](const std::string& tmp) {
+    if (format == CheckpointFormat::kStateDict) {
+      c10::Dict<std::string, at::Tensor> d;
+      for (const auto& kv : tensors) d.insert(kv.first, kv.second);
+      std::vector<char> bytes = torch::pickle_save(d);
+      std::ofstream out(tmp, std::ios::binary);
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+      if (!out) throw InputError(tmp + ": write failed");
+    } else {
+      auto cu = std::make_shared<torch::jit::CompilationUnit>();
+      torch::jit::Module root(c10::QualifiedName("__torch__.multimodal.model.CLIP"), cu, true);
+      std::map<std::string, torch::jit::Module> made;
+      auto module_for = [&](const std::string& dotted) -> torch::jit::Module {
+        torch::jit::Module cur = root;
+        std::string path_so_far;
+        size_t start = 0, dot;
+        while ((dot = dotted.find('.', start)) != std::string::npos) {
+          std::string part = dotted.substr(start, dot - start);
+          path_so_far += (path_so_far.empty() ? "" : ".") + part;
+          auto it = made.find(path_so_far);
+          if (it == made.end()) {
+            torch::jit::Module child(c10::QualifiedName("__torch__.multimodal.model.Module"), cu, true);
+            cur.register_module(part, child);
+            it = made.emplace(path_so_far, child).first;
+          }
+          cur = it->second;
+          start = dot + 1;
         }
-        cur = it->second;
-        start = dot + 1;
+        return cur;
+      };
+      for (const auto& kv : tensors) {
+        size_t dot = kv.first.rfind('.');
+        std::string leaf = dot == std::string::npos ? kv.first : kv.first.substr(dot + 1);
+        torch::jit::Module m = dot == std::string::npos ? root : module_for(kv.first.substr(0, dot + 1));
+        m.register_parameter(leaf, kv.second, /*is_buffer=*/false);
       }
-      return cur;
-    };
-    for (const auto& kv : tensors) {
-      size_t dot = kv.first.rfind('.');
-      std::string leaf = dot == std::string::npos ? kv.first : kv.first.substr(dot + 1);
-      torch::jit::Module m = dot == std::string::npos ? root : module_for(kv.first.substr(0, dot + 1));
-      m.register_parameter(leaf, kv.second, /*is_buffer=*/false);
+      root.register_attribute("input_resolution", c10::IntType::get(), cfg.input_resolution());
+      root.register_attribute("context_length", c10::IntType::get(), cfg.context_length);
+      root.register_attribute("vocab_size", c10::IntType::get(), cfg.vocab_size);
+      root.save(tmp);
     }
-    root.register_attribute("input_resolution", c10::IntType::get(), cfg.input_resolution());
-    root.register_attribute("context_length", c10::IntType::get(), cfg.context_length);
-    root.register_attribute("vocab_size", c10::IntType::get(), cfg.vocab_size);
-    root.save(tmp);
-  }
-  std::filesystem::rename(tmp, path);
+  });
 }
 
 }  // namespace excel::model

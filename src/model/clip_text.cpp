@@ -8,7 +8,6 @@
 #include "excel/model/prompts.h"
 #include "excel/model/tokenizer.h"
 #include "excel/model/tse.h"
-#include "excel/stages/stage_dump.h"
 
 namespace excel::model {
 
@@ -60,7 +59,7 @@ at::Tensor ClipText::encode_prompts(const std::vector<std::string>& names, const
 at::Tensor dataset_text_features(const ClipWeights& weights, const std::string& dataset, const std::string& bank_path,
                                  const std::string& bpe_path) {
   const DatasetText& dt = dataset_text(dataset);
-  Tokenizer tok(bpe_path.empty() ? stages::default_bpe_path() : bpe_path);
+  Tokenizer tok(bpe_path.empty() ? default_bpe_path() : bpe_path);
   return text_semantic_enrichment(ClipText(weights).encode_prompts(all_text_names(dt), tok),
                                   static_cast<int64_t>(dt.class_names.size()), load_attribute_bank(bank_path));
 }

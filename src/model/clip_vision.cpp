@@ -9,17 +9,7 @@
 
 namespace excel::model {
 
-const float kPixelMean[3] = {123.675f, 116.28f, 103.53f};
-const float kPixelStd[3] = {58.395f, 57.12f, 57.375f};
-
 namespace F = torch::nn::functional;
-
-at::Tensor normalize_rgb(const at::Tensor& rgb) {
-  TORCH_CHECK(rgb.dim() == 4 && rgb.size(3) == 3, "normalize_rgb expects [B,H,W,3]");
-  auto mean = torch::tensor({kPixelMean[0], kPixelMean[1], kPixelMean[2]}).view({1, 3, 1, 1});
-  auto std = torch::tensor({kPixelStd[0], kPixelStd[1], kPixelStd[2]}).view({1, 3, 1, 1});
-  return ((rgb.permute({0, 3, 1, 2}).to(torch::kFloat) - mean) / std).contiguous();
-}
 
 namespace {
 
@@ -73,7 +63,7 @@ at::Tensor project_surgery(const at::Tensor& surgery, const at::Tensor& ln_w, co
                            const at::Tensor& proj) {
   torch::NoGradGuard ng;
   at::Tensor f = torch::layer_norm(surgery, {surgery.size(-1)}, ln_w, ln_b, 1e-5);
-  f = torch::matmul(f, proj);
+  f = per_sample_linear(f, proj.t());
   return f / f.norm(2, {1}, /*keepdim=*/true);  // over tokens, no epsilon (quirk 5, 37)
 }
 
@@ -105,7 +95,23 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
   if (extra.defined() && (extra.dim() != 3 || extra.size(0) != B || extra.size(1) != P || extra.size(2) != P))
     throw InputError("extra attention must be [B,P,P] matching the input grid");
 
-  at::Tensor t = torch::conv2d(x, conv_w_, {}, cfg_.patch).flatten(2).transpose(1, 2);
+  // Every GEMM sees one sample's rows (attention maps per sample and head, linear layers through
+  // per_sample_linear), and everything else is row-wise: a sample's outputs are the same bits in
+  // any batch on the CPU (docs/numerics.md).
+  const bool cpu = x.device().is_cpu();
+  auto linear = [&](const at::Tensor& in, const at::Tensor& w, const at::Tensor& b) { return per_sample_linear(in, w, b); };
+  auto mlp = [&](const at::Tensor& in, const Block& b) {
+    return quick_gelu_mlp(in, b.fc_w, b.fc_b, b.proj_w, b.proj_b, /*per_sample=*/true);
+  };
+  at::Tensor patches;
+  if (cpu && B > 1) {
+    std::vector<at::Tensor> per;
+    for (int64_t i = 0; i < B; ++i) per.push_back(torch::conv2d(x.narrow(0, i, 1), conv_w_, {}, cfg_.patch));
+    patches = torch::cat(per, 0);
+  } else {
+    patches = torch::conv2d(x, conv_w_, {}, cfg_.patch);
+  }
+  at::Tensor t = patches.flatten(2).transpose(1, 2);
   t = torch::cat({class_emb_.view({1, 1, W}).expand({B, 1, W}), t}, 1) + positional_table(gh, gw);
   at::Tensor X = torch::layer_norm(t, {W}, ln_pre_w_, ln_pre_b_, 1e-5);
 
@@ -125,11 +131,11 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
   };
   for (int64_t l = 0; l < s0; ++l) {
     const Block& b = blocks_[static_cast<size_t>(l)];
-    at::Tensor qkv = heads(torch::linear(torch::layer_norm(X, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b));
+    at::Tensor qkv = heads(linear(torch::layer_norm(X, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b));
     at::Tensor a = softmax_inplace(batched_mm(qkv[0] * scale, qkv[1].transpose(-1, -2), &ws_maps_));
     at::Tensor o = batched_mm(a, qkv[2]).transpose(1, 2).reshape({B, N, W});
-    X = X + torch::linear(o, b.out_w, b.out_b);
-    X = X + quick_gelu_mlp(torch::layer_norm(X, {W}, b.ln2_w, b.ln2_b, 1e-5), b.fc_w, b.fc_b, b.proj_w, b.proj_b);
+    X = X + linear(o, b.out_w, b.out_b);
+    X = X + mlp(torch::layer_norm(X, {W}, b.ln2_w, b.ln2_b, 1e-5), b);
     if (opt.keep_attn) attn[static_cast<size_t>(l)] = a.mean(1);
     if (opt.keep_feats) feats[static_cast<size_t>(l)] = X;
   }
@@ -137,7 +143,7 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
   at::Tensor S = X, O = X, U;
   for (int64_t l = s0; l < L; ++l) {
     const Block& b = blocks_[static_cast<size_t>(l)];
-    at::Tensor qkv_flat = torch::linear(torch::layer_norm(O, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b);
+    at::Tensor qkv_flat = linear(torch::layer_norm(O, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b);
     at::Tensor qkv = heads(qkv_flat);
     at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
     // One batched product and one softmax for the original map and the three intra-correlations.
@@ -150,15 +156,15 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
     if (extra.defined()) sur.slice(2, 1).slice(3, 1).add_(extra.unsqueeze(1));
     at::Tensor abar = sur.sum(1);  // head sum (quirk 4)
     at::Tensor v_full = qkv_flat.slice(2, 2 * W, 3 * W);
-    at::Tensor r_sur = torch::linear(batched_mm(abar, v_full), b.out_w, b.out_b);
-    at::Tensor r_ori = torch::linear(batched_mm(ori, v).transpose(1, 2).reshape({B, N, W}), b.out_w, b.out_b);
+    at::Tensor r_sur = linear(batched_mm(abar, v_full), b.out_w, b.out_b);
+    at::Tensor r_ori = linear(batched_mm(ori, v).transpose(1, 2).reshape({B, N, W}), b.out_w, b.out_b);
     at::Tensor M = O + r_ori;
     if (opt.keep_feats && l > s0) feats[static_cast<size_t>(l - 1)] = M;  // aliasing, §1.8
-    O = M + quick_gelu_mlp(torch::layer_norm(M, {W}, b.ln2_w, b.ln2_b, 1e-5), b.fc_w, b.fc_b, b.proj_w, b.proj_b);
+    O = M + mlp(torch::layer_norm(M, {W}, b.ln2_w, b.ln2_b, 1e-5), b);
     S = S + r_sur;
     if (opt.keep_attn) attn[static_cast<size_t>(l)] = ori.sum(1);
     if (opt.keep_value_proj) {
-      at::Tensor u = torch::matmul(v_full, b.out_w.t());
+      at::Tensor u = linear(v_full, b.out_w, at::Tensor());
       U = U.defined() ? U + u : u;
     }
   }

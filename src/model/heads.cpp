@@ -6,17 +6,12 @@
 
 #include "excel/comm/communicator.h"
 #include "excel/common/errors.h"
+#include "excel/common/shape.h"
 #include "excel/model/block_weights.h"
 
 namespace excel::model {
 
 namespace {
-
-std::string shape_str(at::IntArrayRef s) {
-  std::string o = "[";
-  for (size_t i = 0; i < s.size(); ++i) o += (i ? "," : "") + std::to_string(s[i]);
-  return o + "]";
-}
 
 at::Tensor uniform(std::vector<int64_t> shape, double bound, torch::Generator& g) {
   return torch::rand(shape, g) * (2 * bound) - bound;
@@ -173,6 +168,18 @@ at::Tensor lvc_extra_attention(const at::Tensor& f, comm::Communicator* comm) {
   at::Tensor r = 3.0 * (cs - batch_mean(cs, comm));
   r = r.masked_fill(r < 0, -std::numeric_limits<float>::infinity());
   return torch::softmax(r, -1);
+}
+
+at::Tensor upsample_logits(const at::Tensor& logits, int64_t H, int64_t W) {
+  namespace F = torch::nn::functional;
+  return F::interpolate(logits, F::InterpolateFuncOptions()
+                                    .size(std::vector<int64_t>{H, W})
+                                    .mode(torch::kBilinear)
+                                    .align_corners(false));
+}
+
+at::Tensor segmentation_prediction(const at::Tensor& logits, int64_t H, int64_t W) {
+  return upsample_logits(logits.detach(), H, W).argmax(1);
 }
 
 }  // namespace excel::model

@@ -6,6 +6,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "excel/common/errors.h"
+#include "excel/data/pixel_norm.h"
 #include "excel/model/clip_vision.h"
 
 namespace excel::model {
@@ -193,8 +194,8 @@ at::Tensor affinity_labels(const at::Tensor& labels, const at::Tensor& radius, i
 }
 
 at::Tensor denormalize_for_par(const at::Tensor& x) {
-  auto mean = torch::tensor({kPixelMean[0], kPixelMean[1], kPixelMean[2]}).view({1, 3, 1, 1});
-  auto std = torch::tensor({kPixelStd[0], kPixelStd[1], kPixelStd[2]}).view({1, 3, 1, 1});
+  auto mean = torch::tensor({data::kPixelMean[0], data::kPixelMean[1], data::kPixelMean[2]}).view({1, 3, 1, 1});
+  auto std = torch::tensor({data::kPixelStd[0], data::kPixelStd[1], data::kPixelStd[2]}).view({1, 3, 1, 1});
   return (x * std + mean).to(torch::kByte).to(torch::kFloat) / 255.0f;
 }
 

@@ -9,6 +9,7 @@
 #include <limits>
 #include <sstream>
 
+#include "excel/build_config.h"
 #include "excel/common/errors.h"
 
 namespace excel::model {
@@ -318,6 +319,17 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {
     if (it != back.end()) out += static_cast<char>(it->second);
   }
   return out;
+}
+
+std::string default_bpe_path() {
+  if (const char* env = std::getenv("EXCEL_BPE_PATH")) return env;
+  const std::string name = "bpe_simple_vocab_16e6.txt.gz";
+  const std::filesystem::path cwd = std::filesystem::current_path(), src = EXCEL_SOURCE_DIR;
+  for (const auto& dir : {src / "data", cwd / "data", src / ".." / "shared" / "data" / "text",
+                          cwd / ".." / "shared" / "data" / "text", cwd / "shared" / "data" / "text"}) {
+    if (std::filesystem::is_regular_file(dir / name)) return std::filesystem::weakly_canonical(dir / name).string();
+  }
+  return name;
 }
 
 }  // namespace excel::model

@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "excel/common/atomic_file.h"
 #include "excel/common/errors.h"
 #include "excel/common/h5.h"
 
@@ -21,14 +22,14 @@ AttributeBank load_attribute_bank(const std::string& path, const std::string& gr
 }
 
 void save_attribute_bank(const AttributeBank& bank, const std::string& path) {
-  const std::string tmp = path + ".tmp";
-  {
-    h5::File f = h5::File::create(tmp);
-    f.write("centroids", bank.centroids.to(torch::kFloat));
-    f.write("class_flags", bank.class_flags.to(torch::kFloat));
-    f.set_attr("num_clusters", static_cast<int64_t>(bank.centroids.size(1)));
-  }
-  std::rename(tmp.c_str(), path.c_str());
+  atomic_replace(path, [&](const std::string& tmp) {
+    {
+      h5::File f = h5::File::create(tmp);
+      f.write("centroids", bank.centroids.to(torch::kFloat));
+      f.write("class_flags", bank.class_flags.to(torch::kFloat));
+      f.set_attr("num_clusters", static_cast<int64_t>(bank.centroids.size(1)));
+    }
+  });
 }
 
 at::Tensor text_semantic_enrichment(const at::Tensor& t0, int64_t C, const AttributeBank& bank,

@@ -5,9 +5,11 @@
 
 #include <filesystem>
 
+#include "excel/common/atomic_file.h"
 #include "excel/build_config.h"
 #include "excel/common/errors.h"
 #include "excel/common/h5.h"
+#include "excel/data/pixel_norm.h"
 #include "excel/model/cam.h"
 #include "excel/model/checkpoint.h"
 #include "excel/model/clip_text.h"
@@ -28,12 +30,6 @@ std::string default_shared_dir() {
     if (fs::is_directory(p / "data")) return fs::weakly_canonical(p).string();
   }
   return "";
-}
-
-std::string default_bpe_path() {
-  if (const char* env = std::getenv("EXCEL_BPE_PATH")) return env;
-  std::string shared = default_shared_dir();
-  return shared.empty() ? "bpe_simple_vocab_16e6.txt.gz" : shared + "/data/text/bpe_simple_vocab_16e6.txt.gz";
 }
 
 namespace {
@@ -57,57 +53,57 @@ std::vector<std::string> dump_stages(const DumpOptions& opt) {
   const int64_t C = static_cast<int64_t>(dt.class_names.size());
   const double keep = in.has_attr("tse_topk_fraction") ? in.attr_double("tse_topk_fraction") : 0.9;
 
-  const std::string tmp = opt.output + ".tmp";
   std::vector<std::string> groups;
-  {
-    h5::File out = h5::File::create(tmp);
-    // ---- text (§2) ----
-    model::Tokenizer tok(opt.bpe_path.empty() ? default_bpe_path() : opt.bpe_path);
-    model::ClipText text(weights);
-    const std::vector<std::string> names = model::all_text_names(dt);
-    std::vector<std::string> prompts;
-    for (const auto& n : names) prompts.push_back(model::make_prompt(n));
-    out.write_strings("text/prompts", names);
-    out.write("text/token_ids", tok.tokenize(prompts, weights.config.context_length));
-    if (in.exists("text/extra_strings")) {
-      auto extra = in.read_strings("text/extra_strings");
-      out.write_strings("text/extra_strings", extra);
-      out.write("text/extra_token_ids", tok.tokenize(extra, weights.config.context_length, /*truncate=*/true));
+  atomic_replace(opt.output, [&](const std::string& tmp) {
+    {
+      h5::File out = h5::File::create(tmp);
+      // ---- text (§2) ----
+      model::Tokenizer tok(opt.bpe_path.empty() ? model::default_bpe_path() : opt.bpe_path);
+      model::ClipText text(weights);
+      const std::vector<std::string> names = model::all_text_names(dt);
+      std::vector<std::string> prompts;
+      for (const auto& n : names) prompts.push_back(model::make_prompt(n));
+      out.write_strings("text/prompts", names);
+      out.write("text/token_ids", tok.tokenize(prompts, weights.config.context_length));
+      if (in.exists("text/extra_strings")) {
+        auto extra = in.read_strings("text/extra_strings");
+        out.write_strings("text/extra_strings", extra);
+        out.write("text/extra_token_ids", tok.tokenize(extra, weights.config.context_length, /*truncate=*/true));
+      }
+      at::Tensor class_features = text.encode_prompts(names, tok);
+      out.write("text/class_features", class_features);
+      model::AttributeBank bank = model::load_attribute_bank(opt.input, "inputs/bank");
+      at::Tensor tse = model::text_semantic_enrichment(reference_or(in, "text/class_features", class_features), C,
+                                                       bank, keep);
+      out.write("text/tse_features", tse);
+      groups.push_back("text");
+
+      // ---- vision (§1) ----
+      at::Tensor rgb = in.read("inputs/images_rgb");
+      at::Tensor normalized = data::normalize_rgb(rgb);
+      out.write("vision/normalized", normalized);
+      const int64_t crop = in.has_attr("crop") ? in.attr_int("crop") : rgb.size(1);
+      model::ClipVision vision(weights, crop / weights.config.patch);  // "train" mode table (§1.3)
+      model::VisionOutputs vo = vision.forward(reference_or(in, "vision/normalized", normalized));
+      out.write("vision/features", vo.features);
+      out.write("vision/attn_all", vo.attn_all);
+      out.write("vision/feats_all", vo.feats_all);
+      groups.push_back("vision");
+
+      // ---- static CAM (§3) ----
+      at::Tensor cam = model::surgery_cam(reference_or(in, "vision/features", vo.features),
+                                          reference_or(in, "text/tse_features", tse), C);
+      out.write("cam/static", cam);
+      groups.push_back("cam");
+
+      // ---- training stages (§4-§8) ----
+      if (in.exists("train") && in.exists("inputs/heads")) {
+        model::ClipVision inference_vision(weights);
+        dump_train_stages(in, out, {&vision, &inference_vision, &dt, C});
+        groups.push_back("train");
+      }
     }
-    at::Tensor class_features = text.encode_prompts(names, tok);
-    out.write("text/class_features", class_features);
-    model::AttributeBank bank = model::load_attribute_bank(opt.input, "inputs/bank");
-    at::Tensor tse = model::text_semantic_enrichment(reference_or(in, "text/class_features", class_features), C,
-                                                     bank, keep);
-    out.write("text/tse_features", tse);
-    groups.push_back("text");
-
-    // ---- vision (§1) ----
-    at::Tensor rgb = in.read("inputs/images_rgb");
-    at::Tensor normalized = model::normalize_rgb(rgb);
-    out.write("vision/normalized", normalized);
-    const int64_t crop = in.has_attr("crop") ? in.attr_int("crop") : rgb.size(1);
-    model::ClipVision vision(weights, crop / weights.config.patch);  // "train" mode table (§1.3)
-    model::VisionOutputs vo = vision.forward(reference_or(in, "vision/normalized", normalized));
-    out.write("vision/features", vo.features);
-    out.write("vision/attn_all", vo.attn_all);
-    out.write("vision/feats_all", vo.feats_all);
-    groups.push_back("vision");
-
-    // ---- static CAM (§3) ----
-    at::Tensor cam = model::surgery_cam(reference_or(in, "vision/features", vo.features),
-                                        reference_or(in, "text/tse_features", tse), C);
-    out.write("cam/static", cam);
-    groups.push_back("cam");
-
-    // ---- training stages (§4-§8) ----
-    if (in.exists("train") && in.exists("inputs/heads")) {
-      model::ClipVision inference_vision(weights);
-      dump_train_stages(in, out, {&vision, &inference_vision, &dt, C});
-      groups.push_back("train");
-    }
-  }
-  fs::rename(tmp, opt.output);
+  });
   return groups;
 }
 

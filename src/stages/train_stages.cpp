@@ -98,7 +98,7 @@ void dump_train_stages(const h5::File& in, h5::File& out, const StageContext& ct
     }
     out.write(st + "pseudo_labels", torch::stack(plabels).to(torch::kByte));
     const at::Tensor ref_logits = in.read(st + "seg_logits"), ref_pl = in.read(st + "pseudo_labels");
-    out.write(st + "seg_pred", train::segmentation_prediction(ref_logits, S, S).to(torch::kByte));
+    out.write(st + "seg_pred", model::segmentation_prediction(ref_logits, S, S).to(torch::kByte));
     const at::Tensor target_src = it >= pred_target_it ? in.read(st + "seg_pred") : ref_pl;
     out.write(st + "affinity_labels", model::affinity_labels(target_src, radius, gh, gw));
     const at::Tensor ref_aff_labels = in.read(st + "affinity_labels");

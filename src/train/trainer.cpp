@@ -14,6 +14,8 @@
 #include "excel/comm/gradient_bucketer.h"
 #include "excel/comm/progress_watchdog.h"
 #include "excel/common/errors.h"
+#include "excel/common/random.h"
+#include "excel/common/timing.h"
 #include "excel/data/sampler.h"
 #include "excel/data/voc_dataset.h"
 #include "excel/eval/seg_metrics.h"
@@ -27,7 +29,6 @@
 #include "excel/model/pseudo_label.h"
 #include "excel/model/tokenizer.h"
 #include "excel/model/tse.h"
-#include "excel/stages/stage_dump.h"
 #include "excel/train/checkpoint.h"
 #include "excel/train/losses.h"
 #include "excel/train/optimizer.h"
@@ -41,9 +42,6 @@ namespace excel::train {
 namespace {
 
 
-double seconds_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
 
 struct Meters {
   double seg = 0, div = 0;
@@ -395,7 +393,7 @@ class Trainer {
     t = std::chrono::steady_clock::now();
     mark(it, comm::ProgressWatchdog::kForward);
     if (bucketer_) bucketer_->prepare();
-    auto gen = at::detail::createCPUGenerator(data::mix_seed(cfg_.seed ^ 0xD409, static_cast<uint64_t>(it)));
+    auto gen = at::detail::createCPUGenerator(mix_seed(cfg_.seed ^ 0xD409, static_cast<uint64_t>(it)));
     // Dropout draws for the whole global batch; this rank takes its rows.
     at::Tensor drop = (torch::bernoulli(torch::full({cfg_.batch * world_, cfg_.adapter_dim}, 0.9), gen) / 0.9)
                           .slice(0, rank_ * cfg_.batch, (rank_ + 1) * cfg_.batch);
@@ -421,7 +419,7 @@ class Trainer {
       Y = torch::stack(pl);
     }
     at::Tensor seg = segmentation_loss(ho.logits, Y, comm_);
-    at::Tensor pred = segmentation_prediction(ho.logits, cfg_.crop, cfg_.crop);
+    at::Tensor pred = model::segmentation_prediction(ho.logits, cfg_.crop, cfg_.crop);
     step_agree_ = eval::confusion_matrix(Y, pred, C_ + 1);
     at::Tensor target = it >= cfg_.pred_target_iter ? pred : Y;
     at::Tensor div = diversity_loss(ho.affinity, model::affinity_labels(target, radius_, g_, g_), comm_);
@@ -502,7 +500,7 @@ class Trainer {
       model::VisionOutputs vo = vision_->forward(x);
       at::Tensor cam = model::surgery_cam(vo.features, text_features_, C_);
       model::HeadsOutput ho = heads_.forward(vo.feats_all, false, {}, g_, g_);
-      at::Tensor pred = segmentation_prediction(ho.logits, H, W)[0];
+      at::Tensor pred = model::segmentation_prediction(ho.logits, H, W)[0];
       cm_seg += eval::confusion_matrix(s.gt, pred, K);
       auto refined = model::refine_cams_with_affinity(cam[0], vo.attn_all.select(1, 0), s.cls, ho.affinity[0],
                                                       cfg_.val_tau, g_, g_);

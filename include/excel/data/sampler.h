@@ -6,8 +6,6 @@
 
 namespace excel::data {
 
-// A 64-bit seed derived from two values (splitmix64 finaliser): seeds of per-step generators.
-uint64_t mix_seed(uint64_t a, uint64_t b);
 
 // Permutation of [0, n) for an epoch; identical on every rank.
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch);

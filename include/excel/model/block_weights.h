@@ -15,8 +15,10 @@ struct BlockWeights {
   static BlockWeights load(const ClipWeights& weights, const std::string& prefix);
 };
 
-// c_proj(QuickGELU(c_fc(x))), QuickGELU(u) = u * sigmoid(1.702 u).
+// c_proj(QuickGELU(c_fc(x))), QuickGELU(u) = u * sigmoid(1.702 u). With `per_sample` the GEMMs
+// run one sample of x [B,n,W] at a time on the CPU (batch-invariant bits, no autograd: the frozen
+// backbone); without it they are torch::linear (the trained heads).
 at::Tensor quick_gelu_mlp(const at::Tensor& x, const at::Tensor& fc_w, const at::Tensor& fc_b, const at::Tensor& proj_w,
-                          const at::Tensor& proj_b);
+                          const at::Tensor& proj_b, bool per_sample = false);
 
 }  // namespace excel::model

@@ -12,13 +12,6 @@
 
 namespace excel::model {
 
-// ImageNet statistics in 0-255 units (§1.2), the input normalisation the reference uses.
-extern const float kPixelMean[3];
-extern const float kPixelStd[3];
-
-// uint8 RGB [B,H,W,3] -> normalised float [B,3,H,W] (§1.2).
-at::Tensor normalize_rgb(const at::Tensor& rgb_bhwc);
-
 // Dynamic-pass features by the linear update of §11.2: surgery [B,N,W] (row 0 = class row),
 // value_proj_patch [B,P,W] (patch rows of U), E [B,P,P]; heads = vision heads.
 at::Tensor lvc_dynamic_features(const at::Tensor& surgery, const at::Tensor& value_proj_patch, const at::Tensor& E,
@@ -49,7 +42,8 @@ class ClipVision {
   explicit ClipVision(const ClipWeights& weights, int64_t train_grid = 0);
 
   // x: normalised [B,3,H,W], H and W multiples of the patch size. extra_attn: optional E
-  // [B,P,P] added to the patch block of every surgery head (LVC, §5).
+  // [B,P,P] added to the patch block of every surgery head (LVC, §5). On the CPU each sample's
+  // outputs are the same bits in any batch (every GEMM sees one sample's rows).
   VisionOutputs forward(const at::Tensor& x, const at::Tensor& extra_attn = at::Tensor(),
                         const VisionOptions& opt = VisionOptions()) const;
 

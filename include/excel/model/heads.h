@@ -69,4 +69,11 @@ at::Tensor affinity_prediction(const at::Tensor& features, comm::Communicator* c
 // E = row-softmax of 3 (cos - mean cos) with negative entries masked (§5), from detached F.
 at::Tensor lvc_extra_attention(const at::Tensor& features, comm::Communicator* comm = nullptr);
 
+// Bilinear upsampling of logits [B,K,h,w] to H x W (align_corners = False), as the loss, the
+// prediction and multi-scale inference use it.
+at::Tensor upsample_logits(const at::Tensor& logits, int64_t H, int64_t W);
+
+// argmax of the logits upsampled to H x W: [B,H,W] int64.
+at::Tensor segmentation_prediction(const at::Tensor& logits, int64_t H, int64_t W);
+
 }  // namespace excel::model

@@ -42,4 +42,9 @@ class Tokenizer {
 // Text clean-up of the reference: HTML-unescape twice, collapse whitespace, strip, lower-case.
 std::string clean_text(const std::string& text);
 
+// The BPE merge list used when a tool is given none: $EXCEL_BPE_PATH, else the first of
+// <source>/data/, ./data/ and the reference data folder beside the source tree or the working
+// directory that holds bpe_simple_vocab_16e6.txt.gz (the bare file name when none does).
+std::string default_bpe_path();
+
 }  // namespace excel::model

@@ -17,8 +17,6 @@ struct DumpOptions {
 // Returns the list of stage groups written (e.g. {"text","vision","cam"}).
 std::vector<std::string> dump_stages(const DumpOptions& opt);
 
-// The BPE merge list: $EXCEL_BPE_PATH, else ../shared/data/text/ relative to the source tree or cwd.
-std::string default_bpe_path();
 // The reference data folder (../shared/data) or "" when absent.
 std::string default_shared_dir();
 

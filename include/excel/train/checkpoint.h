@@ -20,10 +20,6 @@ void save_checkpoint(const std::string& path, const model::Heads& heads, PolyWar
                      const CheckpointMeta& meta);
 // Restores into heads/opt; throws FormatError naming the file and the problem.
 CheckpointMeta load_checkpoint(const std::string& path, model::Heads& heads, PolyWarmupAdamW& opt);
-// The heads' sizes a checkpoint was written with (adapter width, decoder depth, classes, fused
-// layers, input width, from its tensor shapes); the rest is taken from `base`.
-model::HeadsConfig heads_config_from_checkpoint(const std::string& path, model::HeadsConfig base = {});
-// Restores the heads' weights only (evaluation).
-void load_heads(const std::string& path, model::Heads& heads);
+// (Reading the weights alone, for evaluation: model/heads_file.h.)
 
 }  // namespace excel::train

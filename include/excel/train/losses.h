@@ -18,10 +18,4 @@ at::Tensor segmentation_loss(const at::Tensor& logits, const at::Tensor& labels,
 // targets [B,P,P] in {0,1,255}, prediction P [B,P,P].
 at::Tensor diversity_loss(const at::Tensor& affinity, const at::Tensor& targets, comm::Communicator* comm = nullptr);
 
-// argmax of the logits upsampled (bilinear, align_corners = False) to H x W: [B,H,W] int64.
-at::Tensor segmentation_prediction(const at::Tensor& logits, int64_t H, int64_t W);
-
-// Bilinear upsampling as the loss and the prediction use it.
-at::Tensor upsample(const at::Tensor& logits, int64_t H, int64_t W);
-
 }  // namespace excel::train
