@@ -10,6 +10,7 @@
 #include <chrono>
 #include <iostream>
 
+#include "excel/common/blas.h"
 #include "excel/comm/communicator.h"
 #include "excel/comm/gradient_bucketer.h"
 #include "excel/common/logging.h"
@@ -37,7 +38,7 @@ int main(int argc, char** argv) {
   at::Tensor feats = torch::randn({12, FLAGS_batch, 401, 768});
   auto step = [&](excel::model::Heads& h, excel::comm::GradientBucketer* b, double* exposed) {
     for (auto p : h.parameters()) p.mutable_grad() = at::Tensor();
-    if (b) b->prepare();
+    if (b) b->begin_step();
     auto out = h.forward(feats, true, {}, 20, 20);
     (out.logits.pow(2).mean() + out.affinity.mean()).backward();
     auto t = Clock::now();
@@ -45,7 +46,8 @@ int main(int argc, char** argv) {
     if (exposed) *exposed = ms(t, Clock::now());
   };
   excel::model::Heads plain(hc, 0), synced(hc, 0);
-  excel::comm::GradientBucketer bucketer(synced.parameters(), MPI_COMM_WORLD, static_cast<size_t>(FLAGS_bucket_mb) << 20);
+  excel::comm::MpiCommunicator world_comm(MPI_COMM_WORLD);
+  excel::comm::GradientBucketer bucketer(synced.parameters(), world_comm, static_cast<size_t>(FLAGS_bucket_mb) << 20);
   const int64_t n = plain.num_parameters();
   at::Tensor flat = torch::randn({n});
   std::vector<at::Tensor> bufs;
@@ -78,10 +80,11 @@ int main(int argc, char** argv) {
     exposed_best = std::min(exposed_best, exposed);
   }
   if (rank == 0) {
+    std::cout << "compute: " << excel::compute_summary() << "\n";
     std::cout << world << " ranks, " << n << " parameters (" << n * 4 / 1e6 << " MB), " << bucketer.num_buckets()
               << " buckets: raw MPI_Allreduce " << raw << " ms, bucketed " << bucketed << " ms; heads step " << without << " ms without sync, " << with
               << " ms with bucketed sync (" << exposed_best << " ms left after backward)\n";
-    std::cout << "{\"bench\":\"allreduce\",\"ranks\":" << world << ",\"bytes\":" << n * 4 << ",\"buckets\":"
+    std::cout << "{\"bench\":\"allreduce\",\"blas\":\"" << excel::compute_summary() << "\",\"ranks\":" << world << ",\"bytes\":" << n * 4 << ",\"buckets\":"
               << bucketer.num_buckets() << ",\"raw_allreduce_ms\":" << raw << ",\"bucketed_allreduce_ms\":" << bucketed
               << ",\"bucketed_vs_raw\":" << bucketed / raw << ",\"step_without_sync_ms\":" << without
               << ",\"step_with_sync_ms\":" << with << ",\"exposed_sync_ms\":" << exposed_best

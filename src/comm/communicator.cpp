@@ -47,7 +47,47 @@ struct GlobalSum : public torch::autograd::Function<GlobalSum> {
   }
 };
 
+class DoneSum : public PendingSum {
+ public:
+  bool test() override { return true; }
+  void wait() override {}
+};
+
+class MpiPendingSum : public PendingSum {
+ public:
+  explicit MpiPendingSum(MPI_Request r) : request_(r) {}
+  ~MpiPendingSum() override {
+    if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
+  }
+  bool test() override {
+    if (request_ == MPI_REQUEST_NULL) return true;
+    int done = 0;
+    check(MPI_Test(&request_, &done, MPI_STATUS_IGNORE), "MPI_Test");
+    return done != 0;
+  }
+  void wait() override {
+    if (request_ != MPI_REQUEST_NULL) check(MPI_Wait(&request_, MPI_STATUS_IGNORE), "MPI_Wait");
+  }
+
+ private:
+  MPI_Request request_;
+};
+
 }  // namespace
+
+std::unique_ptr<PendingSum> Communicator::all_reduce_sum_async(at::Tensor& t) {
+  all_reduce_sum(t);
+  return std::make_unique<DoneSum>();
+}
+
+std::unique_ptr<PendingSum> MpiCommunicator::all_reduce_sum_async(at::Tensor& t) {
+  if (size_ == 1) return std::make_unique<DoneSum>();
+  TORCH_CHECK(t.is_contiguous(), "all_reduce_sum_async needs a contiguous tensor");
+  MPI_Request r = MPI_REQUEST_NULL;
+  check(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), MPI_SUM, comm_, &r),
+        "MPI_Iallreduce");
+  return std::make_unique<MpiPendingSum>(r);
+}
 
 void prefer_ring_iallreduce() { ::setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", /*overwrite=*/0); }
 

@@ -6,9 +6,9 @@
 
 namespace excel::comm {
 
-GradientBucketer::GradientBucketer(std::vector<at::Tensor> params, MPI_Comm comm, size_t bucket_bytes)
-    : params_(std::move(params)), where_(params_.size()), seen_(params_.size(), false) {
-  MPI_Comm_dup(comm, &comm_);
+GradientBucketer::GradientBucketer(std::vector<at::Tensor> params, Communicator& comm, size_t bucket_bytes)
+    : params_(std::move(params)), where_(params_.size()), seen_(params_.size(), false), own_(comm.duplicate()),
+      comm_(own_ ? own_.get() : &comm) {
   // Reverse registration order: the last layers' gradients are computed first in backward.
   Bucket cur;
   int64_t size = 0;
@@ -37,14 +37,10 @@ GradientBucketer::GradientBucketer(std::vector<at::Tensor> params, MPI_Comm comm
 }
 
 GradientBucketer::~GradientBucketer() {
-  for (auto& b : buckets_)
-    if (b.request != MPI_REQUEST_NULL) MPI_Wait(&b.request, MPI_STATUS_IGNORE);
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (!finalized) MPI_Comm_free(&comm_);
+  for (auto& b : buckets_) b.pending.reset();  // waits for sums still in flight
 }
 
-void GradientBucketer::prepare() {
+void GradientBucketer::begin_step() {
   std::fill(seen_.begin(), seen_.end(), false);
   for (auto& b : buckets_) {  // no memset: every slot is overwritten by its gradient or zeroed in finish()
     b.ready = 0;
@@ -69,19 +65,14 @@ void GradientBucketer::on_grad(size_t k, const at::Tensor& grad) {
 // Open MPI advances non-blocking collectives only inside MPI calls: test the ones in flight
 // at every hook so that they move on while backward computes.
 void GradientBucketer::progress() {
-  for (auto& b : buckets_) {
-    if (b.request == MPI_REQUEST_NULL) continue;
-    int done = 0;
-    MPI_Test(&b.request, &done, MPI_STATUS_IGNORE);
-  }
+  for (auto& b : buckets_)
+    if (b.pending) b.pending->test();
 }
 
 void GradientBucketer::launch(Bucket& b) {
   if (b.launched) return;
   b.launched = true;
-  if (MPI_Iallreduce(MPI_IN_PLACE, b.buffer.data_ptr<float>(), static_cast<int>(b.buffer.numel()), MPI_FLOAT,
-                     MPI_SUM, comm_, &b.request) != MPI_SUCCESS)
-    throw ConfigError("MPI_Iallreduce failed");
+  b.pending = comm_->all_reduce_sum_async(b.buffer);
 }
 
 void GradientBucketer::finish() {
@@ -90,7 +81,8 @@ void GradientBucketer::finish() {
       for (size_t s = 0; s < b.params.size(); ++s)
         if (!seen_[b.params[s]]) b.buffer.narrow(0, b.offsets[s], params_[b.params[s]].numel()).zero_();
     launch(b);
-    MPI_Wait(&b.request, MPI_STATUS_IGNORE);
+    b.pending->wait();
+    b.pending.reset();
     // .grad() becomes a view of the summed bucket: no copy. It stays valid until the next
     // backward, before which the optimizer drops the gradients (zero_grad sets them to none).
     for (size_t s = 0; s < b.params.size(); ++s) {
@@ -98,6 +90,24 @@ void GradientBucketer::finish() {
       p.mutable_grad() = b.buffer.narrow(0, b.offsets[s], p.numel()).view_as(p);
     }
   }
+}
+
+void FlatGradientSync::finish() {
+  torch::NoGradGuard ng;
+  std::vector<at::Tensor> flat;
+  for (auto& p : params_) flat.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::zeros({p.numel()}));
+  at::Tensor buf = torch::cat(flat);
+  comm_.all_reduce_sum(buf);
+  int64_t off = 0;
+  for (auto& p : params_) {  // .grad() becomes a view of the summed buffer, as with the buckets
+    p.mutable_grad() = buf.narrow(0, off, p.numel()).view_as(p);
+    off += p.numel();
+  }
+}
+
+std::unique_ptr<GradientSync> make_gradient_sync(std::vector<at::Tensor> params, Communicator& comm, int64_t bucket_mb) {
+  if (bucket_mb < 0) return std::make_unique<FlatGradientSync>(std::move(params), comm);
+  return std::make_unique<GradientBucketer>(std::move(params), comm, static_cast<size_t>(bucket_mb) << 20);
 }
 
 }  // namespace excel::comm

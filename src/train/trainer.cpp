@@ -11,7 +11,7 @@
 
 #include "excel/cache/feature_cache.h"
 #include "excel/comm/communicator.h"
-#include "excel/comm/gradient_bucketer.h"
+#include "excel/comm/gradient_sync.h"
 #include "excel/comm/progress_watchdog.h"
 #include "excel/common/errors.h"
 #include "excel/common/random.h"
@@ -32,7 +32,10 @@
 #include "excel/train/checkpoint.h"
 #include "excel/train/losses.h"
 #include "excel/train/optimizer.h"
+#include "fault_injection.h"
+#include "nonfinite_agreement.h"
 #include "replica_check.h"
+#include "step_inputs.h"
 #include "train_metrics.h"
 
 namespace fs = std::filesystem;
@@ -65,15 +68,12 @@ class Trainer {
         opt_(heads_.parameters(), optimizer_config()),
         train_set_(store_ ? nullptr : std::make_unique<data::VocDataset>(data::DatasetOptions{cfg.data_root, cfg.train_split, cfg.labels_file, cfg.dataset, C_})),
         val_set_(store_ ? nullptr : std::make_unique<data::VocDataset>(data::DatasetOptions{cfg.data_root, cfg.val_split, cfg.labels_file, cfg.dataset, C_})),
-        tm_(mx, cfg.max_iters) {
+        tm_(mx, cfg.max_iters),
+        faults_(cfg_, rank_) {
     num_samples_ = store_ ? store_->num_samples() : static_cast<int64_t>(train_set_->size());
     heads_.set_communicator(comm_);
-    // MPI: gradients are all-reduced in buckets from the backward hooks. Other backends (NCCL),
-    // or a negative bucket size, sum one flat gradient buffer after backward.
-    auto* mpi = dynamic_cast<comm::MpiCommunicator*>(comm_);
-    if (mpi && cfg.comm_bucket_mb >= 0)
-      bucketer_ = std::make_unique<comm::GradientBucketer>(heads_.parameters(), mpi->mpi_comm(),
-                                                           static_cast<size_t>(cfg.comm_bucket_mb) << 20);
+    // Gradients summed over ranks: buckets from the backward hooks, or one flat buffer after it.
+    if (comm_) sync_ = comm::make_gradient_sync(heads_.parameters(), *comm_, cfg.comm_bucket_mb);
     if (num_samples_ < cfg.batch * world_)
       throw ConfigError("training split has " + std::to_string(num_samples_) + " images, fewer than the batch");
     views_ = cfg.views;
@@ -103,6 +103,10 @@ class Trainer {
       g_ = cfg.crop / weights_->config.patch;
     }
     radius_ = model::radius_mask(g_, g_, 8);
+    if (store_)
+      inputs_ = std::make_unique<CachedInputs>(cfg_, *store_, world_, rank_, tm_);
+    else
+      inputs_ = std::make_unique<OnlineInputs>(cfg_, *train_set_, *vision_, text_features_, C_, tm_);
   }
 
   TrainSummary run() {
@@ -128,12 +132,12 @@ class Trainer {
     }
     TrainSummary sum;
     Meters meters;
-    auto t_log = std::chrono::steady_clock::now();
+    auto t_log = Clock::now();
     const auto t_run = t_log;
     int64_t it = start;
     for (; it < cfg_.max_iters; ++it) {
       if (cfg_.stop_after > 0 && it - start >= cfg_.stop_after) break;
-      auto t0 = std::chrono::steady_clock::now();
+      auto t0 = Clock::now();
       auto [seg, div] = step(it);
       const double step_s = seconds_since(t0);
       step_seconds_ += step_s;
@@ -166,7 +170,7 @@ class Trainer {
                   << " | " << ips << " img/s | ETA " << static_cast<int64_t>(eta) << " s";
         tm_.agreement(agree);
         meters = Meters();
-        t_log = std::chrono::steady_clock::now();
+        t_log = Clock::now();
       }
       const bool last = it + 1 == cfg_.max_iters;
       if (cfg_.eval_every > 0 && (every(cfg_.eval_every, it) || last)) {  // 0: never validate
@@ -180,7 +184,7 @@ class Trainer {
         sum.last_seg_miou = sm;
       }
       if (every(cfg_.ckpt_every, it) || last) {  // 0: only at the end
-        const auto tc = std::chrono::steady_clock::now();
+        const auto tc = Clock::now();
         mark(it, comm::ProgressWatchdog::kCheckpoint);
         checkpoint(ckpt, it + 1);
         tm_.checkpoint(seconds_since(tc));
@@ -221,25 +225,6 @@ class Trainer {
     return o;
   }
 
-  // One flat buffer of every gradient (zeros for parameters without one), summed over ranks.
-  void all_reduce_gradients() {
-    torch::NoGradGuard ng;
-    std::vector<at::Tensor> flat;
-    for (auto& p : heads_.parameters())
-      flat.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::zeros({p.numel()}));
-    at::Tensor buf = torch::cat(flat);
-    comm_->all_reduce_sum(buf);
-    int64_t off = 0;
-    for (auto& p : heads_.parameters()) {
-      at::Tensor sum = buf.narrow(0, off, p.numel()).view_as(p);
-      if (p.grad().defined())
-        p.mutable_grad().copy_(sum);
-      else
-        p.mutable_grad() = sum.clone();
-      off += p.numel();
-    }
-  }
-
   static bool every(int64_t n, int64_t it) { return n > 0 && (it + 1) % n == 0; }
 
   void mark(int64_t it, comm::ProgressWatchdog::Phase phase) {
@@ -262,213 +247,125 @@ class Trainer {
     if (comm_) comm_->barrier();
   }
 
-  // What one step needs from the backbone, from an online pass or from the cache.
-  struct StepInputs {
-    at::Tensor feats;          // [L,B,N,W] online, [L,B,P,W] cached (patch rows)
-    bool patch_rows = false;
-    at::Tensor labels;         // [B,C] float
-    at::Tensor static_labels;  // [B,S,S] long (phase A)
-    at::Tensor surgery;        // [B,N,W] final surgery tokens (phase B)
-    at::Tensor u_patch;        // [B,P,W] value projection U, patch rows (phase B)
-    at::Tensor attn_sel;       // [B,P,P] G-independent selected attention (phase B)
-    at::Tensor par;            // [B,3,S,S] PAR image in [0,1]
-    at::Tensor x;              // online only: the normalised crops
-  };
 
   int64_t epoch_of(int64_t it) const { return data::batch_position(it, num_samples_, cfg_.batch * world_).epoch; }
 
-  // One augmented sample; with --data_skip_bad an unreadable image is counted and replaced by
-  // the next readable one in list order (deterministic), otherwise it is an error naming the file.
-  data::TrainSample load_train_sample(int64_t i, int64_t view, const data::AugmentOptions& aug) {
-    const int64_t n = static_cast<int64_t>(train_set_->size());
-    for (int64_t attempt = 0;; ++attempt) {
-      const size_t k = static_cast<size_t>((i + attempt) % n);
-      try {
-        data::TrainSample s = train_set_->train_sample(k, cfg_.seed, static_cast<uint64_t>(view), aug);
-        std::error_code ec;
-        const auto bytes = fs::file_size(train_set_->image_path(k), ec);
-        if (!ec) tm_.bytes_read(static_cast<double>(bytes));
-        return s;
-      } catch (const InputError& e) {
-        if (!cfg_.skip_bad_inputs || attempt + 1 >= std::min<int64_t>(n, 16)) throw;
-        tm_.bad_input();
-        LOG(WARNING) << "skipped a bad input: " << e.what();
-      }
-    }
-  }
-
-  StepInputs online_inputs(const std::vector<int64_t>& idx, int64_t view, bool dynamic) {
-    data::AugmentOptions aug;
-    aug.crop = cfg_.crop;
-    aug.gt_guided_crop = cfg_.dataset == "voc";
-    const auto t_data = std::chrono::steady_clock::now();
-    std::vector<at::Tensor> xs, ys;
-    for (int64_t i : idx) {
-      data::TrainSample s = load_train_sample(i, view, aug);
-      xs.push_back(s.image);
-      ys.push_back(s.cls);
-    }
-    times_.data = seconds_since(t_data);
-    StepInputs in;
-    in.x = torch::stack(xs);
-    in.labels = torch::stack(ys);
-    model::VisionOptions opt;
-    opt.keep_value_proj = dynamic && !cfg_.dynamic_full_pass;
-    model::VisionOutputs vo = vision_->forward(in.x, {}, opt);
-    in.feats = vo.feats_all;
-    in.surgery = vo.surgery;
-    if (vo.value_proj.defined()) in.u_patch = vo.value_proj.slice(1, 1);
-    in.par = model::denormalize_for_par(in.x);
-    at::Tensor cam = dynamic ? at::Tensor() : model::surgery_cam(vo.features, text_features_, C_);
-    std::vector<at::Tensor> sel, pl;
-    for (int64_t b = 0; b < in.x.size(0); ++b) {
-      model::AttentionAggregates agg = model::attention_aggregates(vo.attn_all.select(1, b));
-      sel.push_back(agg.selected);
-      if (!dynamic) {  // phase A: the static pseudo-label, exactly as excel_precompute stores it
-        auto refined = model::refine_cams_with_matrix(cam[b], agg.mean, in.labels[b], cfg_.train_tau, g_, g_);
-        pl.push_back(model::pseudo_label(refined, in.par[b].unsqueeze(0), cfg_.crop, cfg_.crop));
-      }
-    }
-    in.attn_sel = torch::stack(sel);
-    if (!dynamic) in.static_labels = torch::stack(pl);
-    return in;
-  }
-
-  StepInputs cached_inputs(const std::vector<int64_t>& idx, int64_t view, int64_t epoch, int64_t batch_index) {
-    if (!prefetch_ || prefetch_epoch_ != epoch || prefetch_next_batch_ != batch_index) {
-      // Schedule the rest of this epoch's rows on the prefetch thread.
-      std::vector<std::pair<int64_t, int64_t>> rows;
-      for (int64_t b = batch_index; b < num_samples_ / (cfg_.batch * world_); ++b)
-        for (int64_t i : data::rank_batch(order_, b, cfg_.batch, world_, rank_)) rows.emplace_back(i, view);
-      prefetch_.reset();
-      prefetch_ = std::make_unique<cache::CachePrefetcher>(*store_, std::move(rows), static_cast<uint64_t>(cfg_.cache_budget_mb) << 20);
-      prefetch_epoch_ = epoch;
-    }
-    prefetch_next_batch_ = batch_index + 1;
-    std::vector<at::Tensor> feats, labels, statics, surgery, u, sel, par;
-    for (size_t k = 0; k < idx.size(); ++k) {
-      cache::CachedSample c = prefetch_->next();
-      feats.push_back(c.feats);
-      labels.push_back(c.labels.to(torch::kFloat));
-      statics.push_back(c.static_label.to(torch::kLong));
-      const int64_t s_entry = c.feats.size(0) - model::ClipVision::kSurgeryBlocks - 1;  // aliasing, §1.8
-      surgery.push_back(torch::cat({c.cls_row.unsqueeze(0), c.feats[s_entry]}, 0));
-      u.push_back(c.value_proj);
-      sel.push_back(c.attn_sel);
-      par.push_back(c.crop.to(torch::kFloat) / 255.0f);
-    }
-    StepInputs in;
-    in.feats = torch::stack(feats, 1);
-    in.patch_rows = true;
-    in.labels = torch::stack(labels);
-    in.static_labels = torch::stack(statics);
-    in.surgery = torch::stack(surgery);
-    in.u_patch = torch::stack(u);
-    in.attn_sel = torch::stack(sel);
-    in.par = torch::stack(par);
-    return in;
-  }
-
-  // One iteration of §8.3; returns (seg loss, diversity loss).
+  // One iteration of the training step (§8.3), in the algorithm's order; returns the (seg,
+  // diversity) losses summed over ranks, NaN when the step was skipped on every rank.
   std::pair<double, double> step(int64_t it) {
+    const BatchPlan plan = plan_batch(it);
+    mark(it, comm::ProgressWatchdog::kStep);
+    times_ = StepTimes();
+    const auto t = Clock::now();
+    StepInputs in = inputs_->load(plan);  // backbone outputs: an online pass or cached rows
+    times_.data = inputs_->data_seconds();
+    mark(it, comm::ProgressWatchdog::kForward);
+    if (sync_) sync_->begin_step();
+    model::HeadsOutput ho = heads_.forward(in.feats, true, dropout_rows(it), g_, g_, in.patch_rows);
+    at::Tensor Y = plan.dynamic ? dynamic_pseudo_labels(in, ho) : in.static_labels;
+    auto [seg, div] = losses(ho, Y, it);
+    at::Tensor loss = faults_.corrupt_loss(it, seg + 0.1 * div);
+    times_.forward = seconds_since(t) - times_.data;
+    faults_.maybe_hang(it);
+    mark(it, comm::ProgressWatchdog::kBackward);
+    opt_.zero_grad();
+    {
+      ScopedTimer timer(&times_.backward);
+      loss.backward();
+    }
+    mark(it, comm::ProgressWatchdog::kGradientSync);
+    int bad = 0;
+    at::Tensor sums;
+    {
+      ScopedTimer timer(&times_.allreduce);
+      bad = nonfinite_ranks(loss, heads_.parameters(), comm_);  // one decision for every rank
+      if (sync_) sync_->finish();                               // .grad() = sum over ranks
+      sums = global_losses(seg, div);
+    }
+    const double seg_v = sums[0].item<double>(), div_v = sums[1].item<double>();
+    if (bad > 0) return skip_step(it, bad, seg_v, div_v);
+    mark(it, comm::ProgressWatchdog::kOptimizer);
+    {
+      ScopedTimer timer(&times_.optimizer);
+      opt_.step();
+    }
+    if (cfg_.loss_log) cfg_.loss_log->push_back({seg_v, div_v});
+    return {seg_v, div_v};
+  }
+
+  // This rank's samples, view and phase at global step `it` (same on every world size).
+  BatchPlan plan_batch(int64_t it) {
     const data::BatchPosition bp = data::batch_position(it, num_samples_, cfg_.batch * world_);
     if (order_epoch_ != bp.epoch) {
       order_ = data::epoch_permutation(num_samples_, cfg_.seed, bp.epoch);
       order_epoch_ = bp.epoch;
     }
-    const int64_t view = views_ > 0 ? bp.epoch % views_ : bp.epoch;
-    std::vector<int64_t> idx = data::rank_batch(order_, bp.index, cfg_.batch, world_, rank_);
-    const bool dynamic = it >= cfg_.switch_iter;
-    mark(it, comm::ProgressWatchdog::kStep);
-    times_ = StepTimes();
-    auto t = std::chrono::steady_clock::now();
-    StepInputs in = store_ ? cached_inputs(idx, view, bp.epoch, bp.index) : online_inputs(idx, view, dynamic);
-    if (store_) {
-      times_.data = seconds_since(t);
-      tm_.bytes_read(static_cast<double>(store_->bytes_read() - store_bytes_seen_));
-      store_bytes_seen_ = store_->bytes_read();
-    } else {
-      times_.forward = seconds_since(t) - times_.data;  // online_inputs timed its data part
-    }
-    t = std::chrono::steady_clock::now();
-    mark(it, comm::ProgressWatchdog::kForward);
-    if (bucketer_) bucketer_->prepare();
+    BatchPlan plan;
+    plan.samples = data::rank_batch(order_, bp.index, cfg_.batch, world_, rank_);
+    plan.order = &order_;
+    plan.epoch = bp.epoch;
+    plan.index = bp.index;
+    plan.view = views_ > 0 ? bp.epoch % views_ : bp.epoch;
+    plan.dynamic = it >= cfg_.switch_iter;
+    return plan;
+  }
+
+  // Dropout scales drawn for the whole global batch from (seed, it); this rank takes its rows, so
+  // the draws do not depend on the number of ranks.
+  at::Tensor dropout_rows(int64_t it) const {
     auto gen = at::detail::createCPUGenerator(mix_seed(cfg_.seed ^ 0xD409, static_cast<uint64_t>(it)));
-    // Dropout draws for the whole global batch; this rank takes its rows.
-    at::Tensor drop = (torch::bernoulli(torch::full({cfg_.batch * world_, cfg_.adapter_dim}, 0.9), gen) / 0.9)
-                          .slice(0, rank_ * cfg_.batch, (rank_ + 1) * cfg_.batch);
-    model::HeadsOutput ho = heads_.forward(in.feats, true, drop, g_, g_, in.patch_rows);
-    at::Tensor Y = in.static_labels;
-    if (dynamic) {  // LVC: dynamic CAM from E of this step's adapter output (§5), G-gated refinement
-      at::Tensor E = model::lvc_extra_attention(ho.features, comm_);
-      at::Tensor f;
-      if (cfg_.dynamic_full_pass && vision_) {
-        model::VisionOptions vopt;
-        vopt.keep_attn = vopt.keep_feats = false;
-        f = vision_->forward(in.x, E, vopt).features;
-      } else {
-        f = model::lvc_dynamic_features(in.surgery, in.u_patch, E, vision_heads_, ln_w_, ln_b_, proj_);
-      }
-      at::Tensor cam = model::surgery_cam(f, text_features_, C_);
-      at::Tensor P = ho.affinity.detach();
-      std::vector<at::Tensor> pl;
-      for (int64_t b = 0; b < cfg_.batch; ++b) {
-        auto refined = model::refine_cams_with_matrix(cam[b], in.attn_sel[b] * P[b], in.labels[b], cfg_.train_tau, g_, g_);
-        pl.push_back(model::pseudo_label(refined, in.par[b].unsqueeze(0), cfg_.crop, cfg_.crop));
-      }
-      Y = torch::stack(pl);
+    return (torch::bernoulli(torch::full({cfg_.batch * world_, cfg_.adapter_dim}, 0.9), gen) / 0.9)
+        .slice(0, rank_ * cfg_.batch, (rank_ + 1) * cfg_.batch);
+  }
+
+  // LVC (§5): the dynamic CAM from E of this step's adapter output, refined with the G-gated
+  // affinity and turned into pseudo-labels.
+  at::Tensor dynamic_pseudo_labels(const StepInputs& in, const model::HeadsOutput& ho) {
+    at::Tensor E = model::lvc_extra_attention(ho.features, comm_);
+    at::Tensor f;
+    if (cfg_.dynamic_full_pass && vision_) {  // the reference's second backbone pass
+      model::VisionOptions vopt;
+      vopt.keep_attn = vopt.keep_feats = false;
+      f = vision_->forward(in.x, E, vopt).features;
+    } else {  // the exact linear update of the plain pass (§11.2)
+      f = model::lvc_dynamic_features(in.surgery, in.u_patch, E, vision_heads_, ln_w_, ln_b_, proj_);
     }
+    at::Tensor cam = model::surgery_cam(f, text_features_, C_);
+    at::Tensor P = ho.affinity.detach();
+    std::vector<at::Tensor> pl;
+    for (int64_t b = 0; b < cfg_.batch; ++b) {
+      auto refined = model::refine_cams_with_matrix(cam[b], in.attn_sel[b] * P[b], in.labels[b], cfg_.train_tau, g_, g_);
+      pl.push_back(model::pseudo_label(refined, in.par[b].unsqueeze(0), cfg_.crop, cfg_.crop));
+    }
+    return torch::stack(pl);
+  }
+
+  // Segmentation loss against the pseudo-labels Y and diversity loss against Y's affinity, or the
+  // segmentation's own prediction after pred_target_iter (§7); records seg-vs-pseudo agreement.
+  std::pair<at::Tensor, at::Tensor> losses(const model::HeadsOutput& ho, const at::Tensor& Y, int64_t it) {
     at::Tensor seg = segmentation_loss(ho.logits, Y, comm_);
     at::Tensor pred = model::segmentation_prediction(ho.logits, cfg_.crop, cfg_.crop);
     step_agree_ = eval::confusion_matrix(Y, pred, C_ + 1);
     at::Tensor target = it >= cfg_.pred_target_iter ? pred : Y;
     at::Tensor div = diversity_loss(ho.affinity, model::affinity_labels(target, radius_, g_, g_), comm_);
+    return {seg, div};
+  }
+
+  // The step's losses summed over ranks (each rank holds its share of the global loss).
+  at::Tensor global_losses(const at::Tensor& seg, const at::Tensor& div) {
+    at::Tensor sums = torch::stack({seg.detach(), div.detach()}).to(torch::kDouble).contiguous();
+    if (comm_) comm_->all_reduce_sum(sums);
+    return sums;
+  }
+
+  std::pair<double, double> skip_step(int64_t it, int bad_ranks, double seg, double div) {
+    ++skipped_;
+    tm_.skipped();
+    tm_.losses(seg, div, seg + 0.1 * div);
+    LOG(WARNING) << "iteration " << it << ": non-finite loss or gradient on " << bad_ranks
+                 << " rank(s); step skipped on every rank";
     opt_.zero_grad();
-    at::Tensor loss = seg + 0.1 * div;
-    if (it == cfg_.inject_nan_step && rank_ == cfg_.inject_nan_rank) loss = loss * std::nan("");
-    times_.forward += seconds_since(t);
-    if (it == cfg_.inject_hang_step && rank_ == cfg_.inject_hang_rank) {
-      LOG(WARNING) << "fault injection: rank " << rank_ << " hangs at iteration " << it;
-      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
-    }
-    mark(it, comm::ProgressWatchdog::kBackward);
-    t = std::chrono::steady_clock::now();
-    loss.backward();
-    times_.backward = seconds_since(t);
-    t = std::chrono::steady_clock::now();
-    at::Tensor losses = torch::stack({seg.detach(), div.detach()}).to(torch::kDouble).contiguous();
-    // A non-finite loss or gradient on any rank skips the step on every rank (agreed by one
-    // all-reduce, so no rank steps alone).
-    bool finite = std::isfinite(loss.item<double>());
-    for (const auto& p : heads_.parameters())
-      finite = finite && (!p.grad().defined() || p.grad().isfinite().all().item<bool>());
-    at::Tensor bad = torch::tensor({finite ? 0.0 : 1.0}, torch::kDouble);
-    mark(it, comm::ProgressWatchdog::kGradientSync);
-    if (comm_) {
-      comm_->all_reduce_sum(bad);
-      if (bucketer_)
-        bucketer_->finish();  // waits for the buckets launched during backward: .grad() = sums
-      else
-        all_reduce_gradients();
-      comm_->all_reduce_sum(losses);
-    }
-    times_.allreduce = seconds_since(t);
-    if (bad.item<double>() > 0) {
-      ++skipped_;
-      tm_.skipped();
-      tm_.losses(losses[0].item<double>(), losses[1].item<double>(), losses[0].item<double>() + 0.1 * losses[1].item<double>());
-      LOG(WARNING) << "iteration " << it << ": non-finite loss or gradient on " << bad.item<double>()
-                   << " rank(s); step skipped on every rank";
-      opt_.zero_grad();
-      return {std::nan(""), std::nan("")};
-    }
-    t = std::chrono::steady_clock::now();
-    mark(it, comm::ProgressWatchdog::kOptimizer);
-    opt_.step();
-    times_.optimizer = seconds_since(t);
-    const double seg_v = losses[0].item<double>(), div_v = losses[1].item<double>();
-    if (cfg_.loss_log) cfg_.loss_log->push_back({seg_v, div_v});
-    return {seg_v, div_v};
+    return {std::nan(""), std::nan("")};
   }
 
   // §10.1: static-CAM pseudo-labels (G always, tau 0.75) and single-scale segmentation on val.
@@ -527,13 +424,11 @@ class Trainer {
   const model::DatasetText& text_;
   int64_t C_;
   std::unique_ptr<cache::FeatureStore> store_;
-  std::unique_ptr<cache::CachePrefetcher> prefetch_;
-  std::unique_ptr<comm::GradientBucketer> bucketer_;
+  std::unique_ptr<comm::GradientSync> sync_;
   std::unique_ptr<comm::ProgressWatchdog> watchdog_;
   double step_seconds_ = 0;
   int64_t skipped_ = 0;
   int64_t steps_run_ = 0;
-  int64_t prefetch_epoch_ = -1, prefetch_next_batch_ = -1;
   std::unique_ptr<model::ClipWeights> weights_;
   std::unique_ptr<model::ClipVision> vision_;
   model::Heads heads_;
@@ -543,7 +438,8 @@ class Trainer {
   int64_t vision_heads_ = 0, num_samples_ = 0, views_ = 0;
   TrainMetrics tm_;
   StepTimes times_;
-  uint64_t store_bytes_seen_ = 0;
+  std::unique_ptr<InputProvider> inputs_;
+  FaultInjection faults_;
   at::Tensor text_features_, radius_;
   int64_t g_ = 0, order_epoch_ = -1;
   std::vector<int64_t> order_;

@@ -10,6 +10,15 @@
 
 namespace excel::comm {
 
+// A sum in flight. test() lets it progress (Open MPI advances non-blocking collectives only inside
+// MPI calls) and says whether it is done; wait() completes it. Destruction waits.
+class PendingSum {
+ public:
+  virtual ~PendingSum() = default;
+  virtual bool test() = 0;
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -19,6 +28,12 @@ class Communicator {
   virtual void all_reduce_sum(at::Tensor& t) = 0;  // in place, contiguous CPU tensor
   virtual void broadcast(at::Tensor& t, int root) = 0;
   virtual void barrier() = 0;
+  // Starts an in-place sum and returns while it runs where the backend can (MPI_Iallreduce);
+  // `t` must stay untouched until wait(). Default: the blocking sum, already done on return.
+  virtual std::unique_ptr<PendingSum> all_reduce_sum_async(at::Tensor& t);
+  // A communicator over the same ranks whose collectives never interleave with this one's
+  // (MPI: a duplicate), or nullptr when the backend has none (then share this one).
+  virtual std::unique_ptr<Communicator> duplicate() const { return nullptr; }
 };
 
 class MpiCommunicator : public Communicator {
@@ -31,6 +46,8 @@ class MpiCommunicator : public Communicator {
   void all_reduce_sum(at::Tensor& t) override;
   void broadcast(at::Tensor& t, int root) override;
   void barrier() override;
+  std::unique_ptr<PendingSum> all_reduce_sum_async(at::Tensor& t) override;
+  std::unique_ptr<Communicator> duplicate() const override { return std::make_unique<MpiCommunicator>(comm_); }
   MPI_Comm mpi_comm() const { return comm_; }
 
  private:

@@ -1,31 +1,34 @@
 // Gradient synchronisation that overlaps with backward: parameters are packed into buckets
 // (reverse registration order, about bucket_bytes each; assignment fixed at construction, so it
 // never depends on world size or timing). A gradient hook copies each gradient into its bucket
-// and a full bucket is summed with a non-blocking MPI_Iallreduce while backward continues.
+// and a full bucket is summed with the communicator's non-blocking sum (MPI_Iallreduce) while
+// backward continues, on a duplicate of the communicator where the backend has one.
 // finish() waits for every bucket and writes the sums into the parameters' .grad().
 // Every rank must run the same backward graph (collectives are issued in hook order).
 #pragma once
-#include <mpi.h>
-
 #include <ATen/core/Tensor.h>
 
+#include <memory>
 #include <vector>
+
+#include "excel/comm/communicator.h"
+#include "excel/comm/gradient_sync.h"
 
 namespace excel::comm {
 
-class GradientBucketer {
+class GradientBucketer : public GradientSync {
  public:
-  GradientBucketer(std::vector<at::Tensor> params, MPI_Comm comm, size_t bucket_bytes = 25u << 20);
-  ~GradientBucketer();
+  GradientBucketer(std::vector<at::Tensor> params, Communicator& comm, size_t bucket_bytes = 25u << 20);
+  ~GradientBucketer() override;
   GradientBucketer(const GradientBucketer&) = delete;
   GradientBucketer& operator=(const GradientBucketer&) = delete;
 
   // Call before backward: clears the per-step readiness.
-  void prepare();
+  void begin_step() override;
   // Call after backward: launches what is still pending (parameters without a gradient count as
   // zero), waits, and makes each .grad() a view of its summed bucket slot. The gradients must be
   // reset to none (not zeroed in place) before the next backward.
-  void finish();
+  void finish() override;
   size_t num_buckets() const { return buckets_.size(); }
   std::vector<int64_t> bucket_numels() const {
     std::vector<int64_t> n;
@@ -40,7 +43,7 @@ class GradientBucketer {
     at::Tensor buffer;           // flat float32
     size_t ready = 0;
     bool launched = false;
-    MPI_Request request = MPI_REQUEST_NULL;
+    std::unique_ptr<PendingSum> pending;
   };
   void on_grad(size_t param, const at::Tensor& grad);
   void launch(Bucket& b);
@@ -50,7 +53,8 @@ class GradientBucketer {
   std::vector<std::pair<size_t, size_t>> where_;  // param -> (bucket, slot)
   std::vector<bool> seen_;
   std::vector<Bucket> buckets_;
-  MPI_Comm comm_;
+  std::unique_ptr<Communicator> own_;  // duplicate for the buckets, when the backend has one
+  Communicator* comm_;
 };
 
 }  // namespace excel::comm
