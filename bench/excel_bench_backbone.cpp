@@ -12,6 +12,7 @@
 #include "excel/common/blas.h"
 #include "excel/common/logging.h"
 #include "excel/common/timing.h"
+#include "excel/common/tool_flags.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/random_clip.h"
 
@@ -50,7 +51,7 @@ double gemm_gflops(int64_t m, int64_t k, int64_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  excel::parse_tool_flags(&argc, &argv, "Surgery-ViT forward throughput at ViT-B/16 size (random weights) beside this machine's LibTorch GEMM rate, measured in the same run. Last line: one JSON object. excel_bench_backbone [--batches=4,8] [--size=320] [--iters=3]");
   excel::init_logging(argv[0]);
   excel::configure_process(FLAGS_threads);
   torch::NoGradGuard ng;

@@ -16,6 +16,7 @@
 #include "excel/cache/feature_cache.h"
 #include "excel/common/logging.h"
 #include "excel/common/timing.h"
+#include "excel/common/tool_flags.h"
 #include "excel/data/synthetic_voc.h"
 #include "excel/model/checkpoint.h"
 #include "excel/model/random_clip.h"
@@ -33,7 +34,7 @@ using excel::Clock;
 static double since(Clock::time_point t) { return excel::seconds_since(t); }
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  excel::parse_tool_flags(&argc, &argv, "Feature-cache figures at ViT-B/16 size (random weights, synthetic images): precompute crops/s on one rank, bytes per cached row for the chosen dtype, reader samples/s and MB/s beside a raw sequential read of the same files, and the training step from the cache beside the online step (before and after the dynamic-CAM switch). Last line: one JSON object.");
   excel::init_logging(argv[0]);
   excel::configure_process();
   using namespace excel;

@@ -12,6 +12,7 @@
 
 #include "excel/common/blas.h"
 #include "excel/common/logging.h"
+#include "excel/common/tool_flags.h"
 #include "excel/model/cam.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/heads.h"
@@ -34,7 +35,7 @@ struct Split {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  excel::parse_tool_flags(&argc, &argv, "One online training step at ViT-B/16 size (random weights, batch 4, 320x320), split into backbone, pseudo-labels, heads forward+backward and optimiser: before the dynamic-CAM switch, after it with the exact linear update (§11.2), and after it with the reference's second backbone pass. Last line: one JSON object.");
   excel::init_logging(argv[0]);
   excel::configure_process(FLAGS_threads);
   using namespace excel;

@@ -10,6 +10,7 @@
 
 #include "excel/common/errors.h"
 #include "excel/common/logging.h"
+#include "excel/common/tool_flags.h"
 #include "excel/model/checkpoint.h"
 #include "excel/model/heads.h"
 #include "excel/train/checkpoint.h"
@@ -21,7 +22,7 @@ DEFINE_int32(decoder_heads, 8, "decoder attention heads (not recoverable from sh
 DEFINE_int64(iteration, 0, "iteration to record as reached");
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  excel::parse_tool_flags(&argc, &argv, "Imports the adapter and decoder weights of a checkpoint saved by the authors' Python code (torch.save of the model state dict, keys with or without \"module.\") into this project's training-checkpoint format (HDF5), for evaluation or fine-tuning. The head sizes are read from the tensors; CLIP keys in the file are ignored. AdamW moments start at zero.");
   excel::init_logging(argv[0]);
   try {
     if (FLAGS_input.empty() || FLAGS_output.empty()) throw excel::ConfigError("--input and --output are required");

@@ -9,6 +9,7 @@
 
 #include "excel/cache/feature_cache.h"
 #include "excel/common/logging.h"
+#include "excel/common/tool_flags.h"
 #include "excel/data/image_io.h"
 #include "excel/model/cam.h"
 #include "excel/model/clip_vision.h"
@@ -21,7 +22,7 @@ DEFINE_int64(view, 0, "view of --sample");
 DEFINE_string(export_dir, "cache_inspect", "folder for exported PNGs");
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  excel::parse_tool_flags(&argc, &argv, "Prints a feature cache's summary, verifies every shard's checksum and datasets, and exports one sample's crop, static CAMs (recomputed from the cached surgery tokens) and static pseudo-label as PNGs.");
   excel::init_logging(argv[0]);
   try {
     excel::cache::Manifest m = excel::cache::read_manifest(FLAGS_manifest);

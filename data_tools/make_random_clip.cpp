@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "excel/common/logging.h"
+#include "excel/common/tool_flags.h"
 #include "excel/model/checkpoint.h"
 #include "excel/model/random_clip.h"
 
@@ -24,7 +25,7 @@ DEFINE_int32(seed, 0, "random seed");
 DEFINE_bool(fp32, false, "store fp32 instead of fp16");
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  excel::parse_tool_flags(&argc, &argv, "Writes a random CLIP checkpoint of chosen sizes in OpenAI's layout, in both file forms (TorchScript archive like ViT-B-16.pt, and a torch.save state dict), fp16 like the release.");
   excel::init_logging(argv[0]);
   try {
     excel::model::ClipConfig c = excel::model::vit_b16_config();

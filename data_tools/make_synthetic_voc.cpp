@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "excel/common/logging.h"
+#include "excel/common/tool_flags.h"
 #include "excel/data/synthetic_voc.h"
 
 DEFINE_string(output, "demo_out/voc", "output folder (VOC layout)");
@@ -15,7 +16,7 @@ DEFINE_double(val_fraction, 0.25, "fraction of images listed in val.txt");
 DEFINE_int32(seed, 0, "seed (the data set is a pure function of the flags)");
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  excel::parse_tool_flags(&argc, &argv, "Generates the synthetic VOC-layout data set (see include/excel/data/synthetic_voc.h).");
   excel::init_logging(argv[0]);
   try {
     auto s = excel::data::make_synthetic_voc({FLAGS_output, FLAGS_num_images, FLAGS_min_side, FLAGS_max_side,

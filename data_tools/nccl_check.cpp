@@ -14,6 +14,7 @@
 
 #include "excel/comm/make_communicator.h"
 #include "excel/comm/nccl_communicator.h"
+#include "excel/common/tool_flags.h"
 
 DEFINE_int64(bytes, 25 << 20, "bytes of the timed float all-reduce");
 DEFINE_int32(iters, 10, "timed repetitions (mean reported)");
@@ -89,7 +90,7 @@ double mean_ms(F&& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  excel::parse_tool_flags(&argc, &argv, "Checks NcclCommunicator on CPU tensors (all-reduce sum and broadcast over dtypes and sizes, exact for integers, within a tolerance for floats) and times a float all-reduce beside MPI_Allreduce of the same bytes. Last line: one JSON object. Exit 0 ok, 1 mismatch or error, 77 when some rank sees no CUDA device (skip). mpirun -np 2 excel_nccl_check [--bytes=26214400] [--iters=10] [--warmup=3]");
   MPI_Init(&argc, &argv);
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -9,6 +9,7 @@
 #include "excel/comm/communicator.h"
 #include "excel/common/blas.h"
 #include "excel/common/logging.h"
+#include "excel/common/tool_flags.h"
 
 DEFINE_string(data_root, "demo_out/voc", "VOC-layout data folder (JPEGImages/, SegmentationClassAug/, ImageSets/)");
 DEFINE_string(data_labels, "", "image-level labels file (empty: derived from the masks)");
@@ -48,8 +49,9 @@ metrics::MetricsOptions metrics_options(const std::string& phase, int rank, int 
   return o;
 }
 
-int run_mpi_main(int argc, char** argv, const char* name, const std::function<void(int, int)>& body) {
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+int run_mpi_main(int argc, char** argv, const char* name, const char* usage,
+                 const std::function<void(int, int)>& body) {
+  parse_tool_flags(&argc, &argv, usage);
   comm::prefer_ring_iallreduce();
   MPI_Init(&argc, &argv);
   int rank = 0, world = 1;

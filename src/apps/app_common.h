@@ -28,7 +28,8 @@ namespace excel::apps {
 // Parses flags, initialises MPI and rank-prefixed logging, sizes the thread pool for the ranks
 // on this node, runs body(rank, world) and finalises MPI. An exception is reported with the rank
 // and aborts every rank (none is left waiting in a collective).
-int run_mpi_main(int argc, char** argv, const char* name, const std::function<void(int, int)>& body);
+// `usage` opens --help (which lists the tool's own flags by concern).
+int run_mpi_main(int argc, char** argv, const char* name, const char* usage, const std::function<void(int, int)>& body);
 
 // Metrics port for this process: --metrics_port + local rank (0 when disabled).
 int metrics_port_for_local_rank();

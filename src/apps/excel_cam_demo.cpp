@@ -135,5 +135,7 @@ void run(int rank, int world) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return apps::run_mpi_main(argc, argv, "excel_cam_demo", [](int rank, int world) { run(rank, world); });
+  return apps::run_mpi_main(argc, argv, "excel_cam_demo",
+      "usage: mpirun -np N excel_cam_demo --data_root=DIR --model_clip=CKPT --model_bank=BANK.h5 --output_dir=DIR\n"
+      "Training-free static CAMs: overlay PNGs per present class and one HDF5 file of all CAMs.", [](int rank, int world) { run(rank, world); });
 }

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "excel/common/logging.h"
+#include "excel/common/tool_flags.h"
 #include "excel/stages/stage_dump.h"
 
 DEFINE_string(checkpoint, "", "CLIP checkpoint (.pt TorchScript or state dict); default: the fixture's");
@@ -13,8 +14,7 @@ DEFINE_string(output, "", "output HDF5 file for the recomputed stages");
 DEFINE_string(bpe_path, "", "BPE merge list (default: ../shared/data/text/bpe_simple_vocab_16e6.txt.gz)");
 
 int main(int argc, char** argv) {
-  gflags::SetUsageMessage("excel_dump_stages --checkpoint=CKPT --input=FIXTURE.h5 --output=OUT.h5");
-  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  excel::parse_tool_flags(&argc, &argv, "excel_dump_stages --checkpoint=CKPT --input=FIXTURE.h5 --output=OUT.h5");
   excel::init_logging(argv[0]);
   if (FLAGS_input.empty() || FLAGS_output.empty()) {
     std::cerr << "excel_dump_stages: --input and --output are required\n";

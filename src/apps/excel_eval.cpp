@@ -49,7 +49,10 @@ std::vector<int64_t> parse_sides(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return excel::apps::run_mpi_main(argc, argv, "excel_eval", [](int rank, int world) {
+  return excel::apps::run_mpi_main(argc, argv, "excel_eval",
+      "usage: mpirun -np N excel_eval --eval_mode=training_free|checkpoint --data_root=DIR --model_clip=CKPT\n"
+      "         --model_bank=BANK.h5 [--eval_checkpoint=run/checkpoint.h5] [--eval_crf] --eval_output_dir=DIR\n"
+      "Scores pseudo-labels and segmentation against the ground truth; writes tables, masks and overlays.", [](int rank, int world) {
     excel::eval::EvalConfig c;
     excel::apps::apply_common_flags(c);
     c.split = FLAGS_data_split;

@@ -25,7 +25,9 @@ DEFINE_int32(train_seed, 0, "augmentation seed");
 DEFINE_double(train_tau, 0.79, "box threshold of the static pseudo-labels");
 
 int main(int argc, char** argv) {
-  return excel::apps::run_mpi_main(argc, argv, "excel_precompute", [](int rank, int world) {
+  return excel::apps::run_mpi_main(argc, argv, "excel_precompute",
+      "usage: mpirun -np N excel_precompute --cache_dir=DIR --data_root=DIR --model_clip=CKPT --model_bank=BANK.h5\n"
+      "Caches the frozen backbone's outputs in per-rank HDF5 shards and a manifest (resumable).", [](int rank, int world) {
     excel::cache::CacheConfig c;
     excel::apps::apply_common_flags(c);
     c.split = FLAGS_data_split;

@@ -50,7 +50,10 @@ DEFINE_int32(ckpt_every, 2000, "checkpoint every N iterations (0: only at the en
 DEFINE_string(ckpt_resume, "auto", "checkpoint to resume from; 'auto': <ckpt_dir>/checkpoint.h5 if present");
 
 int main(int argc, char** argv) {
-  return excel::apps::run_mpi_main(argc, argv, "excel_train", [](int rank, int world) {
+  return excel::apps::run_mpi_main(argc, argv, "excel_train",
+      "usage: mpirun -np N excel_train --flagfile=configs/voc_vit_b16.flags --data_root=DIR --model_clip=ViT-B-16.pt\n"
+      "         --model_bank=BANK.h5 [--data_cache=MANIFEST] --ckpt_dir=DIR\n"
+      "ExCEL training of the adapter and segmentation head, online or from a feature cache, on N ranks.", [](int rank, int world) {
     auto comm = excel::comm::make_communicator(FLAGS_comm_backend);
     if (rank == 0) LOG(INFO) << "collectives over " << comm->backend_name() << " (" << world << " ranks)";
     excel::train::TrainConfig c;
