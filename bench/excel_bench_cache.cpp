@@ -20,29 +20,28 @@
 #include "excel/data/synthetic_voc.h"
 #include "excel/model/checkpoint.h"
 #include "excel/model/random_clip.h"
-#include "excel/stages/stage_dump.h"
 #include "excel/train/trainer.h"
 
 DEFINE_int32(images, 8, "synthetic images to cache");
 DEFINE_int32(size, 320, "crop side");
 DEFINE_string(dtype, "fp16", "cache storage dtype");
 DEFINE_int32(steps, 2, "timed training steps per mode");
+DEFINE_string(model_bank, "", "ViT-B/16 attribute bank .h5 (the authors' voc_attribute_bank_vitb16.h5); required");
 DEFINE_string(work_dir, "/tmp/excel_bench_cache", "scratch folder (removed at the end)");
 
 namespace fs = std::filesystem;
 using excel::Clock;
-static double since(Clock::time_point t) { return excel::seconds_since(t); }
+using excel::seconds_since;
 
 int main(int argc, char** argv) {
   excel::parse_tool_flags(&argc, &argv, "Feature-cache figures at ViT-B/16 size (random weights, synthetic images): precompute crops/s on one rank, bytes per cached row for the chosen dtype, reader samples/s and MB/s beside a raw sequential read of the same files, and the training step from the cache beside the online step (before and after the dynamic-CAM switch). Last line: one JSON object.");
   excel::init_logging(argv[0]);
   excel::configure_process();
   using namespace excel;
-  const std::string shared = stages::default_shared_dir();
-  const std::string bank = shared + "/data/text/voc_attribute_bank_vitb16.h5";
-  if (shared.empty() || !fs::exists(bank)) {
-    std::cerr << "excel_bench_cache: needs ../shared/data/text/voc_attribute_bank_vitb16.h5\n";
-    return 1;
+  const std::string bank = FLAGS_model_bank;
+  if (bank.empty() || !fs::is_regular_file(bank)) {
+    std::cerr << "excel_bench_cache: --model_bank must name a ViT-B/16 attribute bank .h5 (given: '" << bank << "')\n";
+    return 2;
   }
   const std::string dir = FLAGS_work_dir;
   fs::remove_all(dir);
@@ -62,7 +61,7 @@ int main(int argc, char** argv) {
   cc.dtype = FLAGS_dtype;
   auto t = Clock::now();
   cache::ShardInfo shard = cache::precompute_shard(cc, 0, 1);
-  const double pre_s = since(t);
+  const double pre_s = seconds_since(t);
   cache::write_manifest(cc, {shard});
   const std::string shard_path = cc.output_dir + "/" + shard.file;
   const double bytes_per_row = static_cast<double>(fs::file_size(shard_path)) / static_cast<double>(shard.rows);
@@ -74,7 +73,7 @@ int main(int argc, char** argv) {
   std::shuffle(order.begin(), order.end(), std::mt19937(1));
   t = Clock::now();
   for (int64_t i : order) store.read(i, 0);
-  const double read_s = since(t);
+  const double read_s = seconds_since(t);
   const double read_mb = static_cast<double>(fs::file_size(shard_path)) / 1e6;
   t = Clock::now();
   {
@@ -83,7 +82,7 @@ int main(int argc, char** argv) {
     while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
     }
   }
-  const double raw_s = since(t);
+  const double raw_s = seconds_since(t);
 
   // Training steps, online and from the cache, before and after the switch.
   train::TrainConfig tc;

@@ -19,7 +19,7 @@
 
 DEFINE_string(descriptions, "", "descriptions JSON (class name -> list of sentences)");
 DEFINE_string(checkpoint, "", "CLIP checkpoint whose text tower encodes the sentences");
-DEFINE_string(bpe_path, "", "BPE merge list (default: ../shared/data/text/bpe_simple_vocab_16e6.txt.gz)");
+DEFINE_string(bpe_path, "", "BPE merge list (default: $EXCEL_BPE_PATH, else bpe_simple_vocab_16e6.txt.gz under data/; model::default_bpe_path)");
 DEFINE_int32(clusters, 112, "number of attributes A (112 VOC, 224 COCO in the paper)");
 DEFINE_int32(seed, 0, "k-means seed");
 DEFINE_string(output, "", "output bank .h5");

@@ -16,7 +16,7 @@ DEFINE_string(data_labels, "", "image-level labels file (empty: derived from the
 DEFINE_string(data_dataset, "voc", "voc or coco");
 DEFINE_string(model_clip, "", "CLIP checkpoint (OpenAI's ViT-B-16.pt or a torch.save state dict)");
 DEFINE_string(model_bank, "", "TSE attribute bank .h5 matching the checkpoint's text tower");
-DEFINE_string(model_bpe, "", "BPE merge list (default ../shared/data/text/bpe_simple_vocab_16e6.txt.gz)");
+DEFINE_string(model_bpe, "", "BPE merge list (default: $EXCEL_BPE_PATH, else bpe_simple_vocab_16e6.txt.gz under data/; model::default_bpe_path)");
 DEFINE_int32(model_crop, 320, "network input side");
 DEFINE_int32(threads, 0, "intra-op threads per rank (0: the cores of this node / its ranks)");
 DEFINE_string(metrics_bind, "127.0.0.1", "address of the Prometheus endpoint");

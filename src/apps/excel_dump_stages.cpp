@@ -11,7 +11,7 @@
 DEFINE_string(checkpoint, "", "CLIP checkpoint (.pt TorchScript or state dict); default: the fixture's");
 DEFINE_string(input, "", "fixture HDF5 file with inputs/ (and reference stages)");
 DEFINE_string(output, "", "output HDF5 file for the recomputed stages");
-DEFINE_string(bpe_path, "", "BPE merge list (default: ../shared/data/text/bpe_simple_vocab_16e6.txt.gz)");
+DEFINE_string(bpe_path, "", "BPE merge list (default: $EXCEL_BPE_PATH, else bpe_simple_vocab_16e6.txt.gz under data/; model::default_bpe_path)");
 
 int main(int argc, char** argv) {
   excel::parse_tool_flags(&argc, &argv, "excel_dump_stages --checkpoint=CKPT --input=FIXTURE.h5 --output=OUT.h5");

@@ -98,13 +98,11 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
   // Every GEMM sees one sample's rows (attention maps per sample and head, linear layers through
   // per_sample_linear), and everything else is row-wise: a sample's outputs are the same bits in
   // any batch on the CPU (docs/numerics.md).
-  const bool cpu = x.device().is_cpu();
-  auto linear = [&](const at::Tensor& in, const at::Tensor& w, const at::Tensor& b) { return per_sample_linear(in, w, b); };
   auto mlp = [&](const at::Tensor& in, const Block& b) {
     return quick_gelu_mlp(in, b.fc_w, b.fc_b, b.proj_w, b.proj_b, /*per_sample=*/true);
   };
   at::Tensor patches;
-  if (cpu && B > 1) {
+  if (x.device().is_cpu() && B > 1) {
     std::vector<at::Tensor> per;
     for (int64_t i = 0; i < B; ++i) per.push_back(torch::conv2d(x.narrow(0, i, 1), conv_w_, {}, cfg_.patch));
     patches = torch::cat(per, 0);
@@ -131,10 +129,10 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
   };
   for (int64_t l = 0; l < s0; ++l) {
     const Block& b = blocks_[static_cast<size_t>(l)];
-    at::Tensor qkv = heads(linear(torch::layer_norm(X, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b));
+    at::Tensor qkv = heads(per_sample_linear(torch::layer_norm(X, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b));
     at::Tensor a = softmax_inplace(batched_mm(qkv[0] * scale, qkv[1].transpose(-1, -2), &ws_maps_));
     at::Tensor o = batched_mm(a, qkv[2]).transpose(1, 2).reshape({B, N, W});
-    X = X + linear(o, b.out_w, b.out_b);
+    X = X + per_sample_linear(o, b.out_w, b.out_b);
     X = X + mlp(torch::layer_norm(X, {W}, b.ln2_w, b.ln2_b, 1e-5), b);
     if (opt.keep_attn) attn[static_cast<size_t>(l)] = a.mean(1);
     if (opt.keep_feats) feats[static_cast<size_t>(l)] = X;
@@ -143,7 +141,7 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
   at::Tensor S = X, O = X, U;
   for (int64_t l = s0; l < L; ++l) {
     const Block& b = blocks_[static_cast<size_t>(l)];
-    at::Tensor qkv_flat = linear(torch::layer_norm(O, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b);
+    at::Tensor qkv_flat = per_sample_linear(torch::layer_norm(O, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b);
     at::Tensor qkv = heads(qkv_flat);
     at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
     // One batched product and one softmax for the original map and the three intra-correlations.
@@ -156,15 +154,15 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
     if (extra.defined()) sur.slice(2, 1).slice(3, 1).add_(extra.unsqueeze(1));
     at::Tensor abar = sur.sum(1);  // head sum (quirk 4)
     at::Tensor v_full = qkv_flat.slice(2, 2 * W, 3 * W);
-    at::Tensor r_sur = linear(batched_mm(abar, v_full), b.out_w, b.out_b);
-    at::Tensor r_ori = linear(batched_mm(ori, v).transpose(1, 2).reshape({B, N, W}), b.out_w, b.out_b);
+    at::Tensor r_sur = per_sample_linear(batched_mm(abar, v_full), b.out_w, b.out_b);
+    at::Tensor r_ori = per_sample_linear(batched_mm(ori, v).transpose(1, 2).reshape({B, N, W}), b.out_w, b.out_b);
     at::Tensor M = O + r_ori;
     if (opt.keep_feats && l > s0) feats[static_cast<size_t>(l - 1)] = M;  // aliasing, §1.8
     O = M + mlp(torch::layer_norm(M, {W}, b.ln2_w, b.ln2_b, 1e-5), b);
     S = S + r_sur;
     if (opt.keep_attn) attn[static_cast<size_t>(l)] = ori.sum(1);
     if (opt.keep_value_proj) {
-      at::Tensor u = linear(v_full, b.out_w, at::Tensor());
+      at::Tensor u = per_sample_linear(v_full, b.out_w, at::Tensor());
       U = U.defined() ? U + u : u;
     }
   }
