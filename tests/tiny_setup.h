@@ -14,19 +14,25 @@
 
 namespace excel::test {
 
+// A CLIP small enough for unit tests: ViT-B/16's patch and depth, narrow widths, one head.
+inline model::ClipConfig tiny_clip_config(int64_t vision_width = 64, int64_t embed_dim = 16) {
+  model::ClipConfig c = model::vit_b16_config();
+  c.vision_width = vision_width;
+  c.vision_heads = 1;
+  c.vision_layers = 12;
+  c.text_width = 64;
+  c.text_heads = 1;
+  c.text_layers = 1;
+  c.embed_dim = embed_dim;
+  return c;
+}
+
 // Writes data (only when `write`), a random CLIP and a random bank under dir; returns a config
 // for 6 iterations crossing the dynamic-CAM switch (3) and the prediction-target switch (5).
 inline train::TrainConfig tiny_setup(const std::string& dir, const std::string& bpe, bool write = true) {
   if (write) {
     data::make_synthetic_voc({dir + "/voc", 10, 96, 128, 0.2, 1});
-    model::ClipConfig c = model::vit_b16_config();
-    c.vision_width = 64;
-    c.vision_heads = 1;
-    c.vision_layers = 12;
-    c.text_width = 64;
-    c.text_heads = 1;
-    c.text_layers = 1;
-    c.embed_dim = 16;
+    const model::ClipConfig c = tiny_clip_config();
     model::save_clip_checkpoint(model::random_clip_tensors(c, 2, torch::kHalf), c, dir + "/clip.pt",
                                 model::CheckpointFormat::kStateDict);
     torch::manual_seed(3);

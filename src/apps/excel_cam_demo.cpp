@@ -20,14 +20,12 @@
 #include "excel/data/image_io.h"
 #include "excel/data/pixel_norm.h"
 #include "excel/data/voc_dataset.h"
+#include "excel/eval/image_pipeline.h"
 #include "excel/metrics/metrics.h"
-#include "excel/model/cam.h"
 #include "excel/model/checkpoint.h"
 #include "excel/model/clip_text.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/prompts.h"
-#include "excel/model/tokenizer.h"
-#include "excel/model/tse.h"
 
 DEFINE_string(data_split, "train", "list name under ImageSets/Segmentation/");
 DEFINE_int32(batch, 4, "images per forward");
@@ -53,7 +51,8 @@ void run(int rank, int world) {
   model::ClipWeights weights = model::load_clip_checkpoint(FLAGS_model_clip);
   at::Tensor t_all = model::dataset_text_features(weights, FLAGS_data_dataset, FLAGS_model_bank, FLAGS_model_bpe);
   model::ClipVision vision(weights);
-  const int64_t g = FLAGS_model_crop / weights.config.patch;
+  const eval::ImagePipeline pipeline(vision, t_all, C, FLAGS_model_crop);
+  const int64_t g = pipeline.grid();
 
   std::vector<std::string> mine;
   std::vector<size_t> mine_idx;
@@ -68,18 +67,11 @@ void run(int rank, int world) {
     std::vector<at::Tensor> rgb, inputs;
     for (size_t i = s; i < e; ++i) {
       at::Tensor img = data::read_rgb(set.image_path(mine_idx[i]));
-      at::Tensor x = data::normalize_rgb(img.unsqueeze(0));
-      inputs.push_back(torch::nn::functional::interpolate(
-          x, torch::nn::functional::InterpolateFuncOptions()
-                 .size(std::vector<int64_t>{FLAGS_model_crop, FLAGS_model_crop})
-                 .mode(torch::kBilinear)
-                 .align_corners(false)));
+      inputs.push_back(pipeline.network_input(data::normalize_rgb(img.unsqueeze(0))));
       rgb.push_back(img);
     }
     auto t0 = std::chrono::steady_clock::now();
-    model::VisionOptions opt;
-    opt.keep_attn = opt.keep_feats = false;
-    at::Tensor cam = model::surgery_cam(vision.forward(torch::cat(inputs), {}, opt).features, t_all, C);
+    at::Tensor cam = pipeline.static_cams(torch::cat(inputs));
     forward_s.Observe(seconds_since(t0));
     for (size_t i = s; i < e; ++i) {
       at::Tensor c = cam[static_cast<int64_t>(i - s)];  // [P, C]

@@ -9,6 +9,7 @@
 #include "excel/common/errors.h"
 #include "excel/common/h5.h"
 #include "excel/common/timing.h"
+#include "manifest_json.h"
 
 namespace fs = std::filesystem;
 
@@ -35,30 +36,32 @@ Manifest read_manifest(const std::string& path) {
   Manifest m;
   m.path = path;
   try {
+    const auto mj = j.get<ManifestJson>();
+    if (mj.format != kCacheFormat)
+      throw FormatError(path + ": manifest format '" + mj.format + "', this build reads '" + kCacheFormat + "'");
     auto& c = m.config;
     c.output_dir = fs::path(path).parent_path().string();
-    c.clip_checkpoint = j.at("checkpoint");
-    c.data_root = j.at("data_root");
-    c.split = j.at("split");
-    c.dataset = j.at("dataset");
-    c.crop = j.at("crop");
-    c.views = j.at("views");
-    c.seed = j.at("seed");
-    c.dtype = j.at("dtype");
-    c.tau = j.at("tau");
-    m.checkpoint_crc32 = j.at("checkpoint_crc32");
-    m.num_samples = j.at("num_samples");
-    for (const auto& s : j.at("shards")) {
-      ShardInfo si;
-      si.file = s.at("file");
-      si.first_sample = s.at("first_sample");
-      si.num_samples = s.at("num_samples");
-      si.rows = s.at("rows");
-      si.crc32 = static_cast<uint32_t>(std::stoul(s.at("crc32").get<std::string>(), nullptr, 16));
-      m.shards.push_back(si);
+    c.clip_checkpoint = mj.checkpoint;
+    c.data_root = mj.data_root;
+    c.split = mj.split;
+    c.dataset = mj.dataset;
+    c.crop = mj.crop;
+    c.views = mj.views;
+    c.seed = mj.seed;
+    c.dtype = mj.dtype;
+    c.tau = mj.tau;
+    m.checkpoint_crc32 = mj.checkpoint_crc32;
+    m.num_samples = mj.num_samples;
+    for (const ShardJson& s : mj.shards) {
+      size_t parsed = 0;
+      const unsigned long crc = std::stoul(s.crc32, &parsed, 16);
+      if (parsed != s.crc32.size() || s.crc32.size() != 8) throw FormatError(path + ": shard " + s.file + ": crc32 '" + s.crc32 + "' is not 8 hex digits");
+      m.shards.push_back({s.file, s.first_sample, s.num_samples, s.rows, static_cast<uint32_t>(crc)});
     }
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(path + ": manifest field missing or of the wrong type: " + e.what());
+  } catch (const std::logic_error& e) {  // std::stoul on a non-number
+    throw FormatError(path + ": manifest crc32 is not hexadecimal: " + e.what());
   }
   m.num_shards = static_cast<int64_t>(m.shards.size());
   return m;

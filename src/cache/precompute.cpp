@@ -6,9 +6,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "excel/cache/feature_cache.h"
+#include "manifest_json.h"
 #include "excel/common/atomic_file.h"
 #include "excel/common/errors.h"
 #include "excel/common/h5.h"
@@ -28,7 +28,6 @@ namespace fs = std::filesystem;
 namespace excel::cache {
 namespace {
 
-constexpr const char* kFormat = "excel-feature-cache-v1";
 
 at::ScalarType storage_type(const std::string& dtype) {
   if (dtype == "fp32") return at::kFloat;
@@ -101,7 +100,7 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
 
   if (fs::exists(final_path)) {  // complete shard from an earlier run: keep it if it matches
     h5::File f = h5::File::open(final_path);
-    if (!f.has_attr("format") || f.attr_string("format") != kFormat)
+    if (!f.has_attr("format") || f.attr_string("format") != kCacheFormat)
       throw FormatError(final_path + ": not a feature-cache shard");
     for (const auto& kv : ident) {
       const std::string have = f.attr_string(kv.first);
@@ -126,7 +125,7 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
   atomic_replace(final_path, [&](const std::string& tmp) {
     {
       h5::File f = h5::File::create(tmp);
-      f.set_attr("format", std::string(kFormat));
+      f.set_attr("format", std::string(kCacheFormat));
       for (const auto& kv : ident) f.set_attr(kv.first, kv.second);
       f.set_attr("first_sample", info.first_sample);
       f.set_attr("rows", info.rows);
@@ -212,25 +211,23 @@ void write_manifest(const CacheConfig& cfg, const std::vector<ShardInfo>& shards
       }
     });
   }
-  nlohmann::ordered_json j;
-  j["format"] = kFormat;
-  j["checkpoint"] = cfg.clip_checkpoint;
-  j["checkpoint_crc32"] = crc32_hex(file_crc32(cfg.clip_checkpoint));
-  j["data_root"] = cfg.data_root;
-  j["split"] = cfg.split;
-  j["dataset"] = cfg.dataset;
-  j["crop"] = cfg.crop;
-  j["views"] = cfg.views;
-  j["seed"] = cfg.seed;
-  j["dtype"] = cfg.dtype;
-  j["tau"] = cfg.tau;
-  int64_t total = 0;
-  for (const auto& s : shards) total += s.num_samples;
-  j["num_samples"] = total;
-  j["shards"] = nlohmann::ordered_json::array();
-  for (const auto& s : shards)
-    j["shards"].push_back({{"file", s.file}, {"first_sample", s.first_sample}, {"num_samples", s.num_samples},
-                           {"rows", s.rows}, {"crc32", crc32_hex(s.crc32)}});
+  ManifestJson m;
+  m.format = kCacheFormat;
+  m.checkpoint = cfg.clip_checkpoint;
+  m.checkpoint_crc32 = crc32_hex(file_crc32(cfg.clip_checkpoint));
+  m.data_root = cfg.data_root;
+  m.split = cfg.split;
+  m.dataset = cfg.dataset;
+  m.crop = cfg.crop;
+  m.views = cfg.views;
+  m.seed = cfg.seed;
+  m.dtype = cfg.dtype;
+  m.tau = cfg.tau;
+  for (const auto& s : shards) {
+    m.num_samples += s.num_samples;
+    m.shards.push_back({s.file, s.first_sample, s.num_samples, s.rows, crc32_hex(s.crc32)});
+  }
+  const nlohmann::json j = m;
   atomic_write(cfg.output_dir + "/manifest.json", j.dump(2) + "\n");
 }
 

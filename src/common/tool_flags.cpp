@@ -23,13 +23,26 @@ std::string group_of(const std::string& name) {
   return "general";
 }
 
+// Whether a flag was defined in this project's sources. The file name is absolute, or relative
+// to the build folder when the compiler ran with relative paths (ccache's base_dir does that);
+// LibTorch's and glog's flags come from their own trees (c10/, src/logging.cc).
+bool defined_here(const std::string& filename) {
+  const std::string root = EXCEL_SOURCE_DIR;
+  if (filename.compare(0, root.size(), root) == 0) return true;
+  if (filename.empty() || filename[0] == '/') return false;
+  std::string rel = filename;
+  while (rel.compare(0, 3, "../") == 0 || rel.compare(0, 2, "./") == 0) rel.erase(0, rel[0] == '.' && rel[1] == '/' ? 2 : 3);
+  for (const char* dir : {"src/apps/", "bench/", "data_tools/"})
+    if (rel.compare(0, std::string(dir).size(), dir) == 0) return true;
+  return false;
+}
+
 void print_help(const char* usage) {
   std::vector<gflags::CommandLineFlagInfo> all;
   gflags::GetAllFlags(&all);
   std::map<std::string, std::vector<const gflags::CommandLineFlagInfo*>> groups;
-  const std::string ours = EXCEL_SOURCE_DIR;
   for (const auto& f : all)
-    if (f.filename.compare(0, ours.size(), ours) == 0) groups[group_of(f.name)].push_back(&f);
+    if (defined_here(f.filename)) groups[group_of(f.name)].push_back(&f);
   std::cout << usage << "\n";
   for (const char* g : {"general", "data", "model", "train", "eval", "ckpt", "cache", "comm", "metrics", "fault"}) {
     auto it = groups.find(g);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -48,6 +49,43 @@ std::vector<Row> rows(const SegScores& s, const std::vector<std::string>& names)
   return out;
 }
 
+// table.json as it is stored, one struct per JSON object, (de)serialised by nlohmann's macros.
+// A value is a JSON number, or a string for NaN and inf (jnum).
+struct RowJson {
+  std::string name;
+  nlohmann::json iou, precision, recall, confusion_ratio;
+};
+// Written by hand: the key "class" is a C++ keyword, so it cannot be a member name for the macro.
+void to_json(nlohmann::json& j, const RowJson& r) {
+  j = {{"class", r.name}, {"iou", r.iou}, {"precision", r.precision}, {"recall", r.recall},
+       {"confusion_ratio", r.confusion_ratio}};
+}
+void from_json(const nlohmann::json& j, RowJson& r) {
+  j.at("class").get_to(r.name);
+  r.iou = j.at("iou");
+  r.precision = j.at("precision");
+  r.recall = j.at("recall");
+  r.confusion_ratio = j.at("confusion_ratio");
+}
+
+struct TableJson {
+  RowJson mean;
+  std::vector<RowJson> classes;
+  nlohmann::json miou, pixel_accuracy, mean_accuracy;
+  std::vector<int64_t> confusion_matrix;  // K x K, row-major: ground truth x prediction
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TableJson, mean, classes, miou, pixel_accuracy, mean_accuracy, confusion_matrix)
+
+struct ReportJson {
+  std::string mode, dataset, split;
+  bool crf = false;
+  std::vector<int64_t> scales;
+  int64_t images = 0, scored_images = 0;
+  int world_size = 1;
+  std::map<std::string, TableJson> tables;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ReportJson, mode, dataset, split, crf, scales, images, scored_images, world_size, tables)
+
 }  // namespace
 
 std::string format_table(const EvalTable& t, const std::vector<std::string>& names) {
@@ -75,39 +113,27 @@ void write_tables(const std::string& dir, const EvalConfig& cfg, const EvalRepor
   std::filesystem::create_directories(dir);
   std::ostringstream csv;
   csv << "table,class,iou,precision,recall,confusion_ratio\n";
-  nlohmann::json j;
-  j["mode"] = cfg.mode;
-  j["dataset"] = cfg.dataset;
-  j["split"] = cfg.split;
-  j["crf"] = cfg.crf;
-  j["scales"] = cfg.scales;
-  j["images"] = r.images;
-  j["scored_images"] = r.scored_images;
-  j["world_size"] = world_size;
-  j["tables"] = nlohmann::json::object();
+  ReportJson report{cfg.mode, cfg.dataset, cfg.split, cfg.crf, cfg.scales, r.images, r.scored_images, world_size, {}};
   for (const auto& t : r.tables) {
     const SegScores s = scores(t.confusion);
-    nlohmann::json jt;
-    nlohmann::json classes = nlohmann::json::array();
+    TableJson jt;
     for (const Row& row : rows(s, names)) {
       csv << t.name << "," << row.name << "," << num(row.iou, 6) << "," << num(row.precision, 6) << ","
           << num(row.recall, 6) << "," << num(row.confusion, 6) << "\n";
-      nlohmann::json jr = {{"class", row.name}, {"iou", jnum(row.iou)}, {"precision", jnum(row.precision)},
-                           {"recall", jnum(row.recall)}, {"confusion_ratio", jnum(row.confusion)}};
+      RowJson jr{row.name, jnum(row.iou), jnum(row.precision), jnum(row.recall), jnum(row.confusion)};
       if (row.name == "mean")
-        jt["mean"] = jr;
+        jt.mean = jr;
       else
-        classes.push_back(jr);
+        jt.classes.push_back(jr);
     }
-    jt["classes"] = classes;
-    jt["miou"] = jnum(100 * s.miou);
-    jt["pixel_accuracy"] = jnum(100 * s.pixel_acc);
-    jt["mean_accuracy"] = jnum(100 * s.mean_acc);
+    jt.miou = jnum(100 * s.miou);
+    jt.pixel_accuracy = jnum(100 * s.pixel_acc);
+    jt.mean_accuracy = jnum(100 * s.mean_acc);
     at::Tensor c = t.confusion.to(torch::kLong).contiguous();
-    std::vector<int64_t> cm(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
-    jt["confusion_matrix"] = cm;
-    j["tables"][t.name] = jt;
+    jt.confusion_matrix.assign(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+    report.tables[t.name] = jt;
   }
+  const nlohmann::json j = report;
   atomic_write(dir + "/table.csv", csv.str());
   atomic_write(dir + "/table.json", j.dump(2) + "\n");
 }

@@ -4,19 +4,16 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <filesystem>
 
 #include "excel/comm/communicator.h"
 #include "excel/common/errors.h"
 #include "excel/common/timing.h"
 #include "excel/data/image_io.h"
 #include "excel/data/palette_png.h"
-#include "excel/data/pixel_norm.h"
 #include "excel/data/voc_dataset.h"
-#include "excel/eval/inference.h"
+#include "excel/eval/image_pipeline.h"
 #include "excel/eval/seg_metrics.h"
 #include "excel/metrics/metrics.h"
-#include "excel/model/cam.h"
 #include "excel/model/checkpoint.h"
 #include "excel/model/clip_text.h"
 #include "excel/model/clip_vision.h"
@@ -28,52 +25,9 @@
 namespace excel::eval {
 namespace {
 
-namespace F = torch::nn::functional;
-namespace fs = std::filesystem;
-
-
 void write_mask(const std::string& path, const at::Tensor& labels_hw) {
   at::Tensor m = labels_hw.to(torch::kByte).contiguous();
   data::write_palette_png(path, m.data_ptr<uint8_t>(), m.size(0), m.size(1));
-}
-
-// Argmax of a dense CRF over probabilities [K,H,W] with the image rgb [H,W,3] -> [H,W] int64.
-at::Tensor crf_argmax(const at::Tensor& probs, const at::Tensor& rgb, const DenseCrfParams& p) {
-  at::Tensor pr = probs.to(torch::kFloat).contiguous(), im = rgb.to(torch::kByte).contiguous();
-  const int K = static_cast<int>(pr.size(0)), H = static_cast<int>(pr.size(1)), W = static_cast<int>(pr.size(2));
-  std::vector<int32_t> l = dense_crf_labels(pr.data_ptr<float>(), K, H, W, im.data_ptr<uint8_t>(), p);
-  return torch::from_blob(l.data(), {H, W}, torch::kInt).to(torch::kLong);
-}
-
-// §4.8 cure_attr_map_flip: CAMs of x and flip(x) [2,P,C] -> fused, min-max normalised [P,C].
-at::Tensor fuse_flipped_cams(const at::Tensor& cam, int64_t g) {
-  const int64_t C = cam.size(2);
-  at::Tensor c = cam.view({2, g, g, C});
-  at::Tensor fused = torch::max(c[0], c[1].flip({1}));  // [g,g,C]
-  fused = fused - fused.amin({0, 1}, true);
-  fused = fused / (fused.amax({0, 1}, true) + 1e-5);
-  return fused.reshape({g * g, C});
-}
-
-struct Sample {
-  std::string id;
-  at::Tensor rgb, image, gt, cls;  // gt undefined on a split without masks
-};
-
-Sample load(const data::VocDataset& set, size_t i) {
-  Sample s;
-  s.id = set.id(i);
-  if (fs::is_regular_file(set.mask_path(i))) {
-    data::ValSample v = set.val_sample(i);
-    s.rgb = v.rgb;
-    s.image = v.image;
-    s.gt = v.gt;
-    s.cls = v.cls;
-  } else {  // test split: image only
-    s.rgb = data::read_rgb(set.image_path(i));
-    s.image = data::normalize_rgb(s.rgb.unsqueeze(0)).squeeze(0);
-  }
-  return s;
 }
 
 }  // namespace
@@ -112,6 +66,9 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
   MultiScaleOptions msc;
   msc.sides = cfg.scales;
   msc.flip_average_at_base = cfg.flip_average_at_base;
+  const ImagePipeline pipeline(vision, text, C, cfg.crop, heads.get());
+  const CamKind cam_kind = cfg.mode == "training_free" ? CamKind::kStatic : CamKind::kDynamic;
+  const DenseCrfParams* crf = cfg.crf ? &cfg.crf_params : nullptr;
 
   const int64_t n = cfg.limit > 0 ? std::min<int64_t>(cfg.limit, static_cast<int64_t>(set.size()))
                                   : static_cast<int64_t>(set.size());
@@ -126,58 +83,28 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
 
   for (size_t j = 0; j < mine.size(); ++j) {
     const auto t_img = std::chrono::steady_clock::now();
-    Sample s = load(set, static_cast<size_t>(mine[j]));
-    const int64_t H = s.rgb.size(0), W = s.rgb.size(1);
+    LabelledImage s = load_image(set, static_cast<size_t>(mine[j]));
     const bool masks = cfg.save_masks < 0 || static_cast<int64_t>(j) < cfg.save_masks;
     const bool overlays = cfg.save_overlays < 0 || static_cast<int64_t>(j) < cfg.save_overlays;
-    at::Tensor x = F::interpolate(s.image.unsqueeze(0), F::InterpolateFuncOptions()
-                                                            .size(std::vector<int64_t>{cfg.crop, cfg.crop})
-                                                            .mode(torch::kBilinear)
-                                                            .align_corners(false));
     at::Tensor base_logits;  // heads logits of [x; flip(x)] at the base side, when computed below
     // Pseudo-labels need the image-level labels, which a test split does not have.
     if (s.cls.defined()) {
-      at::Tensor cam, attn, G;
-      if (cfg.mode == "training_free") {
-        model::VisionOutputs vo = vision.forward(x);
-        cam = model::surgery_cam(vo.features, text, C)[0];
-        attn = vo.attn_all.select(1, 0);
-      } else {
-        model::VisionOptions vopt;
-        vopt.keep_value_proj = true;
-        model::VisionOutputs vo = vision.forward(torch::cat({x, x.flip({3})}), {}, vopt);
-        model::HeadsOutput ho = heads->forward(vo.feats_all, false, {}, g, g);
-        at::Tensor E = model::lvc_extra_attention(ho.features);
-        at::Tensor f = model::lvc_dynamic_features(vo.surgery, vo.value_proj.slice(1, 1), E, weights.config.vision_heads,
-                                                   vision.ln_post_weight(), vision.ln_post_bias(), vision.projection());
-        cam = fuse_flipped_cams(model::surgery_cam(f, text, C), g);
-        attn = vo.attn_all.select(1, 0);
-        G = ho.affinity[0];
-        if (cfg.scales[0] == cfg.crop) base_logits = ho.logits;
-      }
-      model::RefinedCams refined = model::refine_cams_with_affinity(cam, attn, s.cls, G, cfg.tau, g, g);
-      at::Tensor pl;
-      if (cfg.crf) {  // §10.3: the class maps with background, before PAR, as probabilities
-        at::Tensor probs = model::cams_with_background(refined.maps, H, W);
-        at::Tensor idx = crf_argmax(probs, s.rgb, cfg.crf_params);
-        std::vector<int64_t> keys{0};
-        for (int64_t c : refined.classes) keys.push_back(c + 1);
-        pl = torch::tensor(keys).index({idx});
-      } else {
-        pl = model::pseudo_label(refined, x, H, W);
-      }
+      ImageCams cams = pipeline.cams(s.image, cam_kind);
+      if (cam_kind == CamKind::kDynamic && cfg.scales[0] == cfg.crop) base_logits = cams.logits;
+      model::RefinedCams refined = pipeline.refine(cams, s.cls, cfg.tau);
+      at::Tensor pl = pipeline.pseudo_label(cams, refined, s.rgb, crf);
       if (s.gt.defined()) cm_pl += confusion_matrix(s.gt, pl, K);
       if (masks) write_mask(cfg.output_dir + "/pseudo_labels/" + s.id + ".png", pl);
       if (overlays) {
-        at::Tensor maps = cam.t().reshape({C, g, g});
+        at::Tensor maps = cams.cam.t().reshape({C, g, g});
         for (int64_t c : refined.classes)
           data::write_rgb(cfg.output_dir + "/overlays/" + s.id + "_" + dt.table_names[static_cast<size_t>(c + 1)] + ".png",
                           data::heatmap_overlay(s.rgb, maps[c]));
       }
     }
     if (heads) {
-      at::Tensor logits = multiscale_logits(vision, *heads, s.rgb.unsqueeze(0), msc, base_logits)[0];  // [K,H,W]
-      at::Tensor pred = cfg.crf ? crf_argmax(torch::softmax(logits, 0), s.rgb, cfg.crf_params) : logits.argmax(0);
+      at::Tensor logits = pipeline.segmentation_logits(s.rgb.unsqueeze(0), msc, base_logits)[0];  // [K,H,W]
+      at::Tensor pred = crf ? crf_argmax(torch::softmax(logits, 0), s.rgb, *crf) : logits.argmax(0);
       if (s.gt.defined()) cm_seg += confusion_matrix(s.gt, pred, K);
       if (masks) write_mask(cfg.output_dir + "/segmentation/" + s.id + ".png", pred);
       if (cfg.test_layout)

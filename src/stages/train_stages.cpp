@@ -3,7 +3,7 @@
 #include <torch/torch.h>
 
 #include "excel/common/h5.h"
-#include "excel/eval/inference.h"
+#include "excel/eval/image_pipeline.h"
 #include "excel/eval/seg_metrics.h"
 #include "excel/model/cam.h"
 #include "excel/model/clip_vision.h"

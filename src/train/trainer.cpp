@@ -18,6 +18,7 @@
 #include "excel/common/timing.h"
 #include "excel/data/sampler.h"
 #include "excel/data/voc_dataset.h"
+#include "excel/eval/image_pipeline.h"
 #include "excel/eval/seg_metrics.h"
 #include "excel/metrics/metrics.h"
 #include "excel/model/cam.h"
@@ -39,7 +40,6 @@
 #include "train_metrics.h"
 
 namespace fs = std::filesystem;
-namespace F = torch::nn::functional;
 
 namespace excel::train {
 namespace {
@@ -386,22 +386,15 @@ class Trainer {
     at::Tensor cm_pl = torch::zeros({K, K}, torch::kLong), cm_seg = torch::zeros({K, K}, torch::kLong);
     at::Tensor cm_agree = torch::zeros({K, K}, torch::kLong);  // segmentation vs pseudo-labels
     const size_t n = cfg_.val_limit > 0 ? std::min(val_set_->size(), static_cast<size_t>(cfg_.val_limit)) : val_set_->size();
+    const eval::ImagePipeline pipeline(*vision_, text_features_, C_, cfg_.crop, &heads_);
     for (size_t i = 0; i < n; ++i) {
       mark(it, comm::ProgressWatchdog::kValidation);  // progress while the other ranks wait
       data::ValSample s = val_set_->val_sample(i);
       const int64_t H = s.gt.size(0), W = s.gt.size(1);
-      at::Tensor x = F::interpolate(s.image.unsqueeze(0), F::InterpolateFuncOptions()
-                                                              .size(std::vector<int64_t>{cfg_.crop, cfg_.crop})
-                                                              .mode(torch::kBilinear)
-                                                              .align_corners(false));
-      model::VisionOutputs vo = vision_->forward(x);
-      at::Tensor cam = model::surgery_cam(vo.features, text_features_, C_);
-      model::HeadsOutput ho = heads_.forward(vo.feats_all, false, {}, g_, g_);
-      at::Tensor pred = model::segmentation_prediction(ho.logits, H, W)[0];
+      eval::ImageCams cams = pipeline.cams(s.image, eval::CamKind::kStatic);
+      at::Tensor pred = model::segmentation_prediction(cams.logits, H, W)[0];
+      at::Tensor pl = pipeline.pseudo_label(cams, pipeline.refine(cams, s.cls, cfg_.val_tau), s.rgb);
       cm_seg += eval::confusion_matrix(s.gt, pred, K);
-      auto refined = model::refine_cams_with_affinity(cam[0], vo.attn_all.select(1, 0), s.cls, ho.affinity[0],
-                                                      cfg_.val_tau, g_, g_);
-      at::Tensor pl = model::pseudo_label(refined, x, H, W);
       cm_pl += eval::confusion_matrix(s.gt, pl, K);
       cm_agree += eval::confusion_matrix(pl, pred, K);
     }
