@@ -23,7 +23,7 @@ DEFINE_int32(threads, 0, "intra-op threads (0: LibTorch default)");
 
 namespace {
 
-// Matmul FLOPs of one surgery forward per image (ALGORITHM.md §1).
+// Matmul FLOPs of one surgery forward per image (docs/algorithm.md §1).
 double forward_flops(const excel::model::ClipConfig& c, int64_t side) {
   const double g = static_cast<double>(side / c.patch), P = g * g, N = P + 1, W = static_cast<double>(c.vision_width);
   const double D = 64, H = W / D, L = static_cast<double>(c.vision_layers), S = 5;

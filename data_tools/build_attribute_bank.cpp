@@ -1,4 +1,4 @@
-// Builds a TSE attribute bank (ALGORITHM.md §2.6) from a descriptions JSON
+// Builds a TSE attribute bank (docs/algorithm.md §2.6) from a descriptions JSON
 // ({"class name": ["sentence", ...], ...}): encode every sentence with the CLIP text tower,
 // L2-normalise, seeded k-means, class flags. Output: HDF5 `centroids` [E,A], `class_flags` [C,A].
 #include <gflags/gflags.h>
@@ -25,7 +25,7 @@ DEFINE_int32(seed, 0, "k-means seed");
 DEFINE_string(output, "", "output bank .h5");
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "Builds a TSE attribute bank (ALGORITHM.md §2.6) from a descriptions JSON ({\"class name\": [\"sentence\", ...], ...}): encode every sentence with the CLIP text tower, L2-normalise, seeded k-means, class flags. Output: HDF5 `centroids` [E,A], `class_flags` [C,A].");
+  excel::parse_tool_flags(&argc, &argv, "Builds a TSE attribute bank (docs/algorithm.md §2.6) from a descriptions JSON ({\"class name\": [\"sentence\", ...], ...}): encode every sentence with the CLIP text tower, L2-normalise, seeded k-means, class flags. Output: HDF5 `centroids` [E,A], `class_flags` [C,A].");
   excel::init_logging(argv[0]);
   try {
     if (FLAGS_descriptions.empty() || FLAGS_checkpoint.empty() || FLAGS_output.empty())

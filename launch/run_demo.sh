@@ -29,7 +29,7 @@ mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_cam_demo" --data_root="$OUT/v
   --metrics_port="${METRICS_PORT:-9400}" --metrics_linger_s="${METRICS_LINGER_S:-0}"
 
 # Feature cache: 2 ranks precompute the frozen backbone into shards, then training runs from them
-# without the backbone (ALGORITHM.md §11).
+# without the backbone (docs/algorithm.md §11).
 rm -rf "$OUT/cache" "$OUT/train_cached"
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_precompute" --cache_dir="$OUT/cache" --data_root="$OUT/voc" \
   --data_split=train --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_crop=128 \

@@ -1,4 +1,4 @@
-// Properties of the surgery ViT that the feature cache relies on (ALGORITHM.md §11.2).
+// Properties of the surgery ViT that the feature cache relies on (docs/algorithm.md §11.2).
 #include <torch/torch.h>
 
 #include "excel/model/clip_vision.h"
@@ -41,7 +41,7 @@ TEST(ClipVisionTest, dynamic_pass_equals_static_surgery_plus_heads_times_E_U) {
   // The original path (attention maps, feats entries other than the surgery one) is unchanged.
   EXPECT_TRUE(torch::allclose(dyn.attn_all, plain.attn_all));
   EXPECT_TRUE(torch::allclose(dyn.feats_all[11], plain.feats_all[11]));
-  // feats_all entry 6 is the final surgery stack (aliasing quirk, §1.8).
+  // feats_all entry 6 is the final surgery stack (aliasing, §1.8; quirk 2, §12.2).
   EXPECT_TRUE(torch::equal(plain.feats_all[6], plain.surgery));
 }
 

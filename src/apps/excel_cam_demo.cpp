@@ -1,6 +1,6 @@
 // Static CAMs (training-free ExCEL, §1-§3) for a VOC-layout data set, data-parallel over MPI
 // ranks: heat-map overlay PNGs per present class and one HDF5 file of all CAMs.
-//   mpirun -np 2 excel_cam_demo --data_root=demo_out/voc --checkpoint=... --bank=... --output_dir=...
+//   mpirun -np 2 excel_cam_demo --data_root=demo_out/voc --model_clip=... --model_bank=... --output_dir=...
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 #include <mpi.h>

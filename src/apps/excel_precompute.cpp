@@ -1,5 +1,5 @@
 // mpirun -np N excel_precompute --cache_dir=DIR --data_root=... --model_clip=... --model_bank=...
-// Each rank writes its own shard of the frozen backbone's features (ALGORITHM.md §11); rank 0
+// Each rank writes its own shard of the frozen backbone's features (docs/algorithm.md §11); rank 0
 // writes the manifest when every shard is complete. A rerun keeps complete shards and redoes
 // partial ones, so a killed job resumes.
 #include <gflags/gflags.h>

@@ -64,7 +64,7 @@ at::Tensor project_surgery(const at::Tensor& surgery, const at::Tensor& ln_w, co
   torch::NoGradGuard ng;
   at::Tensor f = torch::layer_norm(surgery, {surgery.size(-1)}, ln_w, ln_b, 1e-5);
   f = per_sample_linear(f, proj.t());
-  return f / f.norm(2, {1}, /*keepdim=*/true);  // over tokens, no epsilon (quirk 5, 37)
+  return f / f.norm(2, {1}, /*keepdim=*/true);  // over tokens, no epsilon (quirks 5, 37: §12.5, §12.37)
 }
 
 at::Tensor ClipVision::project(const at::Tensor& surgery) const {
@@ -152,12 +152,12 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
     at::Tensor sur = ws_sur_.narrow(0, 0, map_elems).view({B, H, N, N});
     at::add_out(sur, sm[1], sm[2]).add_(sm[3]).div_(3.0);  // [B,H,N,N]
     if (extra.defined()) sur.slice(2, 1).slice(3, 1).add_(extra.unsqueeze(1));
-    at::Tensor abar = sur.sum(1);  // head sum (quirk 4)
+    at::Tensor abar = sur.sum(1);  // head sum (quirk 4, §12.4)
     at::Tensor v_full = qkv_flat.slice(2, 2 * W, 3 * W);
     at::Tensor r_sur = per_sample_linear(batched_mm(abar, v_full), b.out_w, b.out_b);
     at::Tensor r_ori = per_sample_linear(batched_mm(ori, v).transpose(1, 2).reshape({B, N, W}), b.out_w, b.out_b);
     at::Tensor M = O + r_ori;
-    if (opt.keep_feats && l > s0) feats[static_cast<size_t>(l - 1)] = M;  // aliasing, §1.8
+    if (opt.keep_feats && l > s0) feats[static_cast<size_t>(l - 1)] = M;  // aliasing, §1.8 (quirk 2, §12.2)
     O = M + mlp(torch::layer_norm(M, {W}, b.ln2_w, b.ln2_b, 1e-5), b);
     S = S + r_sur;
     if (opt.keep_attn) attn[static_cast<size_t>(l)] = ori.sum(1);

@@ -151,7 +151,7 @@ HeadsOutput Heads::forward(const at::Tensor& feats, bool train, const at::Tensor
   return out;
 }
 
-// Mean over every rank's entries (quirk 11: the reference's mean spans the whole batch).
+// Mean over every rank's entries (quirk 11, §12.11: the reference's mean spans the whole batch).
 at::Tensor batch_mean(const at::Tensor& cs, comm::Communicator* comm) {
   if (!comm) return cs.mean();
   return comm::global_sum(cs, comm) / static_cast<double>(comm::global_count(cs.numel(), comm));

@@ -43,7 +43,8 @@ void broadcast_and_check_replicas(model::Heads& heads, comm::Communicator& comm,
     shapes += ";";
     numel += heads.param(n).numel();
   }
-  // Low 62 bits keep the sum over ranks free of overflow for any world size we run.
+  // Low 40 bits: each rank's row is summed over ranks (gather_rows) in int64, which cannot
+  // overflow below 2^23 ranks; a mismatch still shows in 40 bits with near certainty.
   const int64_t mask = (int64_t{1} << 40) - 1;
   at::Tensor rows = gather_rows({static_cast<int64_t>(heads.names().size()), numel,
                                  static_cast<int64_t>(fingerprint(shapes)) & mask,

@@ -99,7 +99,7 @@ StepInputs CachedInputs::load(const BatchPlan& plan) {
     feats.push_back(c.feats);
     labels.push_back(c.labels.to(torch::kFloat));
     statics.push_back(c.static_label.to(torch::kLong));
-    const int64_t s_entry = c.feats.size(0) - model::ClipVision::kSurgeryBlocks - 1;  // aliasing, §1.8
+    const int64_t s_entry = c.feats.size(0) - model::ClipVision::kSurgeryBlocks - 1;  // aliasing: §1.8, quirk 2 (§12.2)
     surgery.push_back(torch::cat({c.cls_row.unsqueeze(0), c.feats[s_entry]}, 0));
     u.push_back(c.value_proj);
     sel.push_back(c.attn_sel);

@@ -1,4 +1,4 @@
-// The frozen-backbone feature cache (ALGORITHM.md §11): per (sample, view) everything training
+// The frozen-backbone feature cache (docs/algorithm.md §11): per (sample, view) everything training
 // needs before and after the dynamic-CAM switch, in HDF5 shards written one per rank, plus a
 // JSON manifest. Shard layout (first axis = rows, one row per chunk; row = sample-major, view-minor):
 //   feats [R,L,P,W]  value_proj [R,P,W]  cls_row [R,W]         (storage dtype: f32 / f16 / bf16 bits)

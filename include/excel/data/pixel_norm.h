@@ -1,4 +1,5 @@
-// The input normalisation CLIP was trained with, applied to decoded images before the backbone.
+// The reference's input normalisation (ImageNet statistics, not CLIP's own: §1.2; quirk 7, §12.7),
+// applied to decoded images before the backbone.
 #pragma once
 #include <ATen/core/Tensor.h>
 

@@ -26,7 +26,8 @@ struct SyntheticVocSummary {
 // ImageSets/Segmentation/{train,train_aug,val}.txt and cls_labels.txt ("ID l0 ... l19").
 SyntheticVocSummary make_synthetic_voc(const SyntheticVocOptions& opt);
 
-// Reads a labels file in the format of ../shared/data/voc/cls_labels.txt: id -> 0/1 vector.
+// Reads an image-level labels file, one line per image: "ID l0 ... l(C-1)" with 0/1 entries in
+// class order (the format of cls_labels.txt above and of the reference data's VOC labels).
 std::vector<std::pair<std::string, std::vector<int>>> read_cls_labels(const std::string& path, int num_classes);
 
 }  // namespace excel::data

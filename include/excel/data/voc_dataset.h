@@ -36,7 +36,7 @@ struct ValSample {
 struct AugmentOptions {
   int64_t crop = 320;
   double scale_min = 0.5, scale_max = 2.0;
-  bool gt_guided_crop = true;  // VOC quirk 22: accept crops whose dominant GT class < 75 %
+  bool gt_guided_crop = true;  // VOC, quirk 22 (§12.22): accept crops whose dominant GT class < 75 %
 };
 
 class VocDataset {

@@ -1,4 +1,4 @@
-// excel_eval's work (ALGORITHM.md §10): pseudo-labels and segmentation predictions for every
+// excel_eval's work (docs/algorithm.md §10): pseudo-labels and segmentation predictions for every
 // image of a split, scored against the ground truth. Each rank takes images i with
 // i % world == rank; the confusion matrices are summed over ranks, so the table does not depend
 // on the number of ranks.

@@ -1,4 +1,4 @@
-// CLIP image encoder with ExCEL's dual-path "surgery" blocks (ALGORITHM.md §1, §5).
+// CLIP image encoder with ExCEL's dual-path "surgery" blocks (docs/algorithm.md §1, §5).
 // One QKV projection per block feeds both paths; all attention maps come from batched matmuls.
 // Runs without autograd. Not thread-safe (the positional-table cache is per instance).
 #pragma once
@@ -38,7 +38,7 @@ struct VisionOptions {
 class ClipVision {
  public:
   // train_grid > 0 reproduces the reference's "train" mode: the positional table is replaced by
-  // its interpolation to train_grid at construction (§1.3, quirk 10). 0 keeps the stored table.
+  // its interpolation to train_grid at construction (§1.3; quirk 10, §12.10). 0 keeps the stored table.
   explicit ClipVision(const ClipWeights& weights, int64_t train_grid = 0);
 
   // x: normalised [B,3,H,W], H and W multiples of the patch size. extra_attn: optional E
@@ -61,7 +61,8 @@ class ClipVision {
   at::Tensor project(const at::Tensor& surgery) const;
 
   // Features of the dynamic (LVC) pass without a second backbone pass, by the exact linear
-  // update of §11.2: S_dyn = S + heads * pad(E) U. `plain` must hold surgery and value_proj.
+  // update of §11.2: S_dyn = S + heads * pad(E) U, from the plain pass's `surgery` and `value_proj`
+  // (VisionOptions::keep_value_proj).
   at::Tensor dynamic_features(const at::Tensor& surgery, const at::Tensor& value_proj, const at::Tensor& extra) const;
 
   static constexpr int64_t kSurgeryBlocks = 5;

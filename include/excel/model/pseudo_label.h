@@ -1,4 +1,4 @@
-// Pseudo-label generation (ALGORITHM.md §4): attention-affinity refinement restricted to CAM
+// Pseudo-label generation (docs/algorithm.md §4): attention-affinity refinement restricted to CAM
 // boxes, background scoring, PAR pixel refinement, and affinity labels.
 #pragma once
 #include <ATen/core/Tensor.h>
@@ -53,7 +53,7 @@ at::Tensor cams_with_background(const at::Tensor& maps, int64_t H, int64_t W);
 // §4.5: image [1,3,Hi,Wi] (resized to the masks, align_corners), masks [1,K,H,W] -> refined masks.
 at::Tensor par_refine(const at::Tensor& image, const at::Tensor& masks, const ParOptions& opt = ParOptions());
 
-// §4.4 steps 4-6: label map [H,W] int64 = keys[argmax] with keys = [0, c_1 + 1, ...].
+// §4.4 steps 4 and 6: label map [H,W] int64 = keys[argmax] of PAR's output, keys = [0, c_1 + 1, ...].
 at::Tensor labels_from_masks(const at::Tensor& refined, const std::vector<int64_t>& classes);
 
 // Whole §4 for one sample: refined CAMs -> background -> PAR -> label map [H,W] int64.

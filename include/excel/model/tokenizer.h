@@ -1,4 +1,4 @@
-// CLIP's byte-level BPE tokenizer (ALGORITHM.md §2.1). Thread-safe after construction
+// CLIP's byte-level BPE tokenizer (docs/algorithm.md §2.1). Thread-safe after construction
 // except for the per-word cache, which is guarded.
 #pragma once
 #include <ATen/core/Tensor.h>

@@ -1,6 +1,7 @@
 // Recomputes the reference's stages from the inputs of a fixture file and writes them under the
-// fixture's group/dataset names (see ../shared/fixtures/README.md). Each stage reads the
-// fixture's reference values of earlier stages, so errors never compound.
+// fixture's group/dataset names (text/, vision/, cam/, train/step<k>/, infer/, metrics/; each
+// written where stage_dump.cpp and train_stages.cpp compute it). Each stage reads the fixture's
+// reference values of earlier stages, so errors never compound.
 #pragma once
 #include <string>
 #include <vector>

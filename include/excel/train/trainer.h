@@ -1,7 +1,9 @@
-// Single-process ExCEL trainer with the backbone run online every step (the reference's mode,
-// §8.3): plain forward, optional dynamic-CAM pass, pseudo-labels, losses, PolyWarmupAdamW.
-// Every random draw is a function of (seed, iteration, sample), so a resumed run is
-// bit-identical to an uninterrupted one.
+// ExCEL trainer (the iteration of §8.3): plain forward, pseudo-labels (static before the switch,
+// dynamic LVC ones after it), losses, PolyWarmupAdamW. Data-parallel over the communicator's
+// ranks (one rank without one): each trains its share of the global batch and gradients are
+// summed. The backbone runs online on fresh crops (the reference's mode) or its outputs come from
+// a feature cache (§11). Every random draw is a function of (seed, iteration, sample), so a
+// resumed run is bit-identical to an uninterrupted one on the same ranks and threads (CPU).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -29,13 +31,13 @@ struct TrainConfig {
   double base_lr = 1e-4, weight_decay = 1e-2, train_tau = 0.79, val_tau = 0.75;
   uint64_t seed = 0;
   // Dynamic CAM by a second backbone pass as the reference does (true) or by the exact linear
-  // update of the plain pass (false, default; ALGORITHM.md §11.2).
+  // update of the plain pass (false, default; docs/algorithm.md §11.2).
   bool dynamic_full_pass = false;
   // Feature cache manifest: train from it and never build the backbone (validation is skipped).
   std::string cache;
   int64_t cache_budget_mb = 1024;  // decoded samples the prefetch thread may hold
-  // Gradient all-reduce bucket size (data-parallel runs over MPI); 0: one bucket per parameter;
-  // < 0: one all-reduce of all gradients after backward (what non-MPI backends do).
+  // Gradient all-reduce bucket size in MB (data-parallel runs), buckets summed from the backward
+  // hooks; 0: one bucket per parameter; < 0: one flat all-reduce of all gradients after backward.
   int64_t comm_bucket_mb = 4;
   // Online mode: an unreadable image is counted and replaced by the next one in list order
   // instead of ending the run.
