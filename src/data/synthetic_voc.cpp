@@ -91,7 +91,60 @@ void write_list(const fs::path& p, const std::vector<std::string>& ids) {
   if (!out) throw InputError(p.string() + ": write failed");
 }
 
+// Words for what class c looks like in this world: its shape (c % 7), texture ((c / 7) % 3) and
+// colour (hue 18c degrees, value by c % 4), as class_colour, draw_shape and paint draw them.
+const char* shape_name(int c) {
+  static const char* names[] = {"circle", "square", "triangle", "ellipse", "star", "hexagon", "cross"};
+  return names[c % 7];
+}
+const char* shape_detail(int c) {
+  static const char* details[] = {"a round outline with no corners", "four equal sides and four corners",
+                                  "three straight sides and three pointed corners", "an oval outline, longer than it is wide",
+                                  "five pointed arms around its centre", "six straight sides of equal length",
+                                  "two thick bars crossing at right angles"};
+  return details[c % 7];
+}
+const char* texture_detail(int c) {
+  static const char* details[] = {"plain and evenly coloured", "covered in dark diagonal stripes",
+                                  "covered in small dark square dots"};
+  return details[(c / 7) % 3];
+}
+const char* texture_word(int c) {
+  static const char* words[] = {"plain", "striped", "dotted"};
+  return words[(c / 7) % 3];
+}
+const char* colour_name(int c) {
+  static const char* names[] = {"red",   "orange",  "orange",  "yellow", "lime",   "green",   "green",
+                                "green", "emerald", "teal",    "cyan",   "sky blue", "azure", "blue",
+                                "blue",  "violet",  "purple",  "magenta", "pink",  "crimson"};
+  return names[c % kClasses];
+}
+const char* brightness_word(int c) {
+  static const char* words[] = {"dark", "medium", "bright", "very bright"};
+  return words[c % 4];
+}
+
 }  // namespace
+
+std::vector<std::vector<std::string>> synthetic_class_descriptions(const std::vector<std::string>& class_names) {
+  if (static_cast<int>(class_names.size()) != kClasses)
+    throw ConfigError("synthetic VOC describes " + std::to_string(kClasses) + " classes, given " +
+                      std::to_string(class_names.size()) + " names");
+  std::vector<std::vector<std::string>> out;
+  for (int c = 0; c < kClasses; ++c) {
+    const std::string head = "a clean origami " + class_names[static_cast<size_t>(c)] + ". ";
+    const std::string shape = shape_name(c), colour = colour_name(c), texture = texture_word(c);
+    out.push_back({head + "it is shaped like a " + shape + ".",
+                   head + "it has " + shape_detail(c) + ".",
+                   head + "its colour is " + colour + ".",
+                   head + "it is a " + colour + " " + shape + ".",
+                   head + "its surface is " + texture_detail(c) + ".",
+                   head + "it is a " + brightness_word(c) + " " + colour + " colour.",
+                   head + "it looks like a " + texture + " " + colour + " " + shape + ".",
+                   head + "it appears as a " + colour + " " + shape + " in front of a patterned background."});
+  }
+  return out;
+}
 
 SyntheticVocSummary make_synthetic_voc(const SyntheticVocOptions& opt) {
   if (opt.num_images < 2) throw ConfigError("synthetic VOC needs at least 2 images");

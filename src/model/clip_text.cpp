@@ -56,10 +56,19 @@ at::Tensor ClipText::encode_prompts(const std::vector<std::string>& names, const
   return f / f.norm(2, {-1}, true);
 }
 
+void check_vocabulary(const Tokenizer& tok, const ClipConfig& cfg, const std::string& bpe_path) {
+  if (tok.vocab_size() != cfg.vocab_size)
+    throw ConfigError(bpe_path + ": a vocabulary of " + std::to_string(tok.vocab_size()) +
+                      " tokens, but the checkpoint's text tower has " + std::to_string(cfg.vocab_size) +
+                      " (--model_bpe must be the merge list the checkpoint was trained with)");
+}
+
 at::Tensor dataset_text_features(const ClipWeights& weights, const std::string& dataset, const std::string& bank_path,
                                  const std::string& bpe_path) {
   const DatasetText& dt = dataset_text(dataset);
-  Tokenizer tok(bpe_path.empty() ? default_bpe_path() : bpe_path);
+  const std::string bpe = bpe_path.empty() ? default_bpe_path() : bpe_path;
+  Tokenizer tok(bpe);
+  check_vocabulary(tok, weights.config, bpe);
   return text_semantic_enrichment(ClipText(weights).encode_prompts(all_text_names(dt), tok),
                                   static_cast<int64_t>(dt.class_names.size()), load_attribute_bank(bank_path));
 }

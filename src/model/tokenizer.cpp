@@ -15,7 +15,9 @@
 namespace excel::model {
 namespace {
 
-constexpr int kNumMerges = 49152 - 256 - 2;
+// CLIP reads the first 49152 - 256 - 2 merges of its list (§2.1); a smaller list (the synthetic
+// world's, data_tools/build_bpe_vocab) is read whole.
+constexpr int kMaxMerges = 49152 - 256 - 2;
 
 // ---- UTF-8 helpers -------------------------------------------------------------------------
 std::string utf8_encode(uint32_t cp) {
@@ -116,6 +118,80 @@ std::string html_unescape(const std::string& s) {
   return out;
 }
 
+
+// §2.1: printable Latin-1 bytes keep their code point; the other bytes take 256, 257, ... in byte
+// order. Returns the bytes in vocabulary order (printable ones first).
+std::vector<int> byte_vocabulary_order() {
+  std::vector<int> order;
+  for (int b = 33; b <= 126; ++b) order.push_back(b);
+  for (int b = 161; b <= 172; ++b) order.push_back(b);
+  for (int b = 174; b <= 255; ++b) order.push_back(b);
+  std::vector<bool> printable(256, false);
+  for (int b : order) printable[static_cast<size_t>(b)] = true;
+  for (int b = 0; b < 256; ++b)
+    if (!printable[static_cast<size_t>(b)]) order.push_back(b);
+  return order;
+}
+
+// Byte -> the UTF-8 of its symbol.
+std::vector<std::string> byte_symbol_table() {
+  std::vector<std::string> table(256);
+  uint32_t extra = 256;
+  for (int b : byte_vocabulary_order()) {
+    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    table[static_cast<size_t>(b)] = utf8_encode(printable ? static_cast<uint32_t>(b) : extra++);
+  }
+  return table;
+}
+
+// The reference's pre-tokeniser on cleaned text: special tokens, contractions, runs of letters,
+// single digits, runs of other non-space characters.
+std::vector<std::string> pre_tokenize(const std::string& text) {
+  const Classifier& cls = classifier();
+  std::vector<uint32_t> cps = utf8_decode(clean_text(text));
+  std::vector<std::string> pieces;
+  static const std::vector<std::string> specials = {"<|startoftext|>", "<|endoftext|>"};
+  static const std::vector<std::string> contractions = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
+  auto starts_with = [&](size_t i, const std::string& lit) {
+    std::vector<uint32_t> l = utf8_decode(lit);
+    if (i + l.size() > cps.size()) return false;
+    for (size_t k = 0; k < l.size(); ++k)
+      if (cls.lower(cps[i + k]) != l[k]) return false;
+    return true;
+  };
+  for (size_t i = 0; i < cps.size();) {
+    bool matched = false;
+    for (const auto* group : {&specials, &contractions}) {
+      for (const std::string& lit : *group) {
+        if (starts_with(i, lit)) {
+          size_t len = utf8_decode(lit).size();
+          pieces.push_back(utf8_join(cps, i, i + len));
+          i += len;
+          matched = true;
+          break;
+        }
+      }
+      if (matched) break;
+    }
+    if (matched) continue;
+    uint32_t c = cps[i];
+    size_t j = i + 1;
+    if (cls.letter(c)) {
+      while (j < cps.size() && cls.letter(cps[j])) ++j;
+    } else if (cls.number(c)) {
+      // single digit
+    } else if (cls.space(c)) {
+      i = j;
+      continue;
+    } else {
+      while (j < cps.size() && !cls.space(cps[j]) && !cls.letter(cps[j]) && !cls.number(cps[j])) ++j;
+    }
+    pieces.push_back(utf8_join(cps, i, j));
+    i = j;
+  }
+  return pieces;
+}
+
 }  // namespace
 
 std::string clean_text(const std::string& text) {
@@ -137,7 +213,8 @@ std::string clean_text(const std::string& text) {
 
 Tokenizer::Tokenizer(const std::string& merges_path) {
   if (!std::filesystem::is_regular_file(merges_path))
-    throw InputError(merges_path + ": BPE merge list not found (pass --bpe_path)");
+    throw InputError(merges_path + ": BPE merge list not found (pass --model_bpe; see default_bpe_path in "
+                     "include/excel/model/tokenizer.h for where it is looked for)");
   gzFile gz = gzopen(merges_path.c_str(), "rb");
   if (!gz) throw InputError(merges_path + ": cannot open");
   std::string content;
@@ -152,33 +229,18 @@ Tokenizer::Tokenizer(const std::string& merges_path) {
   std::string line;
   std::getline(lines, line);  // header
   std::vector<std::pair<std::string, std::string>> merges;
-  while (static_cast<int>(merges.size()) < kNumMerges && std::getline(lines, line)) {
+  while (static_cast<int>(merges.size()) < kMaxMerges && std::getline(lines, line)) {
+    if (line.empty() && lines.peek() == std::char_traits<char>::eof()) break;  // final newline
     size_t sp = line.find(' ');
-    if (sp == std::string::npos) throw FormatError(merges_path + ": malformed merge line '" + line + "'");
+    if (sp == std::string::npos || sp == 0 || sp + 1 == line.size() || line.find(' ', sp + 1) != std::string::npos)
+      throw FormatError(merges_path + ": line " + std::to_string(merges.size() + 2) + ": malformed merge '" + line + "'");
     merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
   }
-  if (static_cast<int>(merges.size()) != kNumMerges)
-    throw FormatError(merges_path + ": expected " + std::to_string(kNumMerges) + " merges, found " +
-                      std::to_string(merges.size()));
+  if (merges.empty()) throw FormatError(merges_path + ": no merges (not a BPE merge list?)");
 
-  // Byte -> unicode table and the base vocabulary order (§2.1).
-  std::vector<int> order;
-  for (int b = 33; b <= 126; ++b) order.push_back(b);
-  for (int b = 161; b <= 172; ++b) order.push_back(b);
-  for (int b = 174; b <= 255; ++b) order.push_back(b);
-  std::vector<uint32_t> cp_of(256, 0);
-  for (int b : order) cp_of[static_cast<size_t>(b)] = static_cast<uint32_t>(b);
-  uint32_t extra = 256;
-  std::vector<int> rest;
-  for (int b = 0; b < 256; ++b) {
-    if (cp_of[static_cast<size_t>(b)] == 0) {
-      cp_of[static_cast<size_t>(b)] = extra++;
-      rest.push_back(b);
-    }
-  }
-  order.insert(order.end(), rest.begin(), rest.end());
-  byte_to_unicode_.resize(256);
-  for (int b = 0; b < 256; ++b) byte_to_unicode_[static_cast<size_t>(b)] = utf8_encode(cp_of[static_cast<size_t>(b)]);
+  byte_to_unicode_ = byte_symbol_table();
+  // The base vocabulary: the byte symbols in the order of §2.1, then each with "</w>".
+  const std::vector<int> order = byte_vocabulary_order();
   for (int b : order) decoder_.push_back(byte_to_unicode_[static_cast<size_t>(b)]);
   for (int b : order) decoder_.push_back(byte_to_unicode_[static_cast<size_t>(b)] + "</w>");
   for (size_t i = 0; i < merges.size(); ++i) {
@@ -229,55 +291,21 @@ std::vector<std::string> Tokenizer::bpe(const std::string& token) const {
 }
 
 std::vector<int64_t> Tokenizer::encode(const std::string& text) const {
-  const Classifier& cls = classifier();
-  std::vector<uint32_t> cps = utf8_decode(clean_text(text));
-  std::vector<std::string> pieces;
-  static const std::vector<std::string> specials = {"<|startoftext|>", "<|endoftext|>"};
-  static const std::vector<std::string> contractions = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
-  auto starts_with = [&](size_t i, const std::string& lit) {
-    std::vector<uint32_t> l = utf8_decode(lit);
-    if (i + l.size() > cps.size()) return false;
-    for (size_t k = 0; k < l.size(); ++k)
-      if (cls.lower(cps[i + k]) != l[k]) return false;
-    return true;
-  };
-  for (size_t i = 0; i < cps.size();) {
-    bool matched = false;
-    for (const auto* group : {&specials, &contractions}) {
-      for (const std::string& lit : *group) {
-        if (starts_with(i, lit)) {
-          size_t len = utf8_decode(lit).size();
-          pieces.push_back(utf8_join(cps, i, i + len));
-          i += len;
-          matched = true;
-          break;
-        }
-      }
-      if (matched) break;
-    }
-    if (matched) continue;
-    uint32_t c = cps[i];
-    size_t j = i + 1;
-    if (cls.letter(c)) {
-      while (j < cps.size() && cls.letter(cps[j])) ++j;
-    } else if (cls.number(c)) {
-      // single digit
-    } else if (cls.space(c)) {
-      i = j;
-      continue;
-    } else {
-      while (j < cps.size() && !cls.space(cps[j]) && !cls.letter(cps[j]) && !cls.number(cps[j])) ++j;
-    }
-    pieces.push_back(utf8_join(cps, i, j));
-    i = j;
-  }
   std::vector<int64_t> ids;
-  for (const std::string& p : pieces) {
-    std::string mapped;
-    for (unsigned char b : p) mapped += byte_to_unicode_[b];
-    for (const std::string& sym : bpe(mapped)) ids.push_back(encoder_.at(sym));
-  }
+  for (const std::string& word : bpe_words(text))
+    for (const std::string& sym : bpe(word)) ids.push_back(encoder_.at(sym));
   return ids;
+}
+
+std::vector<std::string> bpe_words(const std::string& text) {
+  static const std::vector<std::string> symbols = byte_symbol_table();
+  std::vector<std::string> words;
+  for (const std::string& piece : pre_tokenize(text)) {
+    std::string mapped;
+    for (unsigned char b : piece) mapped += symbols[b];
+    words.push_back(mapped);
+  }
+  return words;
 }
 
 at::Tensor Tokenizer::tokenize(const std::vector<std::string>& texts, int64_t context, bool truncate) const {
@@ -285,14 +313,14 @@ at::Tensor Tokenizer::tokenize(const std::vector<std::string>& texts, int64_t co
   auto acc = out.accessor<int64_t, 2>();
   for (size_t r = 0; r < texts.size(); ++r) {
     std::vector<int64_t> ids = encode(texts[r]);
-    ids.insert(ids.begin(), kStartToken);
-    ids.push_back(kEndToken);
+    ids.insert(ids.begin(), start_token());
+    ids.push_back(end_token());
     if (static_cast<int64_t>(ids.size()) > context) {
       if (!truncate)
         throw InputError("text '" + texts[r].substr(0, 60) + "...' has " + std::to_string(ids.size()) +
                          " tokens, more than the context length " + std::to_string(context));
       ids.resize(static_cast<size_t>(context));
-      ids.back() = kEndToken;
+      ids.back() = end_token();
     }
     for (size_t k = 0; k < ids.size(); ++k) acc[static_cast<int64_t>(r)][static_cast<int64_t>(k)] = ids[k];
   }
@@ -321,15 +349,34 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {
   return out;
 }
 
+std::vector<std::string> bpe_search_paths() {
+  namespace fs = std::filesystem;
+  const std::string name = "bpe_simple_vocab_16e6.txt.gz";
+  std::vector<std::string> out;
+  for (const fs::path& dir : {fs::path(EXCEL_SOURCE_DIR) / "data", fs::current_path() / "data"})
+    out.push_back((dir / name).string());
+  // The CLIP ports that ship the list inside their Python package (OpenAI's clip, open_clip).
+  std::vector<fs::path> prefixes{"/usr/lib", "/usr/local/lib"};
+  for (const char* env : {"VIRTUAL_ENV", "CONDA_PREFIX"})
+    if (const char* v = std::getenv(env)) prefixes.push_back(fs::path(v) / "lib");
+  if (const char* home = std::getenv("HOME")) prefixes.push_back(fs::path(home) / ".local" / "lib");
+  std::error_code ec;
+  for (const fs::path& prefix : prefixes) {
+    if (!fs::is_directory(prefix, ec)) continue;
+    for (const auto& py : fs::directory_iterator(prefix, ec)) {
+      if (py.path().filename().string().rfind("python3", 0) != 0) continue;
+      for (const char* packages : {"site-packages", "dist-packages"})
+        for (const char* port : {"clip", "open_clip"}) out.push_back((py.path() / packages / port / name).string());
+    }
+  }
+  return out;
+}
+
 std::string default_bpe_path() {
   if (const char* env = std::getenv("EXCEL_BPE_PATH")) return env;
-  const std::string name = "bpe_simple_vocab_16e6.txt.gz";
-  const std::filesystem::path cwd = std::filesystem::current_path(), src = EXCEL_SOURCE_DIR;
-  for (const auto& dir : {src / "data", cwd / "data", src / ".." / "shared" / "data" / "text",
-                          cwd / ".." / "shared" / "data" / "text", cwd / "shared" / "data" / "text"}) {
-    if (std::filesystem::is_regular_file(dir / name)) return std::filesystem::weakly_canonical(dir / name).string();
-  }
-  return name;
+  for (const std::string& p : bpe_search_paths())
+    if (std::filesystem::is_regular_file(p)) return std::filesystem::weakly_canonical(p).string();
+  return "bpe_simple_vocab_16e6.txt.gz";
 }
 
 }  // namespace excel::model

@@ -26,6 +26,12 @@ struct SyntheticVocSummary {
 // ImageSets/Segmentation/{train,train_aug,val}.txt and cls_labels.txt ("ID l0 ... l19").
 SyntheticVocSummary make_synthetic_voc(const SyntheticVocOptions& opt);
 
+// The world describes itself: per class (in class order), sentences about the shape, colour and
+// texture it is drawn with, each starting like the reference's descriptions ("a clean origami
+// <name>. ..."). class_names: the 20 VOC names as the prompts spell them. What the demo's
+// attribute bank and text pre-training are built from.
+std::vector<std::vector<std::string>> synthetic_class_descriptions(const std::vector<std::string>& class_names);
+
 // Reads an image-level labels file, one line per image: "ID l0 ... l(C-1)" with 0/1 entries in
 // class order (the format of cls_labels.txt above and of the reference data's VOC labels).
 std::vector<std::pair<std::string, std::vector<int>>> read_cls_labels(const std::string& path, int num_classes);

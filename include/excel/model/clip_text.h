@@ -12,6 +12,10 @@ namespace excel::model {
 
 class Tokenizer;
 
+// Throws ConfigError naming `bpe_path` when the tokenizer's vocabulary is not the text tower's
+// (a merge list other than the one the checkpoint was trained with).
+void check_vocabulary(const Tokenizer& tok, const ClipConfig& cfg, const std::string& bpe_path);
+
 class ClipText {
  public:
   explicit ClipText(const ClipWeights& weights);

@@ -12,10 +12,10 @@ namespace excel::model {
 
 class Tokenizer {
  public:
-  static constexpr int64_t kStartToken = 49406;
-  static constexpr int64_t kEndToken = 49407;
-
-  // merges_path: the gzip merge list (bpe_simple_vocab_16e6.txt.gz).
+  // merges_path: a gzip merge list in CLIP's format (a header line, then one "A B" merge per line):
+  // CLIP's bpe_simple_vocab_16e6.txt.gz (its first 48,894 merges are read, §2.1) or a smaller list
+  // (data_tools/build_bpe_vocab). The vocabulary is the 256 byte symbols, the same with "</w>",
+  // one token per merge, then the start and end tokens: 49,408 tokens for CLIP's list.
   explicit Tokenizer(const std::string& merges_path);
 
   // Cleans and BPE-encodes one text (no start/end tokens).
@@ -27,6 +27,8 @@ class Tokenizer {
   std::string decode(const std::vector<int64_t>& ids) const;
 
   int64_t vocab_size() const { return static_cast<int64_t>(decoder_.size()); }
+  int64_t start_token() const { return vocab_size() - 2; }  // 49406 for CLIP's list
+  int64_t end_token() const { return vocab_size() - 1; }    // the largest id: the text tower finds it by argmax
 
  private:
   std::vector<std::string> bpe(const std::string& token) const;
@@ -42,9 +44,17 @@ class Tokenizer {
 // Text clean-up of the reference: HTML-unescape twice, collapse whitespace, strip, lower-case.
 std::string clean_text(const std::string& text);
 
-// The BPE merge list used when a tool is given none: $EXCEL_BPE_PATH, else the first of
-// <source>/data/, ./data/ and the reference data folder beside the source tree or the working
-// directory that holds bpe_simple_vocab_16e6.txt.gz (the bare file name when none does).
+// The words BPE runs on: the text cleaned and split as encode() splits it, each byte mapped to its
+// symbol (§2.1). What a merge list is learned from (model/bpe_training.h).
+std::vector<std::string> bpe_words(const std::string& text);
+
+// Where CLIP's merge list is looked for when a tool is given none: <source>/data/ and ./data/
+// (bpe_simple_vocab_16e6.txt.gz placed there by the user), then the Python packages of the CLIP
+// ports that ship it (clip/, open_clip/ under site-packages or dist-packages of /usr/lib,
+// /usr/local/lib, $VIRTUAL_ENV, $CONDA_PREFIX and ~/.local). The repository does not ship it.
+std::vector<std::string> bpe_search_paths();
+// $EXCEL_BPE_PATH, else the first of bpe_search_paths() that exists, else the bare file name
+// (which the Tokenizer then reports as not found).
 std::string default_bpe_path();
 
 }  // namespace excel::model
