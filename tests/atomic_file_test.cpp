@@ -1,4 +1,5 @@
-// common/atomic_file: a reader sees the old file or the complete new one, never a part.
+// common/atomic_file (src/common/atomic_file.cpp): a reader sees the old file or the complete new
+// one, never a part.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>

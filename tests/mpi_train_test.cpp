@@ -1,4 +1,8 @@
-// Data-parallel training under real mpirun ranks (run by ctest with `mpirun -np 2`).
+// Cross-cutting (multi-rank), in excel_mpi_tests, run by ctest under `mpirun -np 2`
+// (mpi_data_parallel_2ranks): data-parallel training on real ranks (train/trainer with
+// comm/communicator and comm/gradient_sync, bucketed and flat) gives the weights of one rank with
+// the same global batch, and a NaN on one rank skips the step on every rank. Rerun per OpenBLAS
+// kernel by scripts/test_kernels.sh.
 #include <glog/logging.h>
 #include <gtest/gtest.h>
 #include <mpi.h>

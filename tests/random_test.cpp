@@ -1,5 +1,6 @@
-// common/random: the streams are pinned, so data order, augmentation and synthetic images are the
-// same on every platform and in every later version.
+// common/random (include/excel/common/random.h, header only): the streams are pinned, so data
+// order, augmentation and synthetic images are the same on every platform and in every later
+// version.
 #include <gtest/gtest.h>
 
 #include "excel/common/random.h"

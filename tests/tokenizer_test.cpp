@@ -1,3 +1,6 @@
+// model/tokenizer (src/model/tokenizer.cpp): CLIP BPE token ids equal the reference fixture's
+// (prompts and extra strings, with truncation), text cleaning, decode, errors naming the file.
+// The fixture cases skip without ../shared (fail under CI=true).
 #include <torch/torch.h>
 
 #include "excel/common/errors.h"

@@ -1,3 +1,7 @@
+// model/checkpoint (src/model/checkpoint.cpp): OpenAI CLIP checkpoints in both forms (TorchScript
+// archive, state dict) load to identical tensors and a configuration inferred from the shapes;
+// generated checkpoints round-trip; missing, misshapen, truncated, unknown, legacy and non-finite
+// files are refused naming the file and the tensor.
 #include <torch/torch.h>
 
 #include <fstream>

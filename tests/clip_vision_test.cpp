@@ -1,4 +1,5 @@
-// Properties of the surgery ViT that the feature cache relies on (docs/algorithm.md §11.2).
+// model/clip_vision (src/model/clip_vision.cpp): properties of the surgery ViT that the feature
+// cache relies on (docs/algorithm.md §11.2).
 #include <torch/torch.h>
 
 #include "excel/model/clip_vision.h"
