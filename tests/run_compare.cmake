@@ -8,7 +8,7 @@ if(NOT EXISTS "${FX}/fixture.h5")
   cmake_language(EXIT 77)
 endif()
 foreach(ckpt clip_tiny.jit.pt clip_tiny.state_dict.pt)
-  execute_process(COMMAND ${DUMP} --checkpoint=${FX}/${ckpt} --input=${FX}/fixture.h5 --output=${OUT}
+  execute_process(COMMAND ${DUMP} --model_clip=${FX}/${ckpt} --input=${FX}/fixture.h5 --output=${OUT}
                   RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "excel_dump_stages failed with ${ckpt}")

@@ -1,4 +1,4 @@
-// excel_dump_stages --checkpoint=CKPT --input=FIXTURE.h5 --output=OUT.h5
+// excel_dump_stages --model_clip=CKPT --input=FIXTURE.h5 --output=OUT.h5
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
@@ -8,20 +8,18 @@
 #include "excel/common/tool_flags.h"
 #include "excel/stages/stage_dump.h"
 
-DEFINE_string(checkpoint, "", "CLIP checkpoint (.pt TorchScript or state dict); default: the fixture's");
+DEFINE_string(model_clip, "", "CLIP checkpoint (.pt TorchScript or state dict); default: the fixture's");
 DEFINE_string(input, "", "fixture HDF5 file with inputs/ (and reference stages)");
+EXCEL_FLAG_RULE(input, "a fixture .h5 (required)", !FLAGS_input.empty());
 DEFINE_string(output, "", "output HDF5 file for the recomputed stages");
-DEFINE_string(bpe_path, "", "BPE merge list (default: $EXCEL_BPE_PATH, else bpe_simple_vocab_16e6.txt.gz under data/; model::default_bpe_path)");
+EXCEL_FLAG_RULE(output, "an .h5 path (required)", !FLAGS_output.empty());
+DEFINE_string(model_bpe, "", "BPE merge list (default: $EXCEL_BPE_PATH, else bpe_simple_vocab_16e6.txt.gz under data/; model::default_bpe_path)");
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "excel_dump_stages --checkpoint=CKPT --input=FIXTURE.h5 --output=OUT.h5");
+  excel::parse_tool_flags(&argc, &argv, "excel_dump_stages --model_clip=CKPT --input=FIXTURE.h5 --output=OUT.h5");
   excel::init_logging(argv[0]);
-  if (FLAGS_input.empty() || FLAGS_output.empty()) {
-    std::cerr << "excel_dump_stages: --input and --output are required\n";
-    return 2;
-  }
   try {
-    auto groups = excel::stages::dump_stages({FLAGS_checkpoint, FLAGS_input, FLAGS_output, FLAGS_bpe_path});
+    auto groups = excel::stages::dump_stages({FLAGS_model_clip, FLAGS_input, FLAGS_output, FLAGS_model_bpe});
     std::string list;
     for (const auto& g : groups) list += (list.empty() ? "" : ",") + g;
     LOG(INFO) << "wrote " << FLAGS_output << " with stages " << list;

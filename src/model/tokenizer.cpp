@@ -137,7 +137,7 @@ std::string clean_text(const std::string& text) {
 
 Tokenizer::Tokenizer(const std::string& merges_path) {
   if (!std::filesystem::is_regular_file(merges_path))
-    throw InputError(merges_path + ": BPE merge list not found (pass --bpe_path)");
+    throw InputError(merges_path + ": BPE merge list not found (pass --model_bpe)");
   gzFile gz = gzopen(merges_path.c_str(), "rb");
   if (!gz) throw InputError(merges_path + ": cannot open");
   std::string content;
