@@ -12,25 +12,25 @@ IMAGES=${1:-4}; VITB16=${2:-1}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-CROP=320; SCALES=320,224,384,480; SIZE=(--vit_b16)
+CROP=320; SCALES=320,224,384,480; SIZE=(--model_vit_b16)
 [ "$VITB16" = 1 ] || { CROP=128; SCALES=128,96,160,192; SIZE=(); }
 # val_fraction 0.5 of 2*IMAGES images gives IMAGES validation images.
-"$BUILD/data_tools/make_synthetic_voc" --output="$work/voc" --num_images=$(( 2 * IMAGES )) --val_fraction=0.5 \
-  --min_side=375 --max_side=500 2>/dev/null
+"$BUILD/data_tools/make_synthetic_voc" --data_root="$work/voc" --data_num_images=$(( 2 * IMAGES )) --data_val_fraction=0.5 \
+  --data_min_side=375 --data_max_side=500 2>/dev/null
 "$BUILD/data_tools/make_random_clip" --output_dir="$work/clip" "${SIZE[@]}" 2>/dev/null
-"$BUILD/data_tools/build_attribute_bank" --descriptions="$SHARED/data/text/voc_descriptions.json" \
-  --checkpoint="$work/clip/clip.jit.pt" --clusters=16 --output="$work/bank.h5" 2>/dev/null
+"$BUILD/data_tools/build_attribute_bank" --bank_descriptions="$SHARED/data/text/voc_descriptions.json" \
+  --model_clip="$work/clip/clip.jit.pt" --bank_clusters=16 --model_bank="$work/bank.h5" 2>/dev/null
 M=(--data_root="$work/voc" --model_clip="$work/clip/clip.jit.pt" --model_bank="$work/bank.h5" --model_crop=$CROP)
 # A checkpoint of the heads after two steps (the weights do not change the cost).
 mpirun -np 1 "$BUILD/src/excel_train" "${M[@]}" --data_train_split=train --train_batch=1 --train_max_iters=2 \
-  --eval_every=0 --ckpt_dir="$work/run" > "$work/train.log" 2>&1
+  --eval_every=0 --output_dir="$work/run" > "$work/train.log" 2>&1
 # The BLAS kernel and thread counts the tools ran with (logged by every tool at start).
 blas=$(sed -n 's/.* threads (\(.*\))$/\1/p' "$work/train.log" | head -1)
 echo "compute: $blas"
 run() {  # name, flags... -> images/s
   local name=$1; shift
   local secs
-  secs=$(mpirun -np 1 "$BUILD/src/excel_eval" "${M[@]}" --data_split=val --eval_output_dir="$work/$name" \
+  secs=$(mpirun -np 1 "$BUILD/src/excel_eval" "${M[@]}" --data_split=val --output_dir="$work/$name" \
     --eval_save_masks=0 --eval_save_overlays=0 "$@" 2>&1 | sed -n 's/.*this rank took \([0-9.e+-]*\) s.*/\1/p')
   python3 -c "print(f'{$IMAGES / $secs:.4f}')"
 }

@@ -17,9 +17,14 @@
 #include "excel/common/tool_flags.h"
 #include "excel/model/heads.h"
 
-DEFINE_int32(batch, 2, "samples per rank");
-DEFINE_int32(iters, 3, "timed iterations (best of)");
-DEFINE_int32(bucket_mb, 4, "bucket size in MB (excel_train's default)");
+DEFINE_int32(train_batch, 2, "samples per rank");
+EXCEL_FLAG_RULE(train_batch, ">= 1", FLAGS_train_batch >= 1);
+DEFINE_int32(bench_iters, 3, "timed iterations (best of)");
+EXCEL_FLAG_RULE(bench_iters, ">= 1", FLAGS_bench_iters >= 1);
+DEFINE_int32(comm_bucket_mb, 4, "bucket size in MB (excel_train's default; 0: one per parameter)");
+EXCEL_FLAG_RULE(comm_bucket_mb, ">= 0", FLAGS_comm_bucket_mb >= 0);
+DEFINE_int32(threads, 0, "intra-op threads per rank (0: the cores of this node / its ranks)");
+EXCEL_FLAG_RULE(threads, ">= 0", FLAGS_threads >= 0);
 
 using Clock = std::chrono::steady_clock;
 static double ms(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count() * 1e3; }
@@ -33,10 +38,10 @@ int main(int argc, char** argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   excel::init_logging(argv[0], rank);
   const char* ls = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
-  excel::configure_process(0, ls ? std::atoi(ls) : 1);
+  excel::configure_process(FLAGS_threads, ls ? std::atoi(ls) : 1);
   excel::model::HeadsConfig hc;  // VOC: 768 -> 256, 12 layers, 21 classes
   torch::manual_seed(rank);
-  at::Tensor feats = torch::randn({12, FLAGS_batch, 401, 768});
+  at::Tensor feats = torch::randn({12, FLAGS_train_batch, 401, 768});
   auto step = [&](excel::model::Heads& h, excel::comm::GradientBucketer* b, double* exposed) {
     for (auto p : h.parameters()) p.mutable_grad() = at::Tensor();
     if (b) b->begin_step();
@@ -48,7 +53,7 @@ int main(int argc, char** argv) {
   };
   excel::model::Heads plain(hc, 0), synced(hc, 0);
   excel::comm::MpiCommunicator world_comm(MPI_COMM_WORLD);
-  excel::comm::GradientBucketer bucketer(synced.parameters(), world_comm, static_cast<size_t>(FLAGS_bucket_mb) << 20);
+  excel::comm::GradientBucketer bucketer(synced.parameters(), world_comm, static_cast<size_t>(FLAGS_comm_bucket_mb) << 20);
   const int64_t n = plain.num_parameters();
   at::Tensor flat = torch::randn({n});
   std::vector<at::Tensor> bufs;
@@ -57,7 +62,7 @@ int main(int argc, char** argv) {
   double raw = 1e30, bucketed = 1e30, without = 1e30, with = 1e30, exposed_best = 1e30;
   step(plain, nullptr, nullptr);
   step(synced, &bucketer, nullptr);
-  for (int i = 0; i < FLAGS_iters; ++i) {
+  for (int i = 0; i < FLAGS_bench_iters; ++i) {
     MPI_Barrier(MPI_COMM_WORLD);
     auto t = Clock::now();
     MPI_Allreduce(MPI_IN_PLACE, flat.data_ptr<float>(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);

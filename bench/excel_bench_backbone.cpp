@@ -1,6 +1,6 @@
 // Surgery-ViT forward throughput at ViT-B/16 size (random weights) beside this machine's LibTorch
 // GEMM rate, measured in the same run. Last line: one JSON object.
-//   excel_bench_backbone [--batches=4,8] [--size=320] [--iters=3]
+//   excel_bench_backbone [--bench_batches=4,8] [--model_crop=320] [--bench_iters=3]
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 #include <torch/torch.h>
@@ -16,10 +16,14 @@
 #include "excel/model/clip_vision.h"
 #include "excel/model/random_clip.h"
 
-DEFINE_string(batches, "4,8", "comma-separated batch sizes");
-DEFINE_int32(size, 320, "input side");
-DEFINE_int32(iters, 3, "timed iterations per batch size (after one warm-up)");
-DEFINE_int32(threads, 0, "intra-op threads (0: LibTorch default)");
+DEFINE_string(bench_batches, "4,8", "comma-separated batch sizes");
+EXCEL_FLAG_RULE(bench_batches, "comma-separated integers >= 1", excel::flag_int_list(FLAGS_bench_batches, 1));
+DEFINE_int32(model_crop, 320, "network input side");
+EXCEL_FLAG_RULE(model_crop, "a positive multiple of 16 (ViT-B/16's patch)", FLAGS_model_crop >= 16 && FLAGS_model_crop % 16 == 0);
+DEFINE_int32(bench_iters, 3, "timed iterations per batch size (after one warm-up)");
+EXCEL_FLAG_RULE(bench_iters, ">= 1", FLAGS_bench_iters >= 1);
+DEFINE_int32(threads, 0, "intra-op threads (0: the cores of this machine)");
+EXCEL_FLAG_RULE(threads, ">= 0", FLAGS_threads >= 0);
 
 namespace {
 
@@ -51,31 +55,31 @@ double gemm_gflops(int64_t m, int64_t k, int64_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "Surgery-ViT forward throughput at ViT-B/16 size (random weights) beside this machine's LibTorch GEMM rate, measured in the same run. Last line: one JSON object. excel_bench_backbone [--batches=4,8] [--size=320] [--iters=3]");
+  excel::parse_tool_flags(&argc, &argv, "Surgery-ViT forward throughput at ViT-B/16 size (random weights) beside this machine's LibTorch GEMM rate, measured in the same run. Last line: one JSON object. excel_bench_backbone [--bench_batches=4,8] [--model_crop=320] [--bench_iters=3]");
   excel::init_logging(argv[0]);
   excel::configure_process(FLAGS_threads);
   torch::NoGradGuard ng;
   excel::model::ClipConfig cfg = excel::model::vit_b16_config();
   excel::model::ClipWeights w = excel::model::random_clip_weights(cfg, 0);
-  excel::model::ClipVision vit(w, FLAGS_size / cfg.patch);
-  const double flops_img = forward_flops(cfg, FLAGS_size);
-  const int64_t N = (FLAGS_size / cfg.patch) * (FLAGS_size / cfg.patch) + 1;
+  excel::model::ClipVision vit(w, FLAGS_model_crop / cfg.patch);
+  const double flops_img = forward_flops(cfg, FLAGS_model_crop);
+  const int64_t N = (FLAGS_model_crop / cfg.patch) * (FLAGS_model_crop / cfg.patch) + 1;
 
   std::cout << "compute: " << excel::compute_summary() << std::endl;
   std::ostringstream json;
-  json << "{\"bench\":\"backbone\",\"model\":\"ViT-B/16 surgery\",\"size\":" << FLAGS_size
+  json << "{\"bench\":\"backbone\",\"model\":\"ViT-B/16 surgery\",\"size\":" << FLAGS_model_crop
        << ",\"threads\":" << torch::get_num_threads() << ",\"blas\":\"" << excel::compute_summary() << "\""
        << ",\"gflop_per_image\":" << flops_img / 1e9 << ",\"runs\":[";
-  std::stringstream ss(FLAGS_batches);
+  std::stringstream ss(FLAGS_bench_batches);
   std::string item;
   bool first = true;
   double worst_ratio = 1e9;
   while (std::getline(ss, item, ',')) {
     const int64_t B = std::stoll(item);
-    at::Tensor x = torch::randn({B, 3, FLAGS_size, FLAGS_size});
+    at::Tensor x = torch::randn({B, 3, FLAGS_model_crop, FLAGS_model_crop});
     vit.forward(x);  // warm-up (full outputs, as feature precomputation keeps them)
     double best = 1e30;
-    for (int i = 0; i < FLAGS_iters; ++i) {
+    for (int i = 0; i < FLAGS_bench_iters; ++i) {
       auto t0 = std::chrono::steady_clock::now();
       auto out = vit.forward(x);
       best = std::min(best, excel::seconds_since(t0));

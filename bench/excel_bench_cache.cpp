@@ -22,12 +22,20 @@
 #include "excel/model/random_clip.h"
 #include "excel/train/trainer.h"
 
-DEFINE_int32(images, 8, "synthetic images to cache");
-DEFINE_int32(size, 320, "crop side");
-DEFINE_string(dtype, "fp16", "cache storage dtype");
-DEFINE_int32(steps, 2, "timed training steps per mode");
-DEFINE_string(model_bank, "", "ViT-B/16 attribute bank .h5 (the authors' voc_attribute_bank_vitb16.h5); required");
-DEFINE_string(work_dir, "/tmp/excel_bench_cache", "scratch folder (removed at the end)");
+DEFINE_int32(bench_images, 8, "synthetic images to cache");
+EXCEL_FLAG_RULE(bench_images, ">= 1", FLAGS_bench_images >= 1);
+DEFINE_int32(model_crop, 320, "network input side");
+EXCEL_FLAG_RULE(model_crop, "a positive multiple of 16 (ViT-B/16's patch)", FLAGS_model_crop >= 16 && FLAGS_model_crop % 16 == 0);
+DEFINE_string(cache_dtype, "fp16", "storage dtype of the cached features");
+EXCEL_FLAG_RULE(cache_dtype, "fp32, fp16 or bf16", excel::flag_one_of(FLAGS_cache_dtype, {"fp32", "fp16", "bf16"}));
+DEFINE_int32(bench_iters, 2, "timed training steps per mode");
+EXCEL_FLAG_RULE(bench_iters, ">= 1", FLAGS_bench_iters >= 1);
+DEFINE_string(model_bank, "", "ViT-B/16 attribute bank .h5 (the authors' voc_attribute_bank_vitb16.h5)");
+EXCEL_FLAG_RULE(model_bank, "an attribute bank .h5 (required)", !FLAGS_model_bank.empty());
+DEFINE_string(bench_work_dir, "/tmp/excel_bench_cache", "scratch folder (removed at the end)");
+EXCEL_FLAG_RULE(bench_work_dir, "a folder (not empty)", !FLAGS_bench_work_dir.empty());
+DEFINE_int32(threads, 0, "intra-op threads (0: the cores of this machine)");
+EXCEL_FLAG_RULE(threads, ">= 0", FLAGS_threads >= 0);
 
 namespace fs = std::filesystem;
 using excel::Clock;
@@ -36,16 +44,16 @@ using excel::seconds_since;
 int main(int argc, char** argv) {
   excel::parse_tool_flags(&argc, &argv, "Feature-cache figures at ViT-B/16 size (random weights, synthetic images): precompute crops/s on one rank, bytes per cached row for the chosen dtype, reader samples/s and MB/s beside a raw sequential read of the same files, and the training step from the cache beside the online step (before and after the dynamic-CAM switch). Last line: one JSON object.");
   excel::init_logging(argv[0]);
-  excel::configure_process();
+  excel::configure_process(FLAGS_threads);
   using namespace excel;
   const std::string bank = FLAGS_model_bank;
   if (bank.empty() || !fs::is_regular_file(bank)) {
     std::cerr << "excel_bench_cache: --model_bank must name a ViT-B/16 attribute bank .h5 (given: '" << bank << "')\n";
     return 2;
   }
-  const std::string dir = FLAGS_work_dir;
+  const std::string dir = FLAGS_bench_work_dir;
   fs::remove_all(dir);
-  data::make_synthetic_voc({dir + "/voc", FLAGS_images + 2, 300, 500, 2.0 / (FLAGS_images + 2), 0});
+  data::make_synthetic_voc({dir + "/voc", FLAGS_bench_images + 2, 300, 500, 2.0 / (FLAGS_bench_images + 2), 0});
   model::ClipConfig cfg = model::vit_b16_config();
   model::save_clip_checkpoint(model::random_clip_tensors(cfg, 0, torch::kHalf), cfg, dir + "/clip.pt",
                               model::CheckpointFormat::kStateDict);
@@ -55,19 +63,19 @@ int main(int argc, char** argv) {
   cc.split = "train";
   cc.clip_checkpoint = dir + "/clip.pt";
   cc.bank = bank;
-  cc.output_dir = dir + "/cache";
-  cc.crop = FLAGS_size;
+  cc.cache_dir = dir + "/cache";
+  cc.crop = FLAGS_model_crop;
   cc.views = 1;
-  cc.dtype = FLAGS_dtype;
+  cc.dtype = FLAGS_cache_dtype;
   auto t = Clock::now();
   cache::ShardInfo shard = cache::precompute_shard(cc, 0, 1);
   const double pre_s = seconds_since(t);
   cache::write_manifest(cc, {shard});
-  const std::string shard_path = cc.output_dir + "/" + shard.file;
+  const std::string shard_path = cc.cache_dir + "/" + shard.file;
   const double bytes_per_row = static_cast<double>(fs::file_size(shard_path)) / static_cast<double>(shard.rows);
 
   // Reader: every row in a random order, then a raw sequential read of the same file.
-  cache::FeatureStore store(cc.output_dir + "/manifest.json");
+  cache::FeatureStore store(cc.cache_dir);
   std::vector<int64_t> order(static_cast<size_t>(store.num_samples()));
   std::iota(order.begin(), order.end(), 0);
   std::shuffle(order.begin(), order.end(), std::mt19937(1));
@@ -91,9 +99,9 @@ int main(int argc, char** argv) {
   tc.val_split = "val";
   tc.clip_checkpoint = cc.clip_checkpoint;
   tc.bank = bank;
-  tc.crop = FLAGS_size;
-  tc.batch = std::min(4, FLAGS_images);
-  tc.max_iters = FLAGS_steps;
+  tc.crop = FLAGS_model_crop;
+  tc.batch = std::min(4, FLAGS_bench_images);
+  tc.max_iters = FLAGS_bench_iters;
   tc.eval_every = tc.ckpt_every = 1 << 30;
   tc.val_limit = 1;
   tc.views = 1;
@@ -102,20 +110,20 @@ int main(int argc, char** argv) {
     for (int phase = 0; phase < 2; ++phase) {
       train::TrainConfig c = tc;
       c.switch_iter = phase == 0 ? 1 << 30 : 0;
-      c.cache = cached ? cc.output_dir + "/manifest.json" : "";
+      c.cache_dir = cached ? cc.cache_dir : "";
       c.output_dir = dir + "/run" + std::to_string(cached) + std::to_string(phase);
       step_s[cached][phase] = train::run_training(c).mean_step_seconds;
     }
   }
   fs::remove_all(dir);
   std::cout << "compute: " << compute_summary() << "\n"
-            << "precompute: " << shard.rows / pre_s << " crops/s on one rank (" << FLAGS_size << " px, ViT-B/16)\n"
-            << "cache row: " << bytes_per_row << " bytes (" << FLAGS_dtype << ")\n"
+            << "precompute: " << shard.rows / pre_s << " crops/s on one rank (" << FLAGS_model_crop << " px, ViT-B/16)\n"
+            << "cache row: " << bytes_per_row << " bytes (" << FLAGS_cache_dtype << ")\n"
             << "reader: " << store.num_samples() / read_s << " samples/s, " << read_mb / read_s
             << " MB/s (random order); raw sequential read " << read_mb / raw_s << " MB/s\n"
             << "train step (batch " << tc.batch << "): online " << step_s[0][0] << " s / cached " << step_s[1][0]
             << " s before the switch, online " << step_s[0][1] << " s / cached " << step_s[1][1] << " s after\n";
-  std::cout << "{\"bench\":\"cache\",\"blas\":\"" << compute_summary() << "\",\"size\":" << FLAGS_size << ",\"dtype\":\"" << FLAGS_dtype
+  std::cout << "{\"bench\":\"cache\",\"blas\":\"" << compute_summary() << "\",\"size\":" << FLAGS_model_crop << ",\"dtype\":\"" << FLAGS_cache_dtype
             << "\",\"precompute_crops_per_s_per_rank\":" << shard.rows / pre_s << ",\"bytes_per_row\":" << bytes_per_row
             << ",\"reader_samples_per_s\":" << store.num_samples() / read_s << ",\"reader_mb_per_s\":" << read_mb / read_s
             << ",\"raw_read_mb_per_s\":" << read_mb / raw_s << ",\"batch\":" << tc.batch

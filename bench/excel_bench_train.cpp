@@ -21,10 +21,14 @@
 #include "excel/train/losses.h"
 #include "excel/train/optimizer.h"
 
-DEFINE_int32(batch, 4, "samples per step");
-DEFINE_int32(size, 320, "crop side");
-DEFINE_int32(iters, 2, "timed steps per mode (after one warm-up)");
-DEFINE_int32(threads, 0, "intra-op threads (0: all cores)");
+DEFINE_int32(train_batch, 4, "samples per step");
+EXCEL_FLAG_RULE(train_batch, ">= 1", FLAGS_train_batch >= 1);
+DEFINE_int32(model_crop, 320, "network input side");
+EXCEL_FLAG_RULE(model_crop, "a positive multiple of 16 (ViT-B/16's patch)", FLAGS_model_crop >= 16 && FLAGS_model_crop % 16 == 0);
+DEFINE_int32(bench_iters, 2, "timed steps per mode (after one warm-up)");
+EXCEL_FLAG_RULE(bench_iters, ">= 1", FLAGS_bench_iters >= 1);
+DEFINE_int32(threads, 0, "intra-op threads (0: the cores of this machine)");
+EXCEL_FLAG_RULE(threads, ">= 0", FLAGS_threads >= 0);
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -41,7 +45,7 @@ int main(int argc, char** argv) {
   using namespace excel;
   model::ClipConfig cfg = model::vit_b16_config();
   model::ClipWeights w = model::random_clip_weights(cfg, 0);
-  const int64_t B = FLAGS_batch, S = FLAGS_size, g = S / cfg.patch, C = 20;
+  const int64_t B = FLAGS_train_batch, S = FLAGS_model_crop, g = S / cfg.patch, C = 20;
   model::ClipVision vision(w, g);
   model::HeadsConfig hc;
   model::Heads heads(hc, 0);
@@ -106,7 +110,7 @@ int main(int argc, char** argv) {
     step(dynamic, full);
     Split best;
     best.total = 1e30;
-    for (int i = 0; i < FLAGS_iters; ++i) {
+    for (int i = 0; i < FLAGS_bench_iters; ++i) {
       Split s = step(dynamic, full);
       if (s.total < best.total) best = s;
     }

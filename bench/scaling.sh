@@ -11,15 +11,15 @@ NP=${1:-2}; CROP=${2:-128}; BATCH=${3:-2}; ITERS=${4:-30}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$BUILD/data_tools/make_synthetic_voc" --output="$work/voc" --num_images=32 2>/dev/null
+"$BUILD/data_tools/make_synthetic_voc" --data_root="$work/voc" --data_num_images=32 2>/dev/null
 "$BUILD/data_tools/make_random_clip" --output_dir="$work/clip" 2>/dev/null
-"$BUILD/data_tools/build_attribute_bank" --descriptions="$SHARED/data/text/voc_descriptions.json" \
-  --checkpoint="$work/clip/clip.jit.pt" --clusters=16 --output="$work/bank.h5" 2>/dev/null
+"$BUILD/data_tools/build_attribute_bank" --bank_descriptions="$SHARED/data/text/voc_descriptions.json" \
+  --model_clip="$work/clip/clip.jit.pt" --bank_clusters=16 --model_bank="$work/bank.h5" 2>/dev/null
 rate() {  # NP -> samples/s; the tool's log goes to $work/rateNP.log
   mpirun -np "$1" "$BUILD/src/excel_train" --data_root="$work/voc" --model_clip="$work/clip/clip.jit.pt" \
     --model_bank="$work/bank.h5" --data_train_split=train --data_val_split=val --model_crop="$CROP" \
     --model_adapter_dim=64 --train_batch="$BATCH" --train_max_iters="$ITERS" --train_warmup_iters=2 \
-    --train_switch_iter=1000 --eval_every=100000 --ckpt_every=100000 --ckpt_dir="$work/run$1" 2>&1 |
+    --train_switch_iter=1000 --eval_every=100000 --ckpt_every=100000 --output_dir="$work/run$1" 2>&1 |
     tee "$work/rate$1.log" | sed -n 's/.*rank0 .*(\([0-9.e+]*\) samples\/s over.*/\1/p'
 }
 r1=$(rate 1)

@@ -17,41 +17,44 @@
 #include "excel/model/tokenizer.h"
 #include "excel/model/tse.h"
 
-DEFINE_string(descriptions, "", "descriptions JSON (class name -> list of sentences)");
-DEFINE_string(checkpoint, "", "CLIP checkpoint whose text tower encodes the sentences");
-DEFINE_string(bpe_path, "", "BPE merge list (default: $EXCEL_BPE_PATH, else bpe_simple_vocab_16e6.txt.gz under data/; model::default_bpe_path)");
-DEFINE_int32(clusters, 112, "number of attributes A (112 VOC, 224 COCO in the paper)");
-DEFINE_int32(seed, 0, "k-means seed");
-DEFINE_string(output, "", "output bank .h5");
+DEFINE_string(bank_descriptions, "", "descriptions JSON (class name -> list of sentences)");
+EXCEL_FLAG_RULE(bank_descriptions, "a JSON file (required)", !FLAGS_bank_descriptions.empty());
+DEFINE_string(model_clip, "", "CLIP checkpoint whose text tower encodes the sentences");
+EXCEL_FLAG_RULE(model_clip, "a CLIP checkpoint (required)", !FLAGS_model_clip.empty());
+DEFINE_string(model_bpe, "", "BPE merge list (default: $EXCEL_BPE_PATH, else bpe_simple_vocab_16e6.txt.gz under data/; model::default_bpe_path)");
+DEFINE_int32(bank_clusters, 112, "number of attributes A (112 VOC, 224 COCO in the paper)");
+EXCEL_FLAG_RULE(bank_clusters, ">= 1 (at most the number of sentences)", FLAGS_bank_clusters >= 1);
+DEFINE_int32(bank_seed, 0, "k-means seed");
+EXCEL_FLAG_RULE(bank_seed, ">= 0", FLAGS_bank_seed >= 0);
+DEFINE_string(model_bank, "", "output attribute bank .h5 (the --model_bank of the tools that read it)");
+EXCEL_FLAG_RULE(model_bank, "an .h5 path (required)", !FLAGS_model_bank.empty());
 
 int main(int argc, char** argv) {
   excel::parse_tool_flags(&argc, &argv, "Builds a TSE attribute bank (docs/algorithm.md §2.6) from a descriptions JSON ({\"class name\": [\"sentence\", ...], ...}): encode every sentence with the CLIP text tower, L2-normalise, seeded k-means, class flags. Output: HDF5 `centroids` [E,A], `class_flags` [C,A].");
   excel::init_logging(argv[0]);
   try {
-    if (FLAGS_descriptions.empty() || FLAGS_checkpoint.empty() || FLAGS_output.empty())
-      throw excel::ConfigError("--descriptions, --checkpoint and --output are required");
-    std::ifstream in(FLAGS_descriptions);
-    if (!in) throw excel::InputError(FLAGS_descriptions + ": cannot open");
+    std::ifstream in(FLAGS_bank_descriptions);
+    if (!in) throw excel::InputError(FLAGS_bank_descriptions + ": cannot open");
     nlohmann::ordered_json j;
     try {
       j = nlohmann::ordered_json::parse(in);
     } catch (const std::exception& e) {
-      throw excel::FormatError(FLAGS_descriptions + ": invalid JSON: " + e.what());
+      throw excel::FormatError(FLAGS_bank_descriptions + ": invalid JSON: " + e.what());
     }
-    if (!j.is_object()) throw excel::FormatError(FLAGS_descriptions + ": expected an object of class -> sentences");
+    if (!j.is_object()) throw excel::FormatError(FLAGS_bank_descriptions + ": expected an object of class -> sentences");
     std::vector<std::string> sentences;
     std::vector<int64_t> owner;
     int64_t c = 0;
     for (auto it = j.begin(); it != j.end(); ++it, ++c) {
       if (!it.value().is_array() || it.value().empty())
-        throw excel::FormatError(FLAGS_descriptions + ": class '" + it.key() + "' has no sentence list");
+        throw excel::FormatError(FLAGS_bank_descriptions + ": class '" + it.key() + "' has no sentence list");
       for (const auto& s : it.value()) {
         sentences.push_back(excel::model::clean_text(s.get<std::string>()));
         owner.push_back(c);
       }
     }
-    auto weights = excel::model::load_clip_checkpoint(FLAGS_checkpoint);
-    excel::model::Tokenizer tok(FLAGS_bpe_path.empty() ? excel::model::default_bpe_path() : FLAGS_bpe_path);
+    auto weights = excel::model::load_clip_checkpoint(FLAGS_model_clip);
+    excel::model::Tokenizer tok(FLAGS_model_bpe.empty() ? excel::model::default_bpe_path() : FLAGS_model_bpe);
     excel::model::ClipText text(weights);
     at::Tensor ids = tok.tokenize(sentences, weights.config.context_length, /*truncate=*/true);
     std::vector<at::Tensor> parts;
@@ -59,12 +62,12 @@ int main(int argc, char** argv) {
     at::Tensor emb = torch::cat(parts);
     emb = emb / emb.norm(2, {-1}, true);
     std::vector<int64_t> assign;
-    at::Tensor centres = excel::model::kmeans(emb, FLAGS_clusters, static_cast<uint64_t>(FLAGS_seed), 300, &assign);
-    at::Tensor flags = torch::zeros({c, FLAGS_clusters});
+    at::Tensor centres = excel::model::kmeans(emb, FLAGS_bank_clusters, static_cast<uint64_t>(FLAGS_bank_seed), 300, &assign);
+    at::Tensor flags = torch::zeros({c, FLAGS_bank_clusters});
     for (size_t i = 0; i < assign.size(); ++i) flags[owner[i]][assign[i]] = 1;
-    excel::model::save_attribute_bank({centres.t().contiguous(), flags}, FLAGS_output);
-    LOG(INFO) << "wrote " << FLAGS_output << ": " << sentences.size() << " sentences, " << c << " classes, "
-              << FLAGS_clusters << " attributes of size " << centres.size(1);
+    excel::model::save_attribute_bank({centres.t().contiguous(), flags}, FLAGS_model_bank);
+    LOG(INFO) << "wrote " << FLAGS_model_bank << ": " << sentences.size() << " sentences, " << c << " classes, "
+              << FLAGS_bank_clusters << " attributes of size " << centres.size(1);
   } catch (const std::exception& e) {
     std::cerr << "build_attribute_bank: error: " << e.what() << "\n";
     return 1;

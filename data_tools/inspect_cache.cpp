@@ -15,17 +15,21 @@
 #include "excel/model/clip_vision.h"
 #include "excel/model/prompts.h"
 
-DEFINE_string(manifest, "cache/manifest.json", "cache manifest");
+DEFINE_string(cache_dir, "cache", "feature-cache folder of excel_precompute (or its manifest.json)");
+EXCEL_FLAG_RULE(cache_dir, "a folder or manifest.json (not empty)", !FLAGS_cache_dir.empty());
 DEFINE_bool(verify, true, "recompute and check every shard's checksum");
-DEFINE_int64(sample, -1, "export this sample's crop and static pseudo-label (with --view)");
+DEFINE_int64(sample, -1, "export this sample's crop and static pseudo-label (with --view; -1: none)");
+EXCEL_FLAG_RULE(sample, ">= -1", FLAGS_sample >= -1);
 DEFINE_int64(view, 0, "view of --sample");
-DEFINE_string(export_dir, "cache_inspect", "folder for exported PNGs");
+EXCEL_FLAG_RULE(view, ">= 0", FLAGS_view >= 0);
+DEFINE_string(output_dir, "cache_inspect", "folder for exported PNGs");
+EXCEL_FLAG_RULE(output_dir, "a folder (not empty)", !FLAGS_output_dir.empty());
 
 int main(int argc, char** argv) {
   excel::parse_tool_flags(&argc, &argv, "Prints a feature cache's summary, verifies every shard's checksum and datasets, and exports one sample's crop, static CAMs (recomputed from the cached surgery tokens) and static pseudo-label as PNGs.");
   excel::init_logging(argv[0]);
   try {
-    excel::cache::Manifest m = excel::cache::read_manifest(FLAGS_manifest);
+    excel::cache::Manifest m = excel::cache::read_manifest(FLAGS_cache_dir);
     int64_t rows = 0;
     for (const auto& s : m.shards) rows += s.rows;
     std::cout << m.path << ": " << m.num_samples << " samples x " << m.config.views << " views = " << rows
@@ -36,9 +40,9 @@ int main(int argc, char** argv) {
       std::cout << "verified: every shard's checksum and datasets match the manifest\n";
     }
     if (FLAGS_sample >= 0) {
-      excel::cache::FeatureStore store(FLAGS_manifest);
+      excel::cache::FeatureStore store(FLAGS_cache_dir);
       excel::cache::CachedSample s = store.read(FLAGS_sample, FLAGS_view);
-      const std::string stem = FLAGS_export_dir + "/sample" + std::to_string(FLAGS_sample) + "_view" + std::to_string(FLAGS_view);
+      const std::string stem = FLAGS_output_dir + "/sample" + std::to_string(FLAGS_sample) + "_view" + std::to_string(FLAGS_view);
       at::Tensor rgb = s.crop.permute({1, 2, 0}).contiguous();
       excel::data::write_rgb(stem + "_crop.png", rgb);
       // Class-index map scaled for viewing (index * 12), the raw indices are in the shard.

@@ -8,20 +8,26 @@
 #include "excel/common/tool_flags.h"
 #include "excel/data/synthetic_voc.h"
 
-DEFINE_string(output, "demo_out/voc", "output folder (VOC layout)");
-DEFINE_int32(num_images, 40, "number of images");
-DEFINE_int32(min_side, 200, "smallest image side");
-DEFINE_int32(max_side, 400, "largest image side");
-DEFINE_double(val_fraction, 0.25, "fraction of images listed in val.txt");
-DEFINE_int32(seed, 0, "seed (the data set is a pure function of the flags)");
+DEFINE_string(data_root, "demo_out/voc", "output folder (VOC layout): the --data_root of the tools that read it");
+EXCEL_FLAG_RULE(data_root, "a folder (not empty)", !FLAGS_data_root.empty());
+DEFINE_int32(data_num_images, 40, "number of images");
+EXCEL_FLAG_RULE(data_num_images, ">= 2", FLAGS_data_num_images >= 2);
+DEFINE_int32(data_min_side, 200, "smallest image side");
+EXCEL_FLAG_RULE(data_min_side, ">= 64", FLAGS_data_min_side >= 64);
+DEFINE_int32(data_max_side, 400, "largest image side");
+EXCEL_FLAG_RULE(data_max_side, ">= --data_min_side", FLAGS_data_max_side >= FLAGS_data_min_side);
+DEFINE_double(data_val_fraction, 0.25, "fraction of images listed in val.txt (at least one)");
+EXCEL_FLAG_RULE(data_val_fraction, "in [0, 1)", FLAGS_data_val_fraction >= 0 && FLAGS_data_val_fraction < 1);
+DEFINE_int32(data_seed, 0, "seed (the data set is a pure function of the flags)");
+EXCEL_FLAG_RULE(data_seed, ">= 0", FLAGS_data_seed >= 0);
 
 int main(int argc, char** argv) {
   excel::parse_tool_flags(&argc, &argv, "Generates the synthetic VOC-layout data set (see include/excel/data/synthetic_voc.h).");
   excel::init_logging(argv[0]);
   try {
-    auto s = excel::data::make_synthetic_voc({FLAGS_output, FLAGS_num_images, FLAGS_min_side, FLAGS_max_side,
-                                               FLAGS_val_fraction, static_cast<uint64_t>(FLAGS_seed)});
-    LOG(INFO) << "wrote " << FLAGS_output << ": " << s.train_ids.size() << " train, " << s.val_ids.size() << " val";
+    auto s = excel::data::make_synthetic_voc({FLAGS_data_root, FLAGS_data_num_images, FLAGS_data_min_side, FLAGS_data_max_side,
+                                               FLAGS_data_val_fraction, static_cast<uint64_t>(FLAGS_data_seed)});
+    LOG(INFO) << "wrote " << FLAGS_data_root << ": " << s.train_ids.size() << " train, " << s.val_ids.size() << " val";
   } catch (const std::exception& e) {
     std::cerr << "make_synthetic_voc: error: " << e.what() << "\n";
     return 1;

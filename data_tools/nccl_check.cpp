@@ -2,7 +2,7 @@
 // exact for integers, within a tolerance for floats) and times a float all-reduce beside
 // MPI_Allreduce of the same bytes. Last line: one JSON object. Exit 0 ok, 1 mismatch or error,
 // 77 when some rank sees no CUDA device (skip).
-//   mpirun -np 2 excel_nccl_check [--bytes=26214400] [--iters=10] [--warmup=3]
+//   mpirun -np 2 excel_nccl_check [--bench_bytes=26214400] [--bench_iters=10] [--bench_warmup=3]
 #include <gflags/gflags.h>
 #include <mpi.h>
 #include <torch/torch.h>
@@ -16,9 +16,12 @@
 #include "excel/comm/nccl_communicator.h"
 #include "excel/common/tool_flags.h"
 
-DEFINE_int64(bytes, 25 << 20, "bytes of the timed float all-reduce");
-DEFINE_int32(iters, 10, "timed repetitions (mean reported)");
-DEFINE_int32(warmup, 3, "untimed repetitions first");
+DEFINE_int64(bench_bytes, 25 << 20, "bytes of the timed float all-reduce");
+EXCEL_FLAG_RULE(bench_bytes, ">= 4", FLAGS_bench_bytes >= 4);
+DEFINE_int32(bench_iters, 10, "timed repetitions (mean reported)");
+EXCEL_FLAG_RULE(bench_iters, ">= 1", FLAGS_bench_iters >= 1);
+DEFINE_int32(bench_warmup, 3, "untimed repetitions first");
+EXCEL_FLAG_RULE(bench_warmup, ">= 0", FLAGS_bench_warmup >= 0);
 
 namespace {
 
@@ -78,11 +81,11 @@ int64_t check_all(Communicator& comm) {
 
 template <class F>
 double mean_ms(F&& f) {
-  for (int k = 0; k < FLAGS_warmup; ++k) f();
+  for (int k = 0; k < FLAGS_bench_warmup; ++k) f();
   MPI_Barrier(MPI_COMM_WORLD);
   auto t0 = std::chrono::steady_clock::now();
-  for (int k = 0; k < FLAGS_iters; ++k) f();
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / FLAGS_iters;
+  for (int k = 0; k < FLAGS_bench_iters; ++k) f();
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / FLAGS_bench_iters;
   MPI_Allreduce(MPI_IN_PLACE, &ms, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);  // slowest rank
   return ms;
 }
@@ -90,7 +93,7 @@ double mean_ms(F&& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "Checks NcclCommunicator on CPU tensors (all-reduce sum and broadcast over dtypes and sizes, exact for integers, within a tolerance for floats) and times a float all-reduce beside MPI_Allreduce of the same bytes. Last line: one JSON object. Exit 0 ok, 1 mismatch or error, 77 when some rank sees no CUDA device (skip). mpirun -np 2 excel_nccl_check [--bytes=26214400] [--iters=10] [--warmup=3]");
+  excel::parse_tool_flags(&argc, &argv, "Checks NcclCommunicator on CPU tensors (all-reduce sum and broadcast over dtypes and sizes, exact for integers, within a tolerance for floats) and times a float all-reduce beside MPI_Allreduce of the same bytes. Last line: one JSON object. Exit 0 ok, 1 mismatch or error, 77 when some rank sees no CUDA device (skip). mpirun -np 2 excel_nccl_check [--bench_bytes=26214400] [--bench_iters=10] [--bench_warmup=3]");
   MPI_Init(&argc, &argv);
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -117,7 +120,7 @@ int main(int argc, char** argv) {
     }
     MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
 
-    const int64_t n = std::max<int64_t>(1, FLAGS_bytes / 4);
+    const int64_t n = std::max<int64_t>(1, FLAGS_bench_bytes / 4);
     at::Tensor x = torch::ones({n}, torch::kFloat);
     const double nccl_ms = mean_ms([&] { nccl.all_reduce_sum(x); });
     std::vector<float> y(static_cast<size_t>(n), 1.0f);

@@ -19,10 +19,10 @@ fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mkdir -p "$OUT"
 
-"$BUILD/data_tools/make_synthetic_voc" --output="$OUT/voc" --num_images="${NUM_IMAGES:-24}" --seed=0
-"$BUILD/data_tools/make_random_clip" --output_dir="$OUT/clip" --seed=0
-"$BUILD/data_tools/build_attribute_bank" --descriptions="$SHARED/data/text/voc_descriptions.json" \
-  --checkpoint="$OUT/clip/clip.jit.pt" --clusters=16 --output="$OUT/bank.h5"
+"$BUILD/data_tools/make_synthetic_voc" --data_root="$OUT/voc" --data_num_images="${NUM_IMAGES:-24}" --data_seed=0
+"$BUILD/data_tools/make_random_clip" --output_dir="$OUT/clip" --model_seed=0
+"$BUILD/data_tools/build_attribute_bank" --bank_descriptions="$SHARED/data/text/voc_descriptions.json" \
+  --model_clip="$OUT/clip/clip.jit.pt" --bank_clusters=16 --model_bank="$OUT/bank.h5"
 
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_cam_demo" --data_root="$OUT/voc" --data_split=train \
   --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_crop=320 --output_dir="$OUT/cams" \
@@ -33,17 +33,17 @@ mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_cam_demo" --data_root="$OUT/v
 rm -rf "$OUT/cache" "$OUT/train_cached"
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_precompute" --cache_dir="$OUT/cache" --data_root="$OUT/voc" \
   --data_split=train --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_crop=128 \
-  --cache_views=2 --cache_dtype=fp16
-"$BUILD/data_tools/inspect_cache" --manifest="$OUT/cache/manifest.json" --sample=0 --export_dir="$OUT/cache_inspect"
+  --data_views=2 --cache_dtype=fp16
+"$BUILD/data_tools/inspect_cache" --cache_dir="$OUT/cache" --sample=0 --output_dir="$OUT/cache_inspect"
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_train" --flagfile=configs/tiny_demo.flags \
-  --data_cache="$OUT/cache/manifest.json" --data_views=2 --train_batch=$(( 4 / NP )) --ckpt_dir="$OUT/train_cached" \
+  --cache_dir="$OUT/cache" --data_views=2 --train_batch=$(( 4 / NP )) --output_dir="$OUT/train_cached" \
   --metrics_port="$(( ${METRICS_PORT:-9400} + 2 ))"
 
 # Online training (the reference's mode) with validation.
 rm -f "$OUT/train/checkpoint.h5"
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_train" --flagfile=configs/tiny_demo.flags \
   --data_root="$OUT/voc" --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --train_batch=$(( 4 / NP )) \
-  --ckpt_dir="$OUT/train" --metrics_port="$(( ${METRICS_PORT:-9400} + 4 ))" ${TRAIN_FLAGS:-}
+  --output_dir="$OUT/train" --metrics_port="$(( ${METRICS_PORT:-9400} + 4 ))" ${TRAIN_FLAGS:-}
 
 # Evaluation (mpirun -np 2, confusion matrices summed over ranks): ExCEL's training-free
 # pseudo-labels, then the trained checkpoint (dynamic-CAM pseudo-labels and multi-scale + flip
@@ -51,11 +51,11 @@ mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_train" --flagfile=configs/tin
 rm -rf "$OUT/eval_training_free" "$OUT/eval_checkpoint"
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_eval" --data_root="$OUT/voc" --data_split=val \
   --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_crop=128 --eval_mode=training_free \
-  --eval_output_dir="$OUT/eval_training_free" --metrics_port="$(( ${METRICS_PORT:-9400} + 6 ))"
+  --output_dir="$OUT/eval_training_free" --metrics_port="$(( ${METRICS_PORT:-9400} + 6 ))"
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_eval" --data_root="$OUT/voc" --data_split=val \
   --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_crop=128 --eval_mode=checkpoint \
   --eval_checkpoint="$OUT/train/checkpoint.h5" --eval_scales=128,96,160,192 --eval_crf \
-  --eval_output_dir="$OUT/eval_checkpoint" --metrics_port="$(( ${METRICS_PORT:-9400} + 6 ))"
+  --output_dir="$OUT/eval_checkpoint" --metrics_port="$(( ${METRICS_PORT:-9400} + 6 ))"
 
 echo "demo: overlays in $OUT/cams/overlays/, CAMs in $OUT/cams/cams.h5, cache in $OUT/cache/, checkpoints in $OUT/train_cached/ and $OUT/train/,"
 echo "      eval tables, masks and overlays in $OUT/eval_training_free/ and $OUT/eval_checkpoint/"

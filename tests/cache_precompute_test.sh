@@ -12,10 +12,10 @@ trap cleanup EXIT
 
 make_tiny_data "$work" 16 200 320
 P=("$BUILD/src/excel_precompute" --data_root="$work/voc" --data_split=train --model_clip="$work/clip/clip.jit.pt"
-   --model_bank="$work/bank.h5" --model_crop=160 --cache_views=2 --cache_dtype=fp32 --cache_batch=1 --threads=1)
+   --model_bank="$work/bank.h5" --model_crop=160 --data_views=2 --cache_dtype=fp32 --model_batch=1 --threads=1)
 
 timeout 300 mpirun -np 2 "${P[@]}" --cache_dir="$work/a" 2>/dev/null || fail "uninterrupted precompute"
-"$BUILD/data_tools/inspect_cache" --manifest="$work/a/manifest.json" || fail "verification of a fresh cache"
+"$BUILD/data_tools/inspect_cache" --cache_dir="$work/a" || fail "verification of a fresh cache"
 
 # Kill the whole job once a shard is being written, then rerun it.
 setsid timeout 300 mpirun -np 2 "${P[@]}" --cache_dir="$work/b" >/dev/null 2>&1 &
@@ -42,11 +42,11 @@ echo "resumed shards are byte-identical"
 cp -r "$work/b" "$work/c"
 shard="$work/c/shard-00001-of-00002.h5"
 truncate -s $(( $(stat -c %s "$shard") / 2 )) "$shard"
-out=$("$BUILD/data_tools/inspect_cache" --manifest="$work/c/manifest.json" 2>&1) && fail "truncated shard not detected"
+out=$("$BUILD/data_tools/inspect_cache" --cache_dir="$work/c" 2>&1) && fail "truncated shard not detected"
 grep -q "shard-00001-of-00002.h5" <<<"$out" || fail "truncation error does not name the shard: $out"
 cp -r "$work/b" "$work/d"
 printf '\x5a' | dd of="$work/d/shard-00000-of-00002.h5" bs=1 seek=200000 conv=notrunc status=none
-out=$("$BUILD/data_tools/inspect_cache" --manifest="$work/d/manifest.json" 2>&1) && fail "altered shard not detected"
+out=$("$BUILD/data_tools/inspect_cache" --cache_dir="$work/d" 2>&1) && fail "altered shard not detected"
 grep -q "shard-00000-of-00002.h5.*checksum" <<<"$out" || fail "alteration error does not name shard and checksum: $out"
 
 # A cache built with another configuration is refused, naming the field.

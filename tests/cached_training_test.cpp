@@ -47,7 +47,7 @@ TEST(CachedTrainingTest, matches_online_training_on_the_same_views) {
     cc.clip_checkpoint = cfg.clip_checkpoint;
     cc.bank = cfg.bank;
     cc.bpe_path = bpe;
-    cc.output_dir = dir + "/cache_" + dtype;
+    cc.cache_dir = dir + "/cache_" + dtype;
     cc.crop = cfg.crop;
     cc.seed = cfg.seed;
     cc.dtype = dtype;
@@ -62,7 +62,7 @@ TEST(CachedTrainingTest, matches_online_training_on_the_same_views) {
     for (int r = 0; r < 2; ++r) shards.push_back(cache::precompute_shard(cc, r, 2));
     cache::write_manifest(cc, shards);
     train::TrainConfig c2 = cfg;
-    c2.cache = cc.output_dir + "/manifest.json";
+    c2.cache_dir = cc.cache_dir;
     c2.clip_checkpoint = "";
     c2.output_dir = dir + "/cached_" + dtype;
     c2.loss_log = &cached_losses[dtype];
@@ -73,7 +73,7 @@ TEST(CachedTrainingTest, matches_online_training_on_the_same_views) {
   {
     cache::CacheConfig cc = cache_config("bf16");
     cache::write_manifest(cc, {cache::precompute_shard(cc, 0, 1)});
-    cache::FeatureStore bf(cc.output_dir + "/manifest.json"), f32(dir + "/cache_fp32/manifest.json");
+    cache::FeatureStore bf(cc.cache_dir + "/manifest.json"), f32(dir + "/cache_fp32/manifest.json");
     cache::CachedSample a = bf.read(3, 0), b = f32.read(3, 0);
     EXPECT_LE(((a.feats - b.feats).abs() / (b.feats.abs() + 1e-3)).max().item<double>(), 1.0 / 128);
     EXPECT_TRUE(torch::equal(a.static_label, b.static_label));

@@ -23,7 +23,7 @@ T=("$BUILD/src/excel_train" --data_root="$work/voc" --model_clip="$work/clip/cli
 
 # 1. A hung rank: no progress for 5 s ends the job, naming rank 1.
 start=$(date +%s)
-if timeout 120 mpirun -np 2 "${T[@]}" --train_batch=2 --ckpt_dir="$work/hang" --comm_timeout_s=5 --fault_hang_step=4 \
+if timeout 120 mpirun -np 2 "${T[@]}" --train_batch=2 --output_dir="$work/hang" --comm_timeout_s=5 --fault_hang_step=4 \
     --fault_hang_rank=1 > "$work/hang.log" 2>&1; then fail "a hung rank did not fail the job"; fi
 took=$(( $(date +%s) - start ))
 grep -q "hung or dead: rank 1 at iteration 4" "$work/hang.log" || { cat "$work/hang.log"; fail "hung rank not named"; }
@@ -31,7 +31,7 @@ grep -q "hung or dead: rank 1 at iteration 4" "$work/hang.log" || { cat "$work/h
 echo "hung rank: job ended after $took s naming rank 1"
 
 # 2. A killed rank: the job ends with an error naming it.
-setsid timeout 120 mpirun -np 2 "${T[@]}" --train_batch=2 --train_max_iters=100000 --ckpt_dir="$work/kill" \
+setsid timeout 120 mpirun -np 2 "${T[@]}" --train_batch=2 --train_max_iters=100000 --output_dir="$work/kill" \
   > "$work/kill.log" 2>&1 &
 bg=$!
 pid=""
@@ -55,10 +55,10 @@ echo "killed rank: job ended after $took s (rc $rc) naming rank 1"
 # 3. Kill-and-resume at global batch 4: resumed on 2 ranks it is bit-identical to an uninterrupted
 # 2-rank run; resumed on 1 rank it matches an uninterrupted 1-rank run within the world-size bound.
 for np_ in 1 2; do
-  timeout 300 mpirun -np $np_ "${T[@]}" --train_batch=$(( 4 / np_ )) --ckpt_every=100 --ckpt_dir="$work/full$np_" \
+  timeout 300 mpirun -np $np_ "${T[@]}" --train_batch=$(( 4 / np_ )) --ckpt_every=100 --output_dir="$work/full$np_" \
     > "$work/full$np_.log" 2>&1 || { cat "$work/full$np_.log"; fail "uninterrupted run on $np_ rank(s)"; }
 done
-setsid timeout 300 mpirun -np 2 "${T[@]}" --train_batch=2 --ckpt_every=3 --ckpt_dir="$work/part1" \
+setsid timeout 300 mpirun -np 2 "${T[@]}" --train_batch=2 --ckpt_every=3 --output_dir="$work/part1" \
   > "$work/part.log" 2>&1 &
 bg=$!
 for _ in $(seq 1 1200); do
@@ -75,12 +75,12 @@ next=$("$PY" -c "import h5py; print(h5py.File('$work/part1/checkpoint.h5','r').a
 echo "killed the 2-rank run; its checkpoint resumes at iteration $next"
 cp -r "$work/part1" "$work/part2"
 # Another global batch is refused.
-if timeout 120 mpirun -np 2 "${T[@]}" --train_batch=4 --ckpt_dir="$work/part1" > "$work/refuse.log" 2>&1; then
+if timeout 120 mpirun -np 2 "${T[@]}" --train_batch=4 --output_dir="$work/part1" > "$work/refuse.log" 2>&1; then
   fail "resume with global batch 8 accepted"
 fi
 grep -q "global batch 4, this run has seed 0 and global batch 8" "$work/refuse.log" || { cat "$work/refuse.log"; fail "batch refusal unclear"; }
 for np_ in 1 2; do
-  timeout 300 mpirun -np $np_ "${T[@]}" --train_batch=$(( 4 / np_ )) --ckpt_dir="$work/part$np_" > "$work/resume$np_.log" 2>&1 \
+  timeout 300 mpirun -np $np_ "${T[@]}" --train_batch=$(( 4 / np_ )) --output_dir="$work/part$np_" > "$work/resume$np_.log" 2>&1 \
     || { cat "$work/resume$np_.log"; fail "resume on $np_ rank(s)"; }
   grep -q "resumed from .* at iteration $next" "$work/resume$np_.log" || fail "did not resume on $np_ rank(s)"
 done
@@ -111,8 +111,8 @@ compare "$work/full1/checkpoint.h5" "$work/part1/checkpoint.h5" 1e-5 "killed on 
   || fail "2 -> 1 rank resume differs"
 
 # 4. Ranks started with different flags are refused, naming the rank.
-if timeout 120 mpirun -np 1 "${T[@]}" --train_batch=2 --train_seed=0 --ckpt_dir="$work/mm" : \
-    -np 1 "${T[@]}" --train_batch=2 --train_seed=1 --ckpt_dir="$work/mm" > "$work/mm.log" 2>&1; then
+if timeout 120 mpirun -np 1 "${T[@]}" --train_batch=2 --train_seed=0 --output_dir="$work/mm" : \
+    -np 1 "${T[@]}" --train_batch=2 --train_seed=1 --output_dir="$work/mm" > "$work/mm.log" 2>&1; then
   fail "ranks with different seeds accepted"
 fi
 grep -q "rank(s) 1 differ from rank 0" "$work/mm.log" || { cat "$work/mm.log"; fail "mismatch not named"; }

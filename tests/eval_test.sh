@@ -18,7 +18,7 @@ E=("$BUILD/src/excel_eval" "${M[@]}")
 timeout 300 mpirun -np 2 "$BUILD/src/excel_train" "${M[@]}" --data_train_split=train --data_val_split=val \
   --model_adapter_dim=32 --train_batch=2 --train_max_iters=12 --train_warmup_iters=2 --train_switch_iter=6 \
   --train_pred_target_iter=9 --train_lr=5e-4 --eval_every=100 --eval_limit=2 --ckpt_every=100 \
-  --ckpt_dir="$work/run" 2>/dev/null || fail "training"
+  --output_dir="$work/run" 2>/dev/null || fail "training"
 
 same_tables() {  # TABLE_A TABLE_B WHAT: confusion matrices and image counts are identical
   "$PY" - "$1" "$2" "$3" <<'PYEOF'
@@ -42,7 +42,7 @@ for mode in training_free checkpoint; do
     for np in 1 2; do
       out="$work/$mode-$crf-$np"
       timeout 300 mpirun -np $np "${E[@]}" --data_split=val --eval_mode=$mode --eval_checkpoint="$work/run/checkpoint.h5" \
-        --eval_crf=$crf --eval_scales=64,48,80 --eval_save_overlays=2 --eval_output_dir="$out" > "$out.log" 2>&1 \
+        --eval_crf=$crf --eval_scales=64,48,80 --eval_save_overlays=2 --output_dir="$out" > "$out.log" 2>&1 \
         || { cat "$out.log"; fail "$mode crf=$crf np=$np"; }
     done
     same_tables "$work/$mode-$crf-1/table.json" "$work/$mode-$crf-2/table.json" "$mode crf=$crf" || fail "$mode crf=$crf: 1 rank != 2 ranks"
@@ -74,18 +74,18 @@ mkdir -p "$work/voc_test/ImageSets/Segmentation"
 ln -s "$work/voc/JPEGImages" "$work/voc_test/JPEGImages"
 head -3 "$work/voc/ImageSets/Segmentation/val.txt" > "$work/voc_test/ImageSets/Segmentation/test.txt"
 timeout 300 mpirun -np 2 "${E[@]}" --data_root="$work/voc_test" --data_split=test --eval_mode=checkpoint \
-  --eval_checkpoint="$work/run/checkpoint.h5" --eval_scales=64 --eval_test_layout --eval_output_dir="$work/test" \
+  --eval_checkpoint="$work/run/checkpoint.h5" --eval_scales=64 --eval_test_layout --output_dir="$work/test" \
   > "$work/test.log" 2>&1 || { cat "$work/test.log"; fail "test split"; }
 n=$(ls "$work/test/results/VOC2012/Segmentation/comp6_test_cls" | wc -l)
 [ "$n" = 3 ] || fail "test layout holds $n masks, expected 3"
 
 # Bad input: a missing checkpoint and a corrupt image are named in the error.
 if timeout 120 mpirun -np 2 "${E[@]}" --eval_mode=checkpoint --eval_checkpoint="$work/nope.h5" \
-    --eval_output_dir="$work/bad1" > "$work/bad1.log" 2>&1; then fail "missing checkpoint accepted"; fi
+    --output_dir="$work/bad1" > "$work/bad1.log" 2>&1; then fail "missing checkpoint accepted"; fi
 grep -q "nope.h5: checkpoint not found" "$work/bad1.log" || { cat "$work/bad1.log"; fail "missing checkpoint not named"; }
 first=$(head -1 "$work/voc/ImageSets/Segmentation/val.txt")
 echo "not a jpeg" > "$work/voc/JPEGImages/$first.jpg"
-if timeout 120 mpirun -np 2 "${E[@]}" --eval_output_dir="$work/bad2" > "$work/bad2.log" 2>&1; then fail "corrupt image accepted"; fi
+if timeout 120 mpirun -np 2 "${E[@]}" --output_dir="$work/bad2" > "$work/bad2.log" 2>&1; then fail "corrupt image accepted"; fi
 grep -q "$first.jpg: cannot decode image" "$work/bad2.log" || { cat "$work/bad2.log"; fail "corrupt image not named"; }
 [ ! -f "$work/bad2/table.json" ] || fail "a failed run wrote a table"
 echo "PASS"

@@ -138,8 +138,8 @@ TEST(DataParallelTest, nan_on_one_rank_skips_the_step_everywhere) {
   train::TrainConfig cfg = test::tiny_setup(dir, bpe, /*write=*/false);
   cfg.max_iters = 4;
   cfg.val_limit = 1;
-  cfg.inject_nan_step = 1;
-  cfg.inject_nan_rank = 1;
+  cfg.fault_nan_step = 1;
+  cfg.fault_nan_rank = 1;
   cfg.output_dir = dir + "/run";
   comm::MpiCommunicator world(MPI_COMM_WORLD);
   auto s = train::run_training(cfg, nullptr, &world);

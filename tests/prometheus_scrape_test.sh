@@ -45,10 +45,10 @@ now() { date +%s.%N; }
 read -r PROM_PORT PGW_PORT PRE_PORT TRAIN_PORT EVAL_PORT <<<"$("${CHECK[@]}" ports 5)"
 
 # Tiny data, CLIP and attribute bank, as launch/run_demo.sh makes them.
-"$BUILD/data_tools/make_synthetic_voc" --output="$work/voc" --num_images=12 --min_side=80 --max_side=120 2>/dev/null
+"$BUILD/data_tools/make_synthetic_voc" --data_root="$work/voc" --data_num_images=12 --data_min_side=80 --data_max_side=120 2>/dev/null
 "$BUILD/data_tools/make_random_clip" --output_dir="$work/clip" 2>/dev/null
-"$BUILD/data_tools/build_attribute_bank" --descriptions="$SHARED/data/text/voc_descriptions.json" \
-  --checkpoint="$work/clip/clip.jit.pt" --clusters=16 --output="$work/bank.h5" 2>/dev/null
+"$BUILD/data_tools/build_attribute_bank" --bank_descriptions="$SHARED/data/text/voc_descriptions.json" \
+  --model_clip="$work/clip/clip.jit.pt" --bank_clusters=16 --model_bank="$work/bank.h5" 2>/dev/null
 TRAIN_IMAGES=$(grep -c . "$work/voc/ImageSets/Segmentation/train.txt")
 VAL_IMAGES=$(grep -c . "$work/voc/ImageSets/Segmentation/val.txt")
 CACHE_VIEWS=2
@@ -88,21 +88,21 @@ COMMON=(--data_root="$work/voc" --model_clip="$work/clip/clip.jit.pt" --model_ba
 precompute_cmd() {
   metrics_flags "$PRE_PORT"
   CMD=("$BUILD/src/excel_precompute" "${COMMON[@]}" --data_split=train --model_crop=64 --cache_dir="$work/cache"
-    --cache_views="$CACHE_VIEWS" --cache_dtype=fp16 "${MFLAGS[@]}")
+    --data_views="$CACHE_VIEWS" --cache_dtype=fp16 "${MFLAGS[@]}")
 }
 train_cmd() {
   metrics_flags "$TRAIN_PORT"
   CMD=("$BUILD/src/excel_train" "${COMMON[@]}" --data_train_split=train --data_val_split=val --model_crop=64
     --model_adapter_dim=16 --train_batch=$((GLOBAL_BATCH / NP)) --train_max_iters="$MAX_ITERS" --train_warmup_iters=5
     --train_switch_iter=60 --train_pred_target_iter=90 --train_log_every=50 --eval_every=50 --eval_limit=3
-    --ckpt_every=75 --ckpt_dir="$work/train" "${MFLAGS[@]}")
+    --ckpt_every=75 --output_dir="$work/train" "${MFLAGS[@]}")
 }
 # >>> excel_eval's invocation: if its flags change, adjust this function (nothing else). <<<
 # Checkpoint mode, so that both kinds of excel_eval_miou_ratio (pseudo_label, segmentation) exist.
 eval_cmd() {
   metrics_flags "$EVAL_PORT"
   CMD=("$BUILD/src/excel_eval" "${COMMON[@]}" --data_split=val --model_crop=64 --eval_mode=checkpoint
-    --eval_checkpoint="$work/train/checkpoint.h5" --eval_scales=64 --eval_output_dir="$work/eval"
+    --eval_checkpoint="$work/train/checkpoint.h5" --eval_scales=64 --output_dir="$work/eval"
     "${MFLAGS[@]}")
 }
 

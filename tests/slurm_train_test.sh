@@ -122,11 +122,11 @@ echo "slurm up: $(sinfo -h -o '%P %D %T %c CPUs'); srun --mpi=list: $(srun --mpi
 
 # --- tiny data set and CLIP, as launch/run_demo.sh makes them ---
 d="$work/data"
-"$BUILD/data_tools/make_synthetic_voc" --output="$d/voc" --num_images=8 --min_side=64 --max_side=96 --seed=0 \
+"$BUILD/data_tools/make_synthetic_voc" --data_root="$d/voc" --data_num_images=8 --data_min_side=64 --data_max_side=96 --data_seed=0 \
   2>/dev/null || fail "make_synthetic_voc"
-"$BUILD/data_tools/make_random_clip" --output_dir="$d/clip" --seed=0 2>/dev/null || fail "make_random_clip"
-"$BUILD/data_tools/build_attribute_bank" --descriptions="$SHARED/data/text/voc_descriptions.json" \
-  --checkpoint="$d/clip/clip.jit.pt" --clusters=16 --output="$d/bank.h5" 2>/dev/null || fail "build_attribute_bank"
+"$BUILD/data_tools/make_random_clip" --output_dir="$d/clip" --model_seed=0 2>/dev/null || fail "make_random_clip"
+"$BUILD/data_tools/build_attribute_bank" --bank_descriptions="$SHARED/data/text/voc_descriptions.json" \
+  --model_clip="$d/clip/clip.jit.pt" --bank_clusters=16 --model_bank="$d/bank.h5" 2>/dev/null || fail "build_attribute_bank"
 
 # --- the jobs: 2 tasks on the one node, online training with validation at the end; once through
 # run_tool.sh's own choice of launcher and once through mpirun inside the allocation ---
@@ -139,7 +139,7 @@ train_job() {  # train_job LAUNCHER FLAGFILE_ENV FLAGFILE_FLAG: submit, wait (bo
     --ntasks-per-node=2 --cpus-per-task=1 --time=5 --output="$work/out/train-%j.out" slurm/train.sbatch \
     ${3:+"$3"} --data_root="$d/voc" --model_clip="$d/clip/clip.jit.pt" \
     --model_bank="$d/bank.h5" --model_crop=64 --train_batch=2 --train_max_iters=4 --train_log_every=2 \
-    --eval_every=4 --ckpt_every=4 --ckpt_dir="$work/out/ckpt-$launcher" --metrics_port=0) ||
+    --eval_every=4 --ckpt_every=4 --output_dir="$work/out/ckpt-$launcher" --metrics_port=0) ||
     fail "sbatch did not submit"
   job=${job%%;*}
   for _ in $(seq 1 300); do  # 60 s (sbatch --wait would poll only every few seconds)

@@ -10,8 +10,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 # make_tiny_data DIR NUM_IMAGES MIN_SIDE MAX_SIDE: DIR/voc, DIR/clip/clip.jit.pt, DIR/bank.h5
 make_tiny_data() {
-  "$BUILD/data_tools/make_synthetic_voc" --output="$1/voc" --num_images="$2" --min_side="$3" --max_side="$4" 2>/dev/null
+  "$BUILD/data_tools/make_synthetic_voc" --data_root="$1/voc" --data_num_images="$2" --data_min_side="$3" --data_max_side="$4" 2>/dev/null
   "$BUILD/data_tools/make_random_clip" --output_dir="$1/clip" 2>/dev/null
-  "$BUILD/data_tools/build_attribute_bank" --descriptions="$SHARED/data/text/voc_descriptions.json" \
-    --checkpoint="$1/clip/clip.jit.pt" --clusters=16 --output="$1/bank.h5" 2>/dev/null
+  "$BUILD/data_tools/build_attribute_bank" --bank_descriptions="$SHARED/data/text/voc_descriptions.json" \
+    --model_clip="$1/clip/clip.jit.pt" --bank_clusters=16 --model_bank="$1/bank.h5" 2>/dev/null
 }

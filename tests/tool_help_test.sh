@@ -17,10 +17,10 @@ check src/excel_eval eval_mode
 check src/excel_precompute cache_dir
 check src/excel_cam_demo data_root
 check src/excel_dump_stages input
-check data_tools/make_synthetic_voc num_images
-check data_tools/build_attribute_bank descriptions
-check bench/excel_bench_backbone batches
+check data_tools/make_synthetic_voc data_num_images
+check data_tools/build_attribute_bank bank_descriptions
+check bench/excel_bench_backbone bench_batches
 # The train tool's groups: one heading per concern, in order.
-"$BUILD/src/excel_train" --help | grep -E '^[a-z]+:$' | tr '\n' ' ' | grep -q "general: data: model: train: eval: ckpt: comm: metrics: fault:" \
+"$BUILD/src/excel_train" --help | grep -E '^[a-z]+:$' | tr '\n' ' ' | grep -q "general: data: model: train: eval: ckpt: cache: comm: metrics: fault:" \
   || fail "excel_train --help groups: $("$BUILD/src/excel_train" --help | grep -E '^[a-z]+:$' | tr '\n' ' ')"
 echo "PASS"

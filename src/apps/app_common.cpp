@@ -8,23 +8,33 @@
 
 #include "excel/comm/communicator.h"
 #include "excel/common/blas.h"
+#include "excel/common/errors.h"
 #include "excel/common/logging.h"
 #include "excel/common/tool_flags.h"
 
 DEFINE_string(data_root, "demo_out/voc", "VOC-layout data folder (JPEGImages/, SegmentationClassAug/, ImageSets/)");
+EXCEL_FLAG_RULE(data_root, "a folder (not empty)", !FLAGS_data_root.empty());
 DEFINE_string(data_labels, "", "image-level labels file (empty: derived from the masks)");
-DEFINE_string(data_dataset, "voc", "voc or coco");
+DEFINE_string(data_dataset, "voc", "class set and prompts of the data");
+EXCEL_FLAG_RULE(data_dataset, "voc or coco", excel::flag_one_of(FLAGS_data_dataset, {"voc", "coco"}));
 DEFINE_string(model_clip, "", "CLIP checkpoint (OpenAI's ViT-B-16.pt or a torch.save state dict)");
 DEFINE_string(model_bank, "", "TSE attribute bank .h5 matching the checkpoint's text tower");
 DEFINE_string(model_bpe, "", "BPE merge list (default: $EXCEL_BPE_PATH, else bpe_simple_vocab_16e6.txt.gz under data/; model::default_bpe_path)");
 DEFINE_int32(model_crop, 320, "network input side");
+EXCEL_FLAG_RULE(model_crop, ">= 1, a multiple of the checkpoint's patch (checked when it is loaded)", FLAGS_model_crop >= 1);
 DEFINE_int32(threads, 0, "intra-op threads per rank (0: the cores of this node / its ranks)");
+EXCEL_FLAG_RULE(threads, ">= 0", FLAGS_threads >= 0);
 DEFINE_string(metrics_bind, "127.0.0.1", "address of the Prometheus endpoint");
+EXCEL_FLAG_RULE(metrics_bind, "an IPv4 address", excel::flag_ipv4(FLAGS_metrics_bind));
 DEFINE_int32(metrics_port, 0, "Prometheus port base, + local rank (0 disables)");
+EXCEL_FLAG_RULE(metrics_port, "0..65535", FLAGS_metrics_port >= 0 && FLAGS_metrics_port <= 65535);
 DEFINE_string(metrics_sd_dir, "", "write a Prometheus file_sd target file per rank here (removed at exit)");
 DEFINE_string(metrics_job_id, "", "job_id label (default: $SLURM_JOB_ID, else 'local')");
 DEFINE_string(metrics_pushgateway, "", "host:port of a Prometheus Pushgateway to push final values to");
+EXCEL_FLAG_RULE(metrics_pushgateway, "empty or HOST:PORT (port 1..65535)",
+                FLAGS_metrics_pushgateway.empty() || excel::flag_host_port(FLAGS_metrics_pushgateway));
 DEFINE_int32(metrics_linger_s, 0, "keep serving metrics this many seconds after the work ends");
+EXCEL_FLAG_RULE(metrics_linger_s, ">= 0", FLAGS_metrics_linger_s >= 0);
 
 namespace excel::apps {
 namespace {
@@ -71,9 +81,10 @@ int run_mpi_main(int argc, char** argv, const char* name, const char* usage,
               << " on " << metrics::host_name() << ", " << threads << " threads (" << compute_summary() << ")";
     body(rank, world);
   } catch (const std::exception& e) {
+    // Inconsistent flags or configuration (ConfigError) exit 2 like a flag out of range; others 1.
+    rc = dynamic_cast<const ConfigError*>(&e) ? 2 : 1;
     std::cerr << name << " (rank " << rank << "): error: " << e.what() << std::endl;
-    if (world > 1) MPI_Abort(MPI_COMM_WORLD, 1);
-    rc = 1;
+    if (world > 1) MPI_Abort(MPI_COMM_WORLD, rc);
   }
   MPI_Finalize();
   return rc;

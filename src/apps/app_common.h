@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "excel/common/tool_flags.h"
 #include "excel/metrics/metrics.h"
 
 DECLARE_string(data_root);
@@ -25,9 +26,12 @@ DECLARE_int32(metrics_linger_s);
 
 namespace excel::apps {
 
-// Parses flags, initialises MPI and rank-prefixed logging, sizes the thread pool for the ranks
+// Parses and checks the flags (parse_tool_flags: a value out of range ends every rank with status 2
+// before MPI starts), initialises MPI and rank-prefixed logging, sizes the thread pool for the ranks
 // on this node, runs body(rank, world) and finalises MPI. An exception is reported with the rank
-// and aborts every rank (none is left waiting in a collective).
+// and aborts every rank (none is left waiting in a collective): status 2 for a ConfigError
+// (inconsistent flags or configuration found later, e.g. a crop that is no multiple of the
+// checkpoint's patch), 1 otherwise.
 // `usage` opens --help (which lists the tool's own flags by concern).
 int run_mpi_main(int argc, char** argv, const char* name, const char* usage, const std::function<void(int, int)>& body);
 

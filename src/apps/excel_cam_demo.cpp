@@ -28,8 +28,13 @@
 #include "excel/model/prompts.h"
 
 DEFINE_string(data_split, "train", "list name under ImageSets/Segmentation/");
-DEFINE_int32(batch, 4, "images per forward");
+EXCEL_FLAG_RULE(data_split, "a list name or path (not empty)", !FLAGS_data_split.empty());
+DEFINE_int32(model_batch, 4, "images per backbone forward");
+EXCEL_FLAG_RULE(model_batch, ">= 1", FLAGS_model_batch >= 1);
 DEFINE_string(output_dir, "demo_out/cams", "output folder (overlays/ and cams.h5)");
+EXCEL_FLAG_RULE(output_dir, "a folder (not empty)", !FLAGS_output_dir.empty());
+EXCEL_FLAG_RULE(model_clip, "a CLIP checkpoint (required)", !FLAGS_model_clip.empty());
+EXCEL_FLAG_RULE(model_bank, "an attribute bank .h5 (required)", !FLAGS_model_bank.empty());
 
 namespace fs = std::filesystem;
 using namespace excel;
@@ -62,8 +67,8 @@ void run(int rank, int world) {
   }
   fs::create_directories(FLAGS_output_dir + "/overlays");
   std::vector<at::Tensor> cams;
-  for (size_t s = 0; s < mine.size(); s += static_cast<size_t>(FLAGS_batch)) {
-    const size_t e = std::min(mine.size(), s + static_cast<size_t>(FLAGS_batch));
+  for (size_t s = 0; s < mine.size(); s += static_cast<size_t>(FLAGS_model_batch)) {
+    const size_t e = std::min(mine.size(), s + static_cast<size_t>(FLAGS_model_batch));
     std::vector<at::Tensor> rgb, inputs;
     for (size_t i = s; i < e; ++i) {
       at::Tensor img = data::read_rgb(set.image_path(mine_idx[i]));

@@ -1,4 +1,6 @@
 // excel_dump_stages --checkpoint=CKPT --input=FIXTURE.h5 --output=OUT.h5
+// The fixture contract's dump tool: its three flags are the contract's names (the fixtures' README
+// runs it that way), so --checkpoint here is what --model_clip is in the other tools.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
@@ -10,18 +12,16 @@
 
 DEFINE_string(checkpoint, "", "CLIP checkpoint (.pt TorchScript or state dict); default: the fixture's");
 DEFINE_string(input, "", "fixture HDF5 file with inputs/ (and reference stages)");
+EXCEL_FLAG_RULE(input, "a fixture .h5 (required)", !FLAGS_input.empty());
 DEFINE_string(output, "", "output HDF5 file for the recomputed stages");
-DEFINE_string(bpe_path, "", "BPE merge list (default: $EXCEL_BPE_PATH, else bpe_simple_vocab_16e6.txt.gz under data/; model::default_bpe_path)");
+EXCEL_FLAG_RULE(output, "an .h5 path (required)", !FLAGS_output.empty());
+DEFINE_string(model_bpe, "", "BPE merge list (default: model::default_bpe_path, else data/text/ in a folder above --input)");
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "excel_dump_stages --checkpoint=CKPT --input=FIXTURE.h5 --output=OUT.h5");
+  excel::parse_tool_flags(&argc, &argv, "usage: excel_dump_stages --checkpoint=CKPT --input=FIXTURE.h5 --output=OUT.h5\nRecomputes every stage of a fixture from its inputs (tests/fixture_parity_test.cpp).");
   excel::init_logging(argv[0]);
-  if (FLAGS_input.empty() || FLAGS_output.empty()) {
-    std::cerr << "excel_dump_stages: --input and --output are required\n";
-    return 2;
-  }
   try {
-    auto groups = excel::stages::dump_stages({FLAGS_checkpoint, FLAGS_input, FLAGS_output, FLAGS_bpe_path});
+    auto groups = excel::stages::dump_stages({FLAGS_checkpoint, FLAGS_input, FLAGS_output, FLAGS_model_bpe});
     std::string list;
     for (const auto& g : groups) list += (list.empty() ? "" : ",") + g;
     LOG(INFO) << "wrote " << FLAGS_output << " with stages " << list;

@@ -16,13 +16,22 @@
 #include "excel/common/logging.h"
 #include "excel/common/timing.h"
 
-DEFINE_string(cache_dir, "cache", "output folder for shards and manifest.json");
-DEFINE_string(data_split, "train_aug", "list to cache");
-DEFINE_int32(cache_views, 1, "augmented views per image (view v uses augmentation seed (seed, image, v))");
-DEFINE_string(cache_dtype, "fp16", "storage dtype: fp32, fp16 or bf16");
-DEFINE_int32(cache_batch, 4, "crops per backbone forward");
-DEFINE_int32(train_seed, 0, "augmentation seed");
-DEFINE_double(train_tau, 0.79, "box threshold of the static pseudo-labels");
+DEFINE_string(cache_dir, "cache", "output folder for shards and manifest.json (what excel_train --cache_dir reads)");
+EXCEL_FLAG_RULE(cache_dir, "a folder (not empty)", !FLAGS_cache_dir.empty());
+DEFINE_string(data_split, "train_aug", "list to cache (excel_train's --data_train_split)");
+EXCEL_FLAG_RULE(data_split, "a list name or path (not empty)", !FLAGS_data_split.empty());
+DEFINE_int32(data_views, 1, "augmented views per image (view v uses augmentation seed (seed, image, v))");
+EXCEL_FLAG_RULE(data_views, ">= 1", FLAGS_data_views >= 1);
+DEFINE_string(cache_dtype, "fp16", "storage dtype of the cached features");
+EXCEL_FLAG_RULE(cache_dtype, "fp32, fp16 or bf16", excel::flag_one_of(FLAGS_cache_dtype, {"fp32", "fp16", "bf16"}));
+DEFINE_int32(model_batch, 4, "crops per backbone forward");
+EXCEL_FLAG_RULE(model_batch, ">= 1", FLAGS_model_batch >= 1);
+DEFINE_int32(train_seed, 0, "augmentation seed: the --train_seed of the training run that reads the cache");
+EXCEL_FLAG_RULE(train_seed, ">= 0", FLAGS_train_seed >= 0);
+DEFINE_double(train_tau, 0.79, "box threshold of the static pseudo-labels (the training run's --train_tau)");
+EXCEL_FLAG_RULE(train_tau, "in (0, 1)", FLAGS_train_tau > 0 && FLAGS_train_tau < 1);
+EXCEL_FLAG_RULE(model_clip, "a CLIP checkpoint (required)", !FLAGS_model_clip.empty());
+EXCEL_FLAG_RULE(model_bank, "an attribute bank .h5 (required)", !FLAGS_model_bank.empty());
 
 int main(int argc, char** argv) {
   return excel::apps::run_mpi_main(argc, argv, "excel_precompute",
@@ -31,9 +40,9 @@ int main(int argc, char** argv) {
     excel::cache::CacheConfig c;
     excel::apps::apply_common_flags(c);
     c.split = FLAGS_data_split;
-    c.output_dir = FLAGS_cache_dir;
-    c.views = FLAGS_cache_views;
-    c.batch = FLAGS_cache_batch;
+    c.cache_dir = FLAGS_cache_dir;
+    c.views = FLAGS_data_views;
+    c.batch = FLAGS_model_batch;
     c.seed = static_cast<uint64_t>(FLAGS_train_seed);
     c.dtype = FLAGS_cache_dtype;
     c.tau = FLAGS_train_tau;
@@ -70,7 +79,7 @@ int main(int argc, char** argv) {
         shards.push_back(si);
       }
       excel::cache::write_manifest(c, shards);
-      LOG(INFO) << "wrote " << c.output_dir << "/manifest.json (" << world << " shards)";
+      LOG(INFO) << "wrote " << c.cache_dir << "/manifest.json (" << world << " shards)";
     }
     mx.finish();
   });

@@ -24,7 +24,8 @@ at::Tensor from_storage(const at::Tensor& t, const std::string& dtype) {
 
 }  // namespace
 
-Manifest read_manifest(const std::string& path) {
+Manifest read_manifest(const std::string& dir_or_manifest) {
+  const std::string path = fs::is_directory(dir_or_manifest) ? dir_or_manifest + "/manifest.json" : dir_or_manifest;
   std::ifstream in(path);
   if (!in) throw InputError(path + ": cache manifest not found (run excel_precompute first)");
   nlohmann::json j;
@@ -40,7 +41,7 @@ Manifest read_manifest(const std::string& path) {
     if (mj.format != kCacheFormat)
       throw FormatError(path + ": manifest format '" + mj.format + "', this build reads '" + kCacheFormat + "'");
     auto& c = m.config;
-    c.output_dir = fs::path(path).parent_path().string();
+    c.cache_dir = fs::path(path).has_parent_path() ? fs::path(path).parent_path().string() : ".";
     c.clip_checkpoint = mj.checkpoint;
     c.data_root = mj.data_root;
     c.split = mj.split;
@@ -81,7 +82,7 @@ void check_compatible(const Manifest& m, const CacheConfig& c) {
 }
 
 void verify_cache(const Manifest& m) {
-  const std::string dir = fs::path(m.path).parent_path().string();
+  const std::string dir = m.config.cache_dir;
   int64_t expect_first = 0;
   for (const auto& s : m.shards) {
     const std::string p = dir + "/" + s.file;
@@ -110,8 +111,8 @@ struct FeatureStore::Open {
   ShardInfo info;
 };
 
-FeatureStore::FeatureStore(const std::string& manifest_path) : manifest_(read_manifest(manifest_path)) {
-  const std::string dir = fs::path(manifest_path).parent_path().string();
+FeatureStore::FeatureStore(const std::string& path) : manifest_(read_manifest(path)) {
+  const std::string dir = manifest_.config.cache_dir;
   for (const auto& s : manifest_.shards) {
     auto o = std::make_unique<Open>(Open{h5::File::open(dir + "/" + s.file), s});
     if (o->file.shape("feats")[0] != s.rows)

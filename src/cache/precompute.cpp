@@ -93,8 +93,8 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
   info.first_sample = rank * n / world;
   info.num_samples = (rank + 1) * n / world - info.first_sample;
   info.rows = info.num_samples * cfg.views;
-  fs::create_directories(cfg.output_dir);
-  const std::string final_path = cfg.output_dir + "/" + info.file, tmp = temp_path_for(final_path);
+  fs::create_directories(cfg.cache_dir);
+  const std::string final_path = cfg.cache_dir + "/" + info.file, tmp = temp_path_for(final_path);
   const std::string ckpt_crc = crc32_hex(file_crc32(cfg.clip_checkpoint));
   const auto ident = identity(cfg, ckpt_crc, world, n);
 
@@ -199,7 +199,7 @@ void write_manifest(const CacheConfig& cfg, const std::vector<ShardInfo>& shards
   model::ClipWeights weights = model::load_clip_checkpoint(cfg.clip_checkpoint);
   at::Tensor text = model::dataset_text_features(weights, cfg.dataset, cfg.bank, cfg.bpe_path);
   {
-    atomic_replace(cfg.output_dir + "/constants.h5", [&](const std::string& tmp) {
+    atomic_replace(cfg.cache_dir + "/constants.h5", [&](const std::string& tmp) {
       {
         h5::File f = h5::File::create(tmp);
         f.write("text_features", text);
@@ -228,7 +228,7 @@ void write_manifest(const CacheConfig& cfg, const std::vector<ShardInfo>& shards
     m.shards.push_back({s.file, s.first_sample, s.num_samples, s.rows, crc32_hex(s.crc32)});
   }
   const nlohmann::json j = m;
-  atomic_write(cfg.output_dir + "/manifest.json", j.dump(2) + "\n");
+  atomic_write(cfg.cache_dir + "/manifest.json", j.dump(2) + "\n");
 }
 
 }  // namespace excel::cache

@@ -34,6 +34,18 @@ std::string default_shared_dir() {
 
 namespace {
 
+// The merge list when none is given: the standard places (model::default_bpe_path), else the
+// fixture's own vocabulary, data/text/ in a folder above the fixture file (its data folder).
+std::string fixture_bpe_path(const std::string& fixture) {
+  const std::string standard = model::default_bpe_path();
+  if (fs::is_regular_file(standard)) return standard;
+  for (fs::path dir = fs::absolute(fixture).parent_path(); !dir.empty() && dir != dir.parent_path(); dir = dir.parent_path()) {
+    const fs::path p = dir / "data" / "text" / "bpe_simple_vocab_16e6.txt.gz";
+    if (fs::is_regular_file(p)) return p.string();
+  }
+  return standard;
+}
+
 // The fixture's reference value of an earlier stage when present, else our own.
 at::Tensor reference_or(const h5::File& in, const std::string& name, const at::Tensor& own) {
   return in.exists(name) ? in.read(name) : own;
@@ -58,7 +70,7 @@ std::vector<std::string> dump_stages(const DumpOptions& opt) {
     {
       h5::File out = h5::File::create(tmp);
       // ---- text (§2) ----
-      model::Tokenizer tok(opt.bpe_path.empty() ? model::default_bpe_path() : opt.bpe_path);
+      model::Tokenizer tok(opt.bpe_path.empty() ? fixture_bpe_path(opt.input) : opt.bpe_path);
       model::ClipText text(weights);
       const std::vector<std::string> names = model::all_text_names(dt);
       std::vector<std::string> prompts;

@@ -1,4 +1,4 @@
-// Test hooks for the data-parallel fault tests (TrainConfig::inject_*): a NaN loss on one rank at
+// Test hooks for the data-parallel fault tests (TrainConfig::fault_*): a NaN loss on one rank at
 // one iteration, or one rank hanging before backward. Inert unless configured.
 #pragma once
 #include <glog/logging.h>
@@ -19,11 +19,11 @@ class FaultInjection {
   FaultInjection(const TrainConfig& cfg, int rank) : cfg_(cfg), rank_(rank) {}
 
   at::Tensor corrupt_loss(int64_t it, const at::Tensor& loss) const {
-    return it == cfg_.inject_nan_step && rank_ == cfg_.inject_nan_rank ? loss * std::nan("") : loss;
+    return it == cfg_.fault_nan_step && rank_ == cfg_.fault_nan_rank ? loss * std::nan("") : loss;
   }
 
   void maybe_hang(int64_t it) const {
-    if (it != cfg_.inject_hang_step || rank_ != cfg_.inject_hang_rank) return;
+    if (it != cfg_.fault_hang_step || rank_ != cfg_.fault_hang_rank) return;
     LOG(WARNING) << "fault injection: rank " << rank_ << " hangs at iteration " << it;
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
   }

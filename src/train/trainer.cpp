@@ -61,7 +61,7 @@ class Trainer {
         world_(comm ? comm->size() : 1),
         text_(model::dataset_text(cfg.dataset)),
         C_(static_cast<int64_t>(text_.class_names.size())),
-        store_(cfg.cache.empty() ? nullptr : std::make_unique<cache::FeatureStore>(cfg.cache)),
+        store_(cfg.cache_dir.empty() ? nullptr : std::make_unique<cache::FeatureStore>(cfg.cache_dir)),
         weights_(store_ ? nullptr : std::make_unique<model::ClipWeights>(model::load_clip_checkpoint(cfg.clip_checkpoint))),
         vision_(store_ ? nullptr : std::make_unique<model::ClipVision>(*weights_, cfg.crop / weights_->config.patch)),
         heads_(heads_config(), cfg.seed),
@@ -87,7 +87,7 @@ class Trainer {
       cache::check_compatible(store_->manifest(), want);
       if (views_ == 0) views_ = store_->views();
       if (views_ > store_->views())
-        throw ConfigError(cfg.cache + ": holds " + std::to_string(store_->views()) + " views, the run asks for " + std::to_string(views_));
+        throw ConfigError(cfg.cache_dir + ": holds " + std::to_string(store_->views()) + " views, the run asks for " + std::to_string(views_));
       text_features_ = store_->text_features;
       ln_w_ = store_->ln_post_weight;
       ln_b_ = store_->ln_post_bias;

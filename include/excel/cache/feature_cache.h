@@ -24,7 +24,7 @@ namespace excel::cache {
 struct CacheConfig {
   std::string data_root, split = "train_aug", labels_file, dataset = "voc";
   std::string clip_checkpoint, bank, bpe_path;
-  std::string output_dir;
+  std::string cache_dir;  // shards, constants.h5 and manifest.json (--cache_dir)
   int64_t crop = 320, views = 1, batch = 4;
   uint64_t seed = 0;
   std::string dtype = "fp16";  // fp32 | fp16 | bf16
@@ -61,6 +61,7 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
                            const std::function<void(const ShardProgress&)>& progress = {});
 // Rank 0, after every shard is complete: constants.h5 and manifest.json (atomically).
 void write_manifest(const CacheConfig& cfg, const std::vector<ShardInfo>& shards);
+// `path`: the cache folder (--cache_dir) or its manifest.json.
 Manifest read_manifest(const std::string& path);
 // Refuses a manifest whose configuration differs from cfg, naming the field.
 void check_compatible(const Manifest& m, const CacheConfig& cfg);
@@ -78,7 +79,7 @@ struct CachedSample {
 // Random access by (sample, view) over all shards. Not thread-safe.
 class FeatureStore {
  public:
-  explicit FeatureStore(const std::string& manifest_path);
+  explicit FeatureStore(const std::string& path);  // the cache folder or its manifest.json
   ~FeatureStore();
   const Manifest& manifest() const { return manifest_; }
   int64_t num_samples() const { return manifest_.num_samples; }

@@ -33,8 +33,9 @@ struct TrainConfig {
   // Dynamic CAM by a second backbone pass as the reference does (true) or by the exact linear
   // update of the plain pass (false, default; docs/algorithm.md §11.2).
   bool dynamic_full_pass = false;
-  // Feature cache manifest: train from it and never build the backbone (validation is skipped).
-  std::string cache;
+  // Feature cache folder (or its manifest.json): train from it and never build the backbone
+  // (validation is skipped).
+  std::string cache_dir;
   int64_t cache_budget_mb = 1024;  // decoded samples the prefetch thread may hold
   // Gradient all-reduce bucket size in MB (data-parallel runs), buckets summed from the backward
   // hooks; 0: one bucket per parameter; < 0: one flat all-reduce of all gradients after backward.
@@ -45,12 +46,12 @@ struct TrainConfig {
   // Augmented views cycled per epoch (view = epoch % views); 0: a fresh view every epoch
   // (online) or all the cache holds.
   int64_t views = 0;
-  // Fault injection for tests: rank `inject_nan_rank` gets a NaN loss at iteration inject_nan_step.
-  int64_t inject_nan_step = -1;
-  int inject_nan_rank = 0;
-  // ... and rank `inject_hang_rank` hangs (sleeps forever) before backward at inject_hang_step.
-  int64_t inject_hang_step = -1;
-  int inject_hang_rank = 0;
+  // Fault injection for tests: rank `fault_nan_rank` gets a NaN loss at iteration fault_nan_step.
+  int64_t fault_nan_step = -1;
+  int fault_nan_rank = 0;
+  // ... and rank `fault_hang_rank` hangs (sleeps forever) before backward at fault_hang_step.
+  int64_t fault_hang_step = -1;
+  int fault_hang_rank = 0;
   // No progress on any rank for this long ends the job naming the hung rank (0: off).
   double comm_timeout_s = 600;
   // Optional: every step's (seg, div) loss is appended here (tests, benchmarks).
