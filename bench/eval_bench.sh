@@ -7,7 +7,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD_DIR:-build}
-SHARED=${EXCEL_SHARED_DIR:-../shared}
 IMAGES=${1:-4}; VITB16=${2:-1}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 work=$(mktemp -d)
@@ -15,11 +14,9 @@ trap 'rm -rf "$work"' EXIT
 CROP=320; SCALES=320,224,384,480; SIZE=(--model_vit_b16)
 [ "$VITB16" = 1 ] || { CROP=128; SCALES=128,96,160,192; SIZE=(); }
 # val_fraction 0.5 of 2*IMAGES images gives IMAGES validation images.
-"$BUILD/data_tools/make_synthetic_voc" --data_root="$work/voc" --data_num_images=$(( 2 * IMAGES )) --data_val_fraction=0.5 \
-  --data_min_side=375 --data_max_side=500 2>/dev/null
-"$BUILD/data_tools/make_random_clip" --output_dir="$work/clip" "${SIZE[@]}" 2>/dev/null
-"$BUILD/data_tools/build_attribute_bank" --bank_descriptions="$SHARED/data/text/voc_descriptions.json" \
-  --model_clip="$work/clip/clip.jit.pt" --bank_clusters=16 --model_bank="$work/bank.h5" 2>/dev/null
+bash launch/make_tiny_world.sh "$BUILD" "$work" --data_num_images=$(( 2 * IMAGES )) --data_val_fraction=0.5 \
+  --data_min_side=375 --data_max_side=500 "${SIZE[@]}" 2>/dev/null
+export EXCEL_BPE_PATH="$work/bpe.txt.gz"
 M=(--data_root="$work/voc" --model_clip="$work/clip/clip.jit.pt" --model_bank="$work/bank.h5" --model_crop=$CROP)
 # A checkpoint of the heads after two steps (the weights do not change the cost).
 mpirun -np 1 "$BUILD/src/excel_train" "${M[@]}" --data_train_split=train --train_batch=1 --train_max_iters=2 \

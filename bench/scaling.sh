@@ -6,15 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD_DIR:-build}
-SHARED=${EXCEL_SHARED_DIR:-../shared}
 NP=${1:-2}; CROP=${2:-128}; BATCH=${3:-2}; ITERS=${4:-30}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$BUILD/data_tools/make_synthetic_voc" --data_root="$work/voc" --data_num_images=32 2>/dev/null
-"$BUILD/data_tools/make_random_clip" --output_dir="$work/clip" 2>/dev/null
-"$BUILD/data_tools/build_attribute_bank" --bank_descriptions="$SHARED/data/text/voc_descriptions.json" \
-  --model_clip="$work/clip/clip.jit.pt" --bank_clusters=16 --model_bank="$work/bank.h5" 2>/dev/null
+bash launch/make_tiny_world.sh "$BUILD" "$work" --data_num_images=32 2>/dev/null
+export EXCEL_BPE_PATH="$work/bpe.txt.gz"
 rate() {  # NP -> samples/s; the tool's log goes to $work/rateNP.log
   mpirun -np "$1" "$BUILD/src/excel_train" --data_root="$work/voc" --model_clip="$work/clip/clip.jit.pt" \
     --model_bank="$work/bank.h5" --data_train_split=train --data_val_split=val --model_crop="$CROP" \

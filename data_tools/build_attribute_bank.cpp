@@ -5,9 +5,7 @@
 #include <glog/logging.h>
 #include <torch/torch.h>
 
-#include <fstream>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
 #include "excel/common/errors.h"
 #include "excel/common/logging.h"
@@ -21,7 +19,7 @@ DEFINE_string(bank_descriptions, "", "descriptions JSON (class name -> list of s
 EXCEL_FLAG_RULE(bank_descriptions, "a JSON file (required)", !FLAGS_bank_descriptions.empty());
 DEFINE_string(model_clip, "", "CLIP checkpoint whose text tower encodes the sentences");
 EXCEL_FLAG_RULE(model_clip, "a CLIP checkpoint (required)", !FLAGS_model_clip.empty());
-DEFINE_string(model_bpe, "", "BPE merge list (default: $EXCEL_BPE_PATH, else bpe_simple_vocab_16e6.txt.gz under data/; model::default_bpe_path)");
+DEFINE_string(model_bpe, "", "BPE merge list the checkpoint was trained with (default: $EXCEL_BPE_PATH, else model::default_bpe_path)");
 DEFINE_int32(bank_clusters, 112, "number of attributes A (112 VOC, 224 COCO in the paper)");
 EXCEL_FLAG_RULE(bank_clusters, ">= 1 (at most the number of sentences)", FLAGS_bank_clusters >= 1);
 DEFINE_int32(bank_seed, 0, "k-means seed");
@@ -33,28 +31,20 @@ int main(int argc, char** argv) {
   excel::parse_tool_flags(&argc, &argv, "Builds a TSE attribute bank (docs/algorithm.md §2.6) from a descriptions JSON ({\"class name\": [\"sentence\", ...], ...}): encode every sentence with the CLIP text tower, L2-normalise, seeded k-means, class flags. Output: HDF5 `centroids` [E,A], `class_flags` [C,A].");
   excel::init_logging(argv[0]);
   try {
-    std::ifstream in(FLAGS_bank_descriptions);
-    if (!in) throw excel::InputError(FLAGS_bank_descriptions + ": cannot open");
-    nlohmann::ordered_json j;
-    try {
-      j = nlohmann::ordered_json::parse(in);
-    } catch (const std::exception& e) {
-      throw excel::FormatError(FLAGS_bank_descriptions + ": invalid JSON: " + e.what());
-    }
-    if (!j.is_object()) throw excel::FormatError(FLAGS_bank_descriptions + ": expected an object of class -> sentences");
     std::vector<std::string> sentences;
     std::vector<int64_t> owner;
     int64_t c = 0;
-    for (auto it = j.begin(); it != j.end(); ++it, ++c) {
-      if (!it.value().is_array() || it.value().empty())
-        throw excel::FormatError(FLAGS_bank_descriptions + ": class '" + it.key() + "' has no sentence list");
-      for (const auto& s : it.value()) {
-        sentences.push_back(excel::model::clean_text(s.get<std::string>()));
+    for (const auto& cls : excel::model::read_class_descriptions(FLAGS_bank_descriptions)) {
+      for (const std::string& s : cls.sentences) {
+        sentences.push_back(excel::model::clean_text(s));
         owner.push_back(c);
       }
+      ++c;
     }
     auto weights = excel::model::load_clip_checkpoint(FLAGS_model_clip);
-    excel::model::Tokenizer tok(FLAGS_model_bpe.empty() ? excel::model::default_bpe_path() : FLAGS_model_bpe);
+    const std::string bpe = FLAGS_model_bpe.empty() ? excel::model::default_bpe_path() : FLAGS_model_bpe;
+    excel::model::Tokenizer tok(bpe);
+    excel::model::check_vocabulary(tok, weights.config, bpe);
     excel::model::ClipText text(weights);
     at::Tensor ids = tok.tokenize(sentences, weights.config.context_length, /*truncate=*/true);
     std::vector<at::Tensor> parts;

@@ -11,6 +11,7 @@
 #include "excel/common/tool_flags.h"
 #include "excel/model/checkpoint.h"
 #include "excel/model/random_clip.h"
+#include "excel/model/tokenizer.h"
 
 DEFINE_string(output_dir, "demo_out/clip", "folder for clip.jit.pt and clip.state_dict.pt");
 EXCEL_FLAG_RULE(output_dir, "a folder (not empty)", !FLAGS_output_dir.empty());
@@ -32,6 +33,7 @@ EXCEL_FLAG_RULE(model_text_layers, ">= 1", FLAGS_model_text_layers >= 1);
 DEFINE_int32(model_seed, 0, "seed of the random weights");
 EXCEL_FLAG_RULE(model_seed, ">= 0", FLAGS_model_seed >= 0);
 DEFINE_bool(model_fp32, false, "store fp32 instead of fp16");
+DEFINE_string(model_bpe, "", "merge list whose vocabulary the text tower gets (empty: CLIP's 49,408 tokens)");
 
 int main(int argc, char** argv) {
   excel::parse_tool_flags(&argc, &argv, "Writes a random CLIP checkpoint of chosen sizes in OpenAI's layout, in both file forms (TorchScript archive like ViT-B-16.pt, and a torch.save state dict), fp16 like the release.");
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
       c.text_heads = FLAGS_model_text_width / 64;
       c.text_layers = FLAGS_model_text_layers;
     }
+    if (!FLAGS_model_bpe.empty()) c.vocab_size = excel::model::Tokenizer(FLAGS_model_bpe).vocab_size();
     auto tensors = excel::model::random_clip_tensors(c, static_cast<uint64_t>(FLAGS_model_seed),
                                                      FLAGS_model_fp32 ? torch::kFloat : torch::kHalf);
     excel::model::infer_and_validate(tensors, "generated");

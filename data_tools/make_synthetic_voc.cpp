@@ -7,6 +7,8 @@
 #include "excel/common/logging.h"
 #include "excel/common/tool_flags.h"
 #include "excel/data/synthetic_voc.h"
+#include "excel/model/prompts.h"
+#include "excel/model/tse.h"
 
 DEFINE_string(data_root, "demo_out/voc", "output folder (VOC layout): the --data_root of the tools that read it");
 EXCEL_FLAG_RULE(data_root, "a folder (not empty)", !FLAGS_data_root.empty());
@@ -22,12 +24,19 @@ DEFINE_int32(data_seed, 0, "seed (the data set is a pure function of the flags)"
 EXCEL_FLAG_RULE(data_seed, ">= 0", FLAGS_data_seed >= 0);
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "Generates the synthetic VOC-layout data set (see include/excel/data/synthetic_voc.h).");
+  excel::parse_tool_flags(&argc, &argv, "usage: make_synthetic_voc --data_root=DIR\nGenerates the synthetic VOC-layout data set and its class descriptions (include/excel/data/synthetic_voc.h).");
   excel::init_logging(argv[0]);
   try {
     auto s = excel::data::make_synthetic_voc({FLAGS_data_root, FLAGS_data_num_images, FLAGS_data_min_side, FLAGS_data_max_side,
                                                FLAGS_data_val_fraction, static_cast<uint64_t>(FLAGS_data_seed)});
-    LOG(INFO) << "wrote " << FLAGS_data_root << ": " << s.train_ids.size() << " train, " << s.val_ids.size() << " val";
+    // The world describes itself: the knowledge base of its attribute bank and text vocabulary.
+    const auto& names = excel::model::dataset_text("voc").class_names;
+    const auto sentences = excel::data::synthetic_class_descriptions(names);
+    std::vector<excel::model::ClassDescriptions> classes;
+    for (size_t c = 0; c < names.size(); ++c) classes.push_back({names[c], sentences[c]});
+    excel::model::write_class_descriptions(FLAGS_data_root + "/descriptions.json", classes);
+    LOG(INFO) << "wrote " << FLAGS_data_root << ": " << s.train_ids.size() << " train, " << s.val_ids.size()
+              << " val, descriptions.json (" << names.size() << " classes)";
   } catch (const std::exception& e) {
     std::cerr << "make_synthetic_voc: error: " << e.what() << "\n";
     return 1;

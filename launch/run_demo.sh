@@ -10,7 +10,6 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD_DIR:-build}
 OUT=${OUT_DIR:-demo_out}
 NP=${NP:-2}
-SHARED=${EXCEL_SHARED_DIR:-../shared}
 
 if [ ! -x "$BUILD/src/excel_cam_demo" ]; then
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release
@@ -19,20 +18,17 @@ fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mkdir -p "$OUT"
 
-"$BUILD/data_tools/make_synthetic_voc" --data_root="$OUT/voc" --data_num_images="${NUM_IMAGES:-24}" --data_seed=0
-"$BUILD/data_tools/make_random_clip" --output_dir="$OUT/clip" --model_seed=0
-"$BUILD/data_tools/build_attribute_bank" --bank_descriptions="$SHARED/data/text/voc_descriptions.json" \
-  --model_clip="$OUT/clip/clip.jit.pt" --bank_clusters=16 --model_bank="$OUT/bank.h5"
+bash launch/make_tiny_world.sh "$BUILD" "$OUT" --data_num_images="${NUM_IMAGES:-24}" --data_seed=0 --model_seed=0
 
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_cam_demo" --data_root="$OUT/voc" --data_split=train \
-  --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_crop=320 --output_dir="$OUT/cams" \
+  --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_bpe="$OUT/bpe.txt.gz" --model_crop=320 --output_dir="$OUT/cams" \
   --metrics_port="${METRICS_PORT:-9400}" --metrics_linger_s="${METRICS_LINGER_S:-0}"
 
 # Feature cache: 2 ranks precompute the frozen backbone into shards, then training runs from them
 # without the backbone (docs/algorithm.md §11).
 rm -rf "$OUT/cache" "$OUT/train_cached"
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_precompute" --cache_dir="$OUT/cache" --data_root="$OUT/voc" \
-  --data_split=train --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_crop=128 \
+  --data_split=train --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_bpe="$OUT/bpe.txt.gz" --model_crop=128 \
   --data_views=2 --cache_dtype=fp16
 "$BUILD/data_tools/inspect_cache" --cache_dir="$OUT/cache" --sample=0 --output_dir="$OUT/cache_inspect"
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_train" --flagfile=configs/tiny_demo.flags \
@@ -42,7 +38,7 @@ mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_train" --flagfile=configs/tin
 # Online training (the reference's mode) with validation.
 rm -f "$OUT/train/checkpoint.h5"
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_train" --flagfile=configs/tiny_demo.flags \
-  --data_root="$OUT/voc" --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --train_batch=$(( 4 / NP )) \
+  --data_root="$OUT/voc" --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_bpe="$OUT/bpe.txt.gz" --train_batch=$(( 4 / NP )) \
   --output_dir="$OUT/train" --metrics_port="$(( ${METRICS_PORT:-9400} + 4 ))" ${TRAIN_FLAGS:-}
 
 # Evaluation (mpirun -np 2, confusion matrices summed over ranks): ExCEL's training-free
@@ -50,10 +46,10 @@ mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_train" --flagfile=configs/tin
 # segmentation) with dense CRF. Tables, palette masks and CAM overlays under $OUT/eval_*/.
 rm -rf "$OUT/eval_training_free" "$OUT/eval_checkpoint"
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_eval" --data_root="$OUT/voc" --data_split=val \
-  --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_crop=128 --eval_mode=training_free \
+  --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_bpe="$OUT/bpe.txt.gz" --model_crop=128 --eval_mode=training_free \
   --output_dir="$OUT/eval_training_free" --metrics_port="$(( ${METRICS_PORT:-9400} + 6 ))"
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_eval" --data_root="$OUT/voc" --data_split=val \
-  --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_crop=128 --eval_mode=checkpoint \
+  --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_bpe="$OUT/bpe.txt.gz" --model_crop=128 --eval_mode=checkpoint \
   --eval_checkpoint="$OUT/train/checkpoint.h5" --eval_scales=128,96,160,192 --eval_crf \
   --output_dir="$OUT/eval_checkpoint" --metrics_port="$(( ${METRICS_PORT:-9400} + 6 ))"
 

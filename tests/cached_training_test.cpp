@@ -23,9 +23,8 @@ using test::tiny_setup;
 // Cached training (fp32 storage) reproduces online training on the same views across the
 // dynamic-CAM and prediction-target switches; fp16 storage stays within 1e-3.
 TEST(CachedTrainingTest, matches_online_training_on_the_same_views) {
-  EXCEL_REQUIRE_SHARED(bpe, "data/text/bpe_simple_vocab_16e6.txt.gz");
   const std::string dir = test::temp_dir("cached");
-  train::TrainConfig cfg = tiny_setup(dir, bpe);
+  train::TrainConfig cfg = tiny_setup(dir);
   cfg.views = 2;
   cfg.max_iters = 12;  // 4 batches per epoch: views 0, 1, 0 over the epochs
   cfg.switch_iter = 5;
@@ -46,7 +45,7 @@ TEST(CachedTrainingTest, matches_online_training_on_the_same_views) {
     cc.split = cfg.train_split;
     cc.clip_checkpoint = cfg.clip_checkpoint;
     cc.bank = cfg.bank;
-    cc.bpe_path = bpe;
+    cc.bpe_path = cfg.bpe_path;
     cc.cache_dir = dir + "/cache_" + dtype;
     cc.crop = cfg.crop;
     cc.seed = cfg.seed;

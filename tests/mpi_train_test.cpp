@@ -17,7 +17,6 @@
 #include "excel/model/checkpoint.h"
 #include "excel/model/random_clip.h"
 #include "excel/model/tse.h"
-#include "excel/model/tokenizer.h"
 #include "excel/train/trainer.h"
 #include "test_util.h"
 #include "tiny_setup.h"
@@ -56,17 +55,12 @@ std::string shared_dir(const std::string& tag) {  // one temporary folder, named
 constexpr double kWorldSizeBound = 1e-5;
 
 void two_ranks_of_two_match_one_rank_of_four(int64_t bucket_mb) {
-  const std::string bpe = model::default_bpe_path();
-  if (!std::filesystem::exists(bpe)) {
-    if (std::getenv("CI") && std::string(std::getenv("CI")) == "true") FAIL() << "CI=true but " << bpe << " is absent";
-    GTEST_SKIP() << bpe << " absent";
-  }
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   const std::string dir = shared_dir("dp");
-  if (rank == 0) test::tiny_setup(dir, bpe);
+  if (rank == 0) test::tiny_setup(dir);
   MPI_Barrier(MPI_COMM_WORLD);
-  train::TrainConfig cfg = test::tiny_setup(dir, bpe, /*write=*/false);
+  train::TrainConfig cfg = test::tiny_setup(dir, /*write=*/false);
   cfg.crop = 96;
   cfg.base_lr = 1e-4;
   cfg.switch_iter = 1000;
@@ -128,14 +122,12 @@ TEST(DataParallelTest, two_ranks_of_two_match_one_rank_of_four_flat) { two_ranks
 
 // A NaN loss on one rank skips that step on every rank, and training goes on.
 TEST(DataParallelTest, nan_on_one_rank_skips_the_step_everywhere) {
-  const std::string bpe = model::default_bpe_path();
-  if (!std::filesystem::exists(bpe)) GTEST_SKIP() << bpe << " absent";
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   const std::string dir = shared_dir("nan");
-  if (rank == 0) test::tiny_setup(dir, bpe);
+  if (rank == 0) test::tiny_setup(dir);
   MPI_Barrier(MPI_COMM_WORLD);
-  train::TrainConfig cfg = test::tiny_setup(dir, bpe, /*write=*/false);
+  train::TrainConfig cfg = test::tiny_setup(dir, /*write=*/false);
   cfg.max_iters = 4;
   cfg.val_limit = 1;
   cfg.fault_nan_step = 1;

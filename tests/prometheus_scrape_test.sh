@@ -6,13 +6,10 @@
 # on each rank's final /metrics, then through the HTTP API that every Grafana panel query and
 # the query part of every alert returns series, that no alert holds on this healthy run, that
 # both ranks of each phase were scraped, and that the pushed final values arrived.
-#   prometheus_scrape_test.sh BUILD_DIR SOURCE_DIR|SHARED_DIR   (EXCEL_SHARED_DIR overrides)
+#   prometheus_scrape_test.sh BUILD_DIR
 set -euo pipefail
 BUILD=$1
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-if [ -n "${EXCEL_SHARED_DIR:-}" ]; then SHARED=$EXCEL_SHARED_DIR
-elif [ -f "${2:-}/data/text/voc_descriptions.json" ]; then SHARED=$2
-else SHARED=${2:-$SRC}/../shared; fi
 skip() {
   [ "${CI:-}" = true ] && { echo "FAIL: CI=true but $*"; exit 1; }
   echo "SKIP: $*"; exit 77
@@ -20,7 +17,6 @@ skip() {
 for t in prometheus promtool prometheus-pushgateway python3; do
   command -v "$t" >/dev/null || skip "$t is not installed (scripts/install_deps.sh)"
 done
-[ -f "$SHARED/data/text/voc_descriptions.json" ] || skip "$SHARED/data absent"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMP_NUM_THREADS=1
 CHECK=(python3 "$SRC/tests/monitoring_check.py")
@@ -44,11 +40,9 @@ now() { date +%s.%N; }
 
 read -r PROM_PORT PGW_PORT PRE_PORT TRAIN_PORT EVAL_PORT <<<"$("${CHECK[@]}" ports 5)"
 
-# Tiny data, CLIP and attribute bank, as launch/run_demo.sh makes them.
-"$BUILD/data_tools/make_synthetic_voc" --data_root="$work/voc" --data_num_images=12 --data_min_side=80 --data_max_side=120 2>/dev/null
-"$BUILD/data_tools/make_random_clip" --output_dir="$work/clip" 2>/dev/null
-"$BUILD/data_tools/build_attribute_bank" --bank_descriptions="$SHARED/data/text/voc_descriptions.json" \
-  --model_clip="$work/clip/clip.jit.pt" --bank_clusters=16 --model_bank="$work/bank.h5" 2>/dev/null
+# Tiny data, vocabulary, CLIP and attribute bank, as launch/run_demo.sh makes them.
+bash "$SRC/launch/make_tiny_world.sh" "$BUILD" "$work" --data_num_images=12 --data_min_side=80 --data_max_side=120 2>/dev/null
+export EXCEL_BPE_PATH="$work/bpe.txt.gz"
 TRAIN_IMAGES=$(grep -c . "$work/voc/ImageSets/Segmentation/train.txt")
 VAL_IMAGES=$(grep -c . "$work/voc/ImageSets/Segmentation/val.txt")
 CACHE_VIEWS=2

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# tests/slurm_train_test.sh BUILD_DIR SHARED_DIR: a real one-node SLURM cluster (munged, slurmctld,
+# tests/slurm_train_test.sh BUILD_DIR: a real one-node SLURM cluster (munged, slurmctld,
 # slurmd, everything under a temporary folder, bound to localhost) runs slurm/train.sbatch with
 # 2 tasks on tiny synthetic data; the job must end COMPLETED 0:0 with both ranks of one 2-rank world
 # and a checkpoint. SLURM and MUNGE come from scripts/install_deps.sh. Exit 77 (skip) where they
 # are missing or cannot start here, except that missing binaries fail under CI=true.
 set -euo pipefail
-[ $# -ge 2 ] || { echo "usage: $0 BUILD_DIR SHARED_DIR" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
 BUILD=$(realpath -m "$1")
-SHARED=$(realpath -m "${EXCEL_SHARED_DIR:-$2}")
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 export PATH="$PATH:/usr/sbin:/sbin"
 skip() { echo "SKIP: $*"; exit 77; }
@@ -21,7 +20,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "${CI:-}" = true ] && fail "CI=true but ${missing[*]} missing (scripts/install_deps.sh installs them)"
   skip "${missing[*]} not installed (scripts/install_deps.sh)"
 fi
-[ -f "$SHARED/data/text/voc_descriptions.json" ] || skip "$SHARED/data absent"
 [ "$(id -u)" -eq 0 ] || skip "slurmd must run as root to start job steps"
 
 work=$(mktemp -d /tmp/excel-slurm.XXXXXX)
@@ -122,11 +120,8 @@ echo "slurm up: $(sinfo -h -o '%P %D %T %c CPUs'); srun --mpi=list: $(srun --mpi
 
 # --- tiny data set and CLIP, as launch/run_demo.sh makes them ---
 d="$work/data"
-"$BUILD/data_tools/make_synthetic_voc" --data_root="$d/voc" --data_num_images=8 --data_min_side=64 --data_max_side=96 --data_seed=0 \
-  2>/dev/null || fail "make_synthetic_voc"
-"$BUILD/data_tools/make_random_clip" --output_dir="$d/clip" --model_seed=0 2>/dev/null || fail "make_random_clip"
-"$BUILD/data_tools/build_attribute_bank" --bank_descriptions="$SHARED/data/text/voc_descriptions.json" \
-  --model_clip="$d/clip/clip.jit.pt" --bank_clusters=16 --model_bank="$d/bank.h5" 2>/dev/null || fail "build_attribute_bank"
+bash "$SRC/launch/make_tiny_world.sh" "$BUILD" "$d" --data_num_images=8 --data_min_side=64 --data_max_side=96 \
+  --data_seed=0 --model_seed=0 2>/dev/null || fail "launch/make_tiny_world.sh"
 
 # --- the jobs: 2 tasks on the one node, online training with validation at the end; once through
 # run_tool.sh's own choice of launcher and once through mpirun inside the allocation ---
@@ -138,7 +133,7 @@ train_job() {  # train_job LAUNCHER FLAGFILE_ENV FLAGFILE_FLAG: submit, wait (bo
   job=$(cd "$SRC" && EXCEL_LAUNCHER=$launcher EXCEL_FLAGFILE=$2 sbatch --parsable --nodes=1 \
     --ntasks-per-node=2 --cpus-per-task=1 --time=5 --output="$work/out/train-%j.out" slurm/train.sbatch \
     ${3:+"$3"} --data_root="$d/voc" --model_clip="$d/clip/clip.jit.pt" \
-    --model_bank="$d/bank.h5" --model_crop=64 --train_batch=2 --train_max_iters=4 --train_log_every=2 \
+    --model_bank="$d/bank.h5" --model_bpe="$d/bpe.txt.gz" --model_crop=64 --train_batch=2 --train_max_iters=4 --train_log_every=2 \
     --eval_every=4 --ckpt_every=4 --output_dir="$work/out/ckpt-$launcher" --metrics_port=0) ||
     fail "sbatch did not submit"
   job=${job%%;*}

@@ -8,7 +8,10 @@
 #include "excel/common/h5.h"
 #include "excel/data/synthetic_voc.h"
 #include "excel/model/checkpoint.h"
+#include "excel/model/bpe_training.h"
+#include "excel/model/prompts.h"
 #include "excel/model/random_clip.h"
+#include "excel/model/tokenizer.h"
 #include "excel/model/tse.h"
 #include "excel/train/trainer.h"
 
@@ -27,12 +30,24 @@ inline model::ClipConfig tiny_clip_config(int64_t vision_width = 64, int64_t emb
   return c;
 }
 
-// Writes data (only when `write`), a random CLIP and a random bank under dir; returns a config
-// for 6 iterations crossing the dynamic-CAM switch (3) and the prediction-target switch (5).
-inline train::TrainConfig tiny_setup(const std::string& dir, const std::string& bpe, bool write = true) {
+// A BPE vocabulary of the synthetic world (its descriptions and the VOC prompts) at `path`.
+inline std::string tiny_vocabulary(const std::string& path) {
+  std::vector<std::string> sentences;
+  for (const auto& s : data::synthetic_class_descriptions(model::dataset_text("voc").class_names))
+    sentences.insert(sentences.end(), s.begin(), s.end());
+  model::write_bpe_merges(path, model::learn_dataset_merges(sentences, "voc", 4000));
+  return path;
+}
+
+// Writes data (only when `write`), its vocabulary, a random CLIP with that vocabulary and a random
+// bank under dir; returns a config for 6 iterations crossing the dynamic-CAM switch (3) and the
+// prediction-target switch (5). Needs nothing outside the repository.
+inline train::TrainConfig tiny_setup(const std::string& dir, bool write = true) {
+  const std::string bpe = dir + "/bpe.txt.gz";
   if (write) {
     data::make_synthetic_voc({dir + "/voc", 10, 96, 128, 0.2, 1});
-    const model::ClipConfig c = tiny_clip_config();
+    model::ClipConfig c = tiny_clip_config();
+    c.vocab_size = model::Tokenizer(tiny_vocabulary(bpe)).vocab_size();
     model::save_clip_checkpoint(model::random_clip_tensors(c, 2, torch::kHalf), c, dir + "/clip.pt",
                                 model::CheckpointFormat::kStateDict);
     torch::manual_seed(3);

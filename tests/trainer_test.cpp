@@ -18,9 +18,8 @@ using test::read_params;
 using test::tiny_setup;
 
 TEST(TrainerTest, resume_after_a_stop_gives_bit_identical_weights) {
-  EXCEL_REQUIRE_SHARED(bpe, "data/text/bpe_simple_vocab_16e6.txt.gz");
   const std::string dir = test::temp_dir("resume");
-  train::TrainConfig cfg = tiny_setup(dir, bpe);
+  train::TrainConfig cfg = tiny_setup(dir);
 
   cfg.output_dir = dir + "/straight";
   auto straight = train::run_training(cfg);
@@ -46,9 +45,8 @@ TEST(TrainerTest, resume_after_a_stop_gives_bit_identical_weights) {
 }
 
 TEST(TrainerTest, resume_with_another_seed_is_refused) {
-  EXCEL_REQUIRE_SHARED(bpe, "data/text/bpe_simple_vocab_16e6.txt.gz");
   const std::string dir = test::temp_dir("resume_seed");
-  train::TrainConfig cfg = tiny_setup(dir, bpe);
+  train::TrainConfig cfg = tiny_setup(dir);
   cfg.output_dir = dir + "/run";
   cfg.stop_after = 1;
   train::run_training(cfg);

@@ -6,6 +6,7 @@
 
 #include "excel/common/atomic_file.h"
 #include "excel/common/errors.h"
+#include "excel/model/prompts.h"
 #include "excel/model/tokenizer.h"
 
 namespace excel::model {
@@ -59,6 +60,13 @@ std::vector<BpeMerge> learn_bpe_merges(const std::vector<std::string>& texts, in
     }
   }
   return merges;
+}
+
+std::vector<BpeMerge> learn_dataset_merges(const std::vector<std::string>& sentences, const std::string& dataset,
+                                           int max_merges) {
+  std::vector<std::string> corpus = sentences;
+  for (const std::string& name : all_text_names(dataset_text(dataset))) corpus.push_back(make_prompt(name));
+  return learn_bpe_merges(corpus, max_merges);
 }
 
 void write_bpe_merges(const std::string& path, const std::vector<BpeMerge>& merges) {

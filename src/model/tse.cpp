@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "excel/common/atomic_file.h"
@@ -9,6 +11,36 @@
 #include "excel/common/h5.h"
 
 namespace excel::model {
+
+std::vector<ClassDescriptions> read_class_descriptions(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path + ": cannot open the descriptions");
+  nlohmann::ordered_json j;
+  try {
+    j = nlohmann::ordered_json::parse(in);
+  } catch (const std::exception& e) {
+    throw FormatError(path + ": invalid JSON: " + e.what());
+  }
+  if (!j.is_object()) throw FormatError(path + ": expected an object of class name -> list of sentences");
+  std::vector<ClassDescriptions> out;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (!it.value().is_array() || it.value().empty())
+      throw FormatError(path + ": class '" + it.key() + "' has no sentence list");
+    ClassDescriptions c{it.key(), {}};
+    for (const auto& s : it.value()) {
+      if (!s.is_string()) throw FormatError(path + ": class '" + it.key() + "': a sentence is not a string");
+      c.sentences.push_back(s.get<std::string>());
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void write_class_descriptions(const std::string& path, const std::vector<ClassDescriptions>& classes) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (const ClassDescriptions& c : classes) j[c.name] = c.sentences;
+  atomic_write(path, j.dump(2) + "\n");
+}
 
 AttributeBank load_attribute_bank(const std::string& path, const std::string& group) {
   h5::File f = h5::File::open(path);

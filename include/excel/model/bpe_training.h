@@ -16,6 +16,11 @@ using BpeMerge = std::pair<std::string, std::string>;
 // or no pair is left. Deterministic for its input.
 std::vector<BpeMerge> learn_bpe_merges(const std::vector<std::string>& texts, int max_merges);
 
+// learn_bpe_merges over a data set's text: the given sentences (descriptions) and the prompts of
+// its class and background names (§2.3), the texts its text tower will be asked to encode.
+std::vector<BpeMerge> learn_dataset_merges(const std::vector<std::string>& sentences, const std::string& dataset,
+                                           int max_merges);
+
 // Writes a header line and one "A B" line per merge, gzip-compressed, by atomic replace.
 void write_bpe_merges(const std::string& path, const std::vector<BpeMerge>& merges);
 

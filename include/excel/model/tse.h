@@ -3,6 +3,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <string>
+#include <vector>
 
 namespace excel::model {
 
@@ -14,6 +15,15 @@ struct AttributeBank {
 // Reads `centroids` and `class_flags` from an HDF5 bank file (or group prefix inside one).
 AttributeBank load_attribute_bank(const std::string& path, const std::string& group = "");
 void save_attribute_bank(const AttributeBank& bank, const std::string& path);
+
+// A descriptions JSON, the knowledge base a bank is built from (§2.6): an object mapping each class
+// name to its sentences, classes in file order. Errors name the file and the class.
+struct ClassDescriptions {
+  std::string name;
+  std::vector<std::string> sentences;
+};
+std::vector<ClassDescriptions> read_class_descriptions(const std::string& path);
+void write_class_descriptions(const std::string& path, const std::vector<ClassDescriptions>& classes);
 
 // T0 [C + n_bg, E] unit rows -> T_all [C + n_bg, E]: foreground rows enriched, all rows normalised.
 // keep_fraction 0.9 drops the int((1 - 0.9) * A) lowest logits per class, as the reference does.
