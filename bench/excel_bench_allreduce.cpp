@@ -14,6 +14,7 @@
 #include "excel/comm/communicator.h"
 #include "excel/comm/gradient_bucketer.h"
 #include "excel/common/logging.h"
+#include "excel/common/process.h"
 #include "excel/common/tool_flags.h"
 #include "excel/model/heads.h"
 

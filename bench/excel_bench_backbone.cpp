@@ -11,6 +11,7 @@
 
 #include "excel/common/blas.h"
 #include "excel/common/logging.h"
+#include "excel/common/process.h"
 #include "excel/common/timing.h"
 #include "excel/common/tool_flags.h"
 #include "excel/model/clip_vision.h"

@@ -13,12 +13,14 @@
 #include <random>
 
 #include "excel/common/blas.h"
-#include "excel/cache/feature_cache.h"
+#include "excel/cache/feature_store.h"
+#include "excel/cache/precompute.h"
 #include "excel/common/logging.h"
+#include "excel/common/process.h"
 #include "excel/common/timing.h"
 #include "excel/common/tool_flags.h"
 #include "excel/data/synthetic_voc.h"
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 #include "excel/model/random_clip.h"
 #include "excel/train/trainer.h"
 

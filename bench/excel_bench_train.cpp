@@ -12,6 +12,7 @@
 
 #include "excel/common/blas.h"
 #include "excel/common/logging.h"
+#include "excel/common/process.h"
 #include "excel/common/tool_flags.h"
 #include "excel/model/cam.h"
 #include "excel/model/clip_vision.h"

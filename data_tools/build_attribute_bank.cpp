@@ -10,7 +10,7 @@
 #include "excel/common/errors.h"
 #include "excel/common/logging.h"
 #include "excel/common/tool_flags.h"
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 #include "excel/model/clip_text.h"
 #include "excel/model/tokenizer.h"
 #include "excel/model/tse.h"

@@ -11,7 +11,7 @@
 #include "excel/common/errors.h"
 #include "excel/common/logging.h"
 #include "excel/common/tool_flags.h"
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 #include "excel/model/heads.h"
 #include "excel/train/checkpoint.h"
 #include "excel/train/optimizer.h"

@@ -7,7 +7,7 @@
 
 #include <iostream>
 
-#include "excel/cache/feature_cache.h"
+#include "excel/cache/feature_store.h"
 #include "excel/common/logging.h"
 #include "excel/common/tool_flags.h"
 #include "excel/data/image_io.h"

@@ -9,7 +9,7 @@
 
 #include "excel/common/logging.h"
 #include "excel/common/tool_flags.h"
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 #include "excel/model/random_clip.h"
 #include "excel/model/tokenizer.h"
 

@@ -10,7 +10,8 @@
 #include <map>
 #include <vector>
 
-#include "excel/cache/feature_cache.h"
+#include "excel/cache/feature_store.h"
+#include "excel/cache/precompute.h"
 #include "excel/train/trainer.h"
 #include "test_util.h"
 #include "tiny_setup.h"

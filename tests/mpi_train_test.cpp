@@ -14,7 +14,7 @@
 #include "excel/comm/communicator.h"
 #include "excel/common/h5.h"
 #include "excel/data/synthetic_voc.h"
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 #include "excel/model/random_clip.h"
 #include "excel/model/tse.h"
 #include "excel/train/trainer.h"

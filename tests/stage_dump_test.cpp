@@ -4,7 +4,7 @@
 #include <torch/torch.h>
 
 #include "excel/common/h5.h"
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 #include "excel/model/random_clip.h"
 #include "excel/stages/stage_dump.h"
 #include "test_util.h"

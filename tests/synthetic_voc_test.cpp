@@ -5,7 +5,7 @@
 
 #include "excel/data/image_io.h"
 #include "excel/data/synthetic_voc.h"
-#include "excel/data/voc_dataset.h"
+#include "excel/data/voc_layout_dataset.h"
 #include "test_util.h"
 
 using namespace excel;
@@ -23,8 +23,8 @@ class SyntheticVocTest : public ::testing::Test {
 TEST_F(SyntheticVocTest, is_deterministic_and_labels_match_masks) {
   auto again = data::make_synthetic_voc({root_ + "2", 8, 96, 160, 0.25, 3});
   EXPECT_EQ(summary_.labels, again.labels);
-  data::VocDataset ds({root_, "train", "", "voc", 20});
-  data::VocDataset with_file({root_, "train", root_ + "/cls_labels.txt", "voc", 20});
+  data::VocLayoutDataset ds({root_, "train", "", "voc", 20});
+  data::VocLayoutDataset with_file({root_, "train", root_ + "/cls_labels.txt", "voc", 20});
   ASSERT_EQ(ds.size(), 6u);
   for (size_t i = 0; i < ds.size(); ++i) {
     EXPECT_TRUE(torch::equal(ds.class_labels(i), with_file.class_labels(i))) << ds.id(i);

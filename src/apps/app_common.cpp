@@ -10,6 +10,7 @@
 #include "excel/common/blas.h"
 #include "excel/common/errors.h"
 #include "excel/common/logging.h"
+#include "excel/common/process.h"
 #include "excel/common/tool_flags.h"
 
 DEFINE_string(data_root, "demo_out/voc", "VOC-layout data folder (JPEGImages/, SegmentationClassAug/, ImageSets/)");

@@ -15,14 +15,13 @@
 #include "excel/common/errors.h"
 #include "excel/common/atomic_file.h"
 #include "excel/common/h5.h"
-#include "excel/common/logging.h"
 #include "excel/common/timing.h"
 #include "excel/data/image_io.h"
 #include "excel/data/pixel_norm.h"
-#include "excel/data/voc_dataset.h"
+#include "excel/data/voc_layout_dataset.h"
 #include "excel/eval/image_pipeline.h"
 #include "excel/metrics/metrics.h"
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 #include "excel/model/clip_text.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/prompts.h"
@@ -50,7 +49,7 @@ void run(int rank, int world) {
 
   const model::DatasetText& dt = model::dataset_text(FLAGS_data_dataset);
   const int64_t C = static_cast<int64_t>(dt.class_names.size());
-  data::VocDataset set({FLAGS_data_root, FLAGS_data_split, FLAGS_data_labels, FLAGS_data_dataset, C});
+  data::VocLayoutDataset set({FLAGS_data_root, FLAGS_data_split, FLAGS_data_labels, FLAGS_data_dataset, C});
   const std::vector<std::string>& ids = set.ids();
 
   model::ClipWeights weights = model::load_clip_checkpoint(FLAGS_model_clip);

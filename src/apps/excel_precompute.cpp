@@ -11,9 +11,8 @@
 #include <iostream>
 
 #include "app_common.h"
-#include "excel/cache/feature_cache.h"
+#include "excel/cache/precompute.h"
 #include "excel/common/errors.h"
-#include "excel/common/logging.h"
 #include "excel/common/timing.h"
 
 DEFINE_string(cache_dir, "cache", "output folder for shards and manifest.json (what excel_train --cache_dir reads)");

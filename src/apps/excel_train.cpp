@@ -13,7 +13,6 @@
 #include "excel/comm/make_communicator.h"
 #include "app_common.h"
 #include "excel/common/errors.h"
-#include "excel/common/logging.h"
 #include "excel/metrics/metrics.h"
 #include "excel/train/trainer.h"
 

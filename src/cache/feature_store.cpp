@@ -3,13 +3,11 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 
-#include "excel/cache/feature_cache.h"
+#include "excel/cache/feature_store.h"
 #include "excel/common/errors.h"
 #include "excel/common/h5.h"
 #include "excel/common/timing.h"
-#include "manifest_json.h"
 
 namespace fs = std::filesystem;
 
@@ -23,63 +21,6 @@ at::Tensor from_storage(const at::Tensor& t, const std::string& dtype) {
 
 
 }  // namespace
-
-Manifest read_manifest(const std::string& dir_or_manifest) {
-  const std::string path = fs::is_directory(dir_or_manifest) ? dir_or_manifest + "/manifest.json" : dir_or_manifest;
-  std::ifstream in(path);
-  if (!in) throw InputError(path + ": cache manifest not found (run excel_precompute first)");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    throw FormatError(path + ": invalid manifest JSON: " + e.what());
-  }
-  Manifest m;
-  m.path = path;
-  try {
-    const auto mj = j.get<ManifestJson>();
-    if (mj.format != kCacheFormat)
-      throw FormatError(path + ": manifest format '" + mj.format + "', this build reads '" + kCacheFormat + "'");
-    auto& c = m.config;
-    c.cache_dir = fs::path(path).has_parent_path() ? fs::path(path).parent_path().string() : ".";
-    c.clip_checkpoint = mj.checkpoint;
-    c.data_root = mj.data_root;
-    c.split = mj.split;
-    c.dataset = mj.dataset;
-    c.crop = mj.crop;
-    c.views = mj.views;
-    c.seed = mj.seed;
-    c.dtype = mj.dtype;
-    c.tau = mj.tau;
-    m.checkpoint_crc32 = mj.checkpoint_crc32;
-    m.num_samples = mj.num_samples;
-    for (const ShardJson& s : mj.shards) {
-      size_t parsed = 0;
-      const unsigned long crc = std::stoul(s.crc32, &parsed, 16);
-      if (parsed != s.crc32.size() || s.crc32.size() != 8) throw FormatError(path + ": shard " + s.file + ": crc32 '" + s.crc32 + "' is not 8 hex digits");
-      m.shards.push_back({s.file, s.first_sample, s.num_samples, s.rows, static_cast<uint32_t>(crc)});
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw FormatError(path + ": manifest field missing or of the wrong type: " + e.what());
-  } catch (const std::logic_error& e) {  // std::stoul on a non-number
-    throw FormatError(path + ": manifest crc32 is not hexadecimal: " + e.what());
-  }
-  m.num_shards = static_cast<int64_t>(m.shards.size());
-  return m;
-}
-
-void check_compatible(const Manifest& m, const CacheConfig& c) {
-  auto differ = [&](const std::string& field, const std::string& have, const std::string& want) {
-    if (have != want)
-      throw ConfigError(m.path + ": cache built with " + field + " = " + have + ", but this run asks for " + want);
-  };
-  differ("split", m.config.split, c.split);
-  differ("dataset", m.config.dataset, c.dataset);
-  differ("crop", std::to_string(m.config.crop), std::to_string(c.crop));
-  differ("seed", std::to_string(m.config.seed), std::to_string(c.seed));
-  if (!c.clip_checkpoint.empty() && fs::exists(c.clip_checkpoint))
-    differ("checkpoint_crc32", m.checkpoint_crc32, crc32_hex(file_crc32(c.clip_checkpoint)));
-}
 
 void verify_cache(const Manifest& m) {
   const std::string dir = m.config.cache_dir;

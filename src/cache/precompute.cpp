@@ -7,15 +7,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include "excel/cache/feature_cache.h"
-#include "manifest_json.h"
+#include "excel/cache/precompute.h"
 #include "excel/common/atomic_file.h"
 #include "excel/common/errors.h"
 #include "excel/common/h5.h"
 #include "excel/common/timing.h"
-#include "excel/data/voc_dataset.h"
+#include "excel/data/voc_layout_dataset.h"
 #include "excel/model/cam.h"
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 #include "excel/model/clip_text.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/prompts.h"
@@ -52,41 +51,17 @@ std::vector<std::pair<std::string, std::string>> identity(const CacheConfig& c, 
           {"shards", std::to_string(world)},    {"num_samples", std::to_string(num_samples)}};
 }
 
-data::VocDataset open_dataset(const CacheConfig& c) {
-  return data::VocDataset({c.data_root, c.split, c.labels_file, c.dataset,
+data::VocLayoutDataset open_dataset(const CacheConfig& c) {
+  return data::VocLayoutDataset({c.data_root, c.split, c.labels_file, c.dataset,
                            static_cast<int64_t>(model::dataset_text(c.dataset).class_names.size())});
 }
 
 }  // namespace
 
-std::string shard_name(int index, int count) {
-  char b[64];
-  std::snprintf(b, sizeof(b), "shard-%05d-of-%05d.h5", index, count);
-  return b;
-}
-
-std::string crc32_hex(uint32_t crc) {
-  char b[16];
-  std::snprintf(b, sizeof(b), "%08x", crc);
-  return b;
-}
-
-uint32_t file_crc32(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot open");
-  std::vector<char> buf(1 << 20);
-  uLong crc = crc32(0L, Z_NULL, 0);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(in.gcount()));
-  }
-  return static_cast<uint32_t>(crc);
-}
-
 ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
                            const std::function<void(const ShardProgress&)>& progress) {
   storage_type(cfg.dtype);
-  data::VocDataset ds = open_dataset(cfg);
+  data::VocLayoutDataset ds = open_dataset(cfg);
   const int64_t n = static_cast<int64_t>(ds.size());
   ShardInfo info;
   info.file = shard_name(rank, world);
@@ -211,24 +186,7 @@ void write_manifest(const CacheConfig& cfg, const std::vector<ShardInfo>& shards
       }
     });
   }
-  ManifestJson m;
-  m.format = kCacheFormat;
-  m.checkpoint = cfg.clip_checkpoint;
-  m.checkpoint_crc32 = crc32_hex(file_crc32(cfg.clip_checkpoint));
-  m.data_root = cfg.data_root;
-  m.split = cfg.split;
-  m.dataset = cfg.dataset;
-  m.crop = cfg.crop;
-  m.views = cfg.views;
-  m.seed = cfg.seed;
-  m.dtype = cfg.dtype;
-  m.tau = cfg.tau;
-  for (const auto& s : shards) {
-    m.num_samples += s.num_samples;
-    m.shards.push_back({s.file, s.first_sample, s.num_samples, s.rows, crc32_hex(s.crc32)});
-  }
-  const nlohmann::json j = m;
-  atomic_write(cfg.cache_dir + "/manifest.json", j.dump(2) + "\n");
+  write_manifest_json(cfg, shards);
 }
 
 }  // namespace excel::cache

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "excel/build_config.h"
-#include "excel/common/logging.h"
+#include "excel/common/process.h"
 
 // gflags ends the process through this pointer (exported by libgflags for its own tests) when a
 // value does not parse or a flag is unknown; parse_tool_flags points it at exit(2) meanwhile.

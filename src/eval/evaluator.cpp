@@ -10,11 +10,11 @@
 #include "excel/common/timing.h"
 #include "excel/data/image_io.h"
 #include "excel/data/palette_png.h"
-#include "excel/data/voc_dataset.h"
+#include "excel/data/voc_layout_dataset.h"
 #include "excel/eval/image_pipeline.h"
 #include "excel/eval/seg_metrics.h"
 #include "excel/metrics/metrics.h"
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 #include "excel/model/clip_text.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/heads.h"
@@ -40,7 +40,7 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
   const int rank = comm ? comm->rank() : 0, world = comm ? comm->size() : 1;
   const model::DatasetText& dt = model::dataset_text(cfg.dataset);
   const int64_t C = static_cast<int64_t>(dt.class_names.size()), K = C + 1;
-  data::VocDataset set({cfg.data_root, cfg.split, cfg.labels_file, cfg.dataset, C});
+  data::VocLayoutDataset set({cfg.data_root, cfg.split, cfg.labels_file, cfg.dataset, C});
   model::ClipWeights weights = model::load_clip_checkpoint(cfg.clip_checkpoint);
   const int64_t patch = weights.config.patch, g = cfg.crop / patch;
   if (cfg.crop % patch != 0) throw ConfigError("--model_crop must be a multiple of the patch size " + std::to_string(patch));

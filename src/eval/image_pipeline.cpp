@@ -6,7 +6,7 @@
 
 #include "excel/data/image_io.h"
 #include "excel/data/pixel_norm.h"
-#include "excel/data/voc_dataset.h"
+#include "excel/data/voc_layout_dataset.h"
 #include "excel/model/cam.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/heads.h"
@@ -36,7 +36,7 @@ at::Tensor fuse_flipped_cams(const at::Tensor& cam, int64_t g) {
 
 }  // namespace
 
-LabelledImage load_image(const data::VocDataset& set, size_t i) {
+LabelledImage load_image(const data::VocLayoutDataset& set, size_t i) {
   LabelledImage s;
   s.id = set.id(i);
   if (std::filesystem::is_regular_file(set.mask_path(i))) {

@@ -11,7 +11,7 @@
 #include "excel/common/h5.h"
 #include "excel/data/pixel_norm.h"
 #include "excel/model/cam.h"
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 #include "excel/model/clip_text.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/prompts.h"

@@ -13,7 +13,7 @@
 
 namespace excel::train {
 
-OnlineInputs::OnlineInputs(const TrainConfig& cfg, const data::VocDataset& set, const model::ClipVision& vision,
+OnlineInputs::OnlineInputs(const TrainConfig& cfg, const data::VocLayoutDataset& set, const model::ClipVision& vision,
                            at::Tensor text_features, int64_t num_classes, TrainMetrics& tm)
     : cfg_(cfg), set_(set), vision_(vision), text_(std::move(text_features)), C_(num_classes),
       g_(cfg.crop / vision.config().patch), tm_(tm) {}

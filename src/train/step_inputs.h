@@ -8,8 +8,8 @@
 #include <memory>
 #include <vector>
 
-#include "excel/cache/feature_cache.h"
-#include "excel/data/voc_dataset.h"
+#include "excel/cache/feature_store.h"
+#include "excel/data/voc_layout_dataset.h"
 #include "excel/model/clip_vision.h"
 #include "excel/train/trainer.h"
 #include "train_metrics.h"
@@ -51,14 +51,14 @@ class InputProvider {
 // switch also the static pseudo-label, exactly as excel_precompute stores it.
 class OnlineInputs : public InputProvider {
  public:
-  OnlineInputs(const TrainConfig& cfg, const data::VocDataset& set, const model::ClipVision& vision,
+  OnlineInputs(const TrainConfig& cfg, const data::VocLayoutDataset& set, const model::ClipVision& vision,
                at::Tensor text_features, int64_t num_classes, TrainMetrics& tm);
   StepInputs load(const BatchPlan& plan) override;
 
  private:
   data::TrainSample sample(int64_t i, int64_t view, const data::AugmentOptions& aug);
   const TrainConfig& cfg_;
-  const data::VocDataset& set_;
+  const data::VocLayoutDataset& set_;
   const model::ClipVision& vision_;
   at::Tensor text_;
   int64_t C_, g_;

@@ -9,7 +9,7 @@
 #include <sstream>
 #include <thread>
 
-#include "excel/cache/feature_cache.h"
+#include "excel/cache/feature_store.h"
 #include "excel/comm/communicator.h"
 #include "excel/comm/gradient_sync.h"
 #include "excel/comm/progress_watchdog.h"
@@ -17,12 +17,12 @@
 #include "excel/common/random.h"
 #include "excel/common/timing.h"
 #include "excel/data/sampler.h"
-#include "excel/data/voc_dataset.h"
+#include "excel/data/voc_layout_dataset.h"
 #include "excel/eval/image_pipeline.h"
 #include "excel/eval/seg_metrics.h"
 #include "excel/metrics/metrics.h"
 #include "excel/model/cam.h"
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 #include "excel/model/clip_text.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/heads.h"
@@ -66,8 +66,8 @@ class Trainer {
         vision_(store_ ? nullptr : std::make_unique<model::ClipVision>(*weights_, cfg.crop / weights_->config.patch)),
         heads_(heads_config(), cfg.seed),
         opt_(heads_.parameters(), optimizer_config()),
-        train_set_(store_ ? nullptr : std::make_unique<data::VocDataset>(data::DatasetOptions{cfg.data_root, cfg.train_split, cfg.labels_file, cfg.dataset, C_})),
-        val_set_(store_ ? nullptr : std::make_unique<data::VocDataset>(data::DatasetOptions{cfg.data_root, cfg.val_split, cfg.labels_file, cfg.dataset, C_})),
+        train_set_(store_ ? nullptr : std::make_unique<data::VocLayoutDataset>(data::DatasetOptions{cfg.data_root, cfg.train_split, cfg.labels_file, cfg.dataset, C_})),
+        val_set_(store_ ? nullptr : std::make_unique<data::VocLayoutDataset>(data::DatasetOptions{cfg.data_root, cfg.val_split, cfg.labels_file, cfg.dataset, C_})),
         tm_(mx, cfg.max_iters),
         faults_(cfg_, rank_) {
     num_samples_ = store_ ? store_->num_samples() : static_cast<int64_t>(train_set_->size());
@@ -426,7 +426,7 @@ class Trainer {
   std::unique_ptr<model::ClipVision> vision_;
   model::Heads heads_;
   PolyWarmupAdamW opt_;
-  std::unique_ptr<data::VocDataset> train_set_, val_set_;
+  std::unique_ptr<data::VocLayoutDataset> train_set_, val_set_;
   at::Tensor ln_w_, ln_b_, proj_;
   int64_t vision_heads_ = 0, num_samples_ = 0, views_ = 0;
   TrainMetrics tm_;

@@ -11,7 +11,7 @@
 #include "excel/eval/dense_crf.h"
 
 namespace excel::data {
-class VocDataset;
+class VocLayoutDataset;
 }
 namespace excel::model {
 class ClipVision;
@@ -30,7 +30,7 @@ struct LabelledImage {
   at::Tensor gt;     // [H,W] uint8, undefined without a mask
   at::Tensor cls;    // [C] float 0/1, undefined without a mask
 };
-LabelledImage load_image(const data::VocDataset& set, size_t i);
+LabelledImage load_image(const data::VocLayoutDataset& set, size_t i);
 
 enum class CamKind {
   kStatic,   // §3 on one backbone pass; with heads, their affinity G and logits come along

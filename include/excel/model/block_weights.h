@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 
 namespace excel::model {
 

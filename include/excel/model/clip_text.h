@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "excel/model/block_weights.h"
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 
 namespace excel::model {
 

@@ -1,4 +1,4 @@
-// model/checkpoint (src/model/checkpoint.cpp): OpenAI CLIP checkpoints in both forms (TorchScript
+// model/clip_checkpoint (src/model/clip_checkpoint.cpp): OpenAI CLIP checkpoints in both forms (TorchScript
 // archive, state dict) load to identical tensors and a configuration inferred from the shapes;
 // generated checkpoints round-trip; missing, misshapen, truncated, unknown, legacy and non-finite
 // files are refused naming the file and the tensor.
@@ -8,7 +8,7 @@
 
 #include "excel/common/errors.h"
 #include "excel/common/h5.h"
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 #include "excel/model/random_clip.h"
 #include "test_util.h"
 

@@ -1,4 +1,4 @@
-#include "excel/model/checkpoint.h"
+#include "excel/model/clip_checkpoint.h"
 
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/serialization/pickle.h>

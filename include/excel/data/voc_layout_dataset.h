@@ -1,5 +1,6 @@
-// PASCAL VOC 2012 / MS COCO 2014 (VOC-style layout, §9) with the reference's training
-// augmentation (§9.3) and validation preprocessing (§9.4). Augmentations are seeded per
+// A segmentation data set in PASCAL VOC's folder layout (§9): VOC 2012 itself, MS COCO 2014
+// converted to that layout, or the synthetic world. The reference's training augmentation (§9.3,
+// resizes in data/pillow_resize.h) and validation preprocessing (§9.4). Augmentations are seeded per
 // (seed, sample, view), so any rank can reproduce any sample's crop without coordination.
 #pragma once
 #include <ATen/core/Tensor.h>
@@ -39,9 +40,9 @@ struct AugmentOptions {
   bool gt_guided_crop = true;  // VOC, quirk 22 (§12.22): accept crops whose dominant GT class < 75 %
 };
 
-class VocDataset {
+class VocLayoutDataset {
  public:
-  explicit VocDataset(const DatasetOptions& opt);
+  explicit VocLayoutDataset(const DatasetOptions& opt);
   size_t size() const { return ids_.size(); }
   const std::string& id(size_t i) const { return ids_[i]; }
   const std::vector<std::string>& ids() const { return ids_; }
@@ -62,9 +63,5 @@ class VocDataset {
   std::string mask_dir_;
   mutable int64_t skipped_ = 0;
 };
-
-// Pillow-exact BILINEAR resize of uint8 HWC (§9.3) and Pillow NEAREST of a label map.
-at::Tensor pillow_resize_bilinear(const at::Tensor& hwc_u8, int64_t out_h, int64_t out_w);
-at::Tensor pillow_resize_nearest(const at::Tensor& hw_u8, int64_t out_h, int64_t out_w);
 
 }  // namespace excel::data

@@ -1,0 +1,46 @@
+#include "excel/common/process.h"
+
+#include <malloc.h>
+#include <sched.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "excel/common/blas.h"
+
+namespace excel {
+namespace {
+
+int env_int(const char* a, const char* b, int fallback) {
+  for (const char* name : {a, b}) {
+    if (const char* v = std::getenv(name)) return std::atoi(v);
+  }
+  return fallback;
+}
+
+}  // namespace
+
+int launcher_rank() { return env_int("OMPI_COMM_WORLD_RANK", "SLURM_PROCID", 0); }
+int launcher_world_size() { return env_int("OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS", 1); }
+
+int configure_process(int threads, int local_ranks) {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest glibc accepts; bigger blocks are mmap'd
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  if (threads <= 0) {
+    cpu_set_t set;
+    const int allowed = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    // A launcher that bound this rank to its own cores already divided them among the ranks.
+    const bool bound = online > 0 && allowed < online;
+    threads = std::max(1, bound ? allowed : allowed / std::max(1, local_ranks));
+  }
+  torch::set_num_threads(threads);
+  set_blas_threads(threads);  // OpenBLAS keeps its own pool, sized to all cores by default
+  // Softmax over peaked attention produces denormals, which are ~50x slower on x86.
+  at::globalContext().setFlushDenormal(true);
+  return threads;
+}
+
+}  // namespace excel

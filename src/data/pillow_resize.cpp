@@ -1,0 +1,104 @@
+#include "excel/data/pillow_resize.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace excel::data {
+namespace {
+
+constexpr int kPrecisionBits = 22;
+
+// Pillow's precompute_coeffs for the bilinear filter, as fixed-point taps.
+void coefficients(int64_t in, int64_t out, std::vector<int64_t>& bounds, std::vector<int32_t>& kk, int64_t& ksize) {
+  const double scale = static_cast<double>(in) / static_cast<double>(out);
+  const double fs = std::max(scale, 1.0), support = fs;
+  ksize = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
+  bounds.assign(static_cast<size_t>(out) * 2, 0);
+  kk.assign(static_cast<size_t>(out * ksize), 0);
+  std::vector<double> w(static_cast<size_t>(ksize));
+  for (int64_t o = 0; o < out; ++o) {
+    const double center = (static_cast<double>(o) + 0.5) * scale;
+    int64_t xmin = static_cast<int64_t>(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int64_t xmax = static_cast<int64_t>(center + support + 0.5);
+    if (xmax > in) xmax = in;
+    xmax -= xmin;
+    double ww = 0;
+    for (int64_t x = 0; x < xmax; ++x) {
+      double t = std::abs((static_cast<double>(x + xmin) - center + 0.5) / fs);
+      w[static_cast<size_t>(x)] = t < 1 ? 1 - t : 0;
+      ww += w[static_cast<size_t>(x)];
+    }
+    for (int64_t x = 0; x < xmax; ++x) {
+      double k = ww != 0 ? w[static_cast<size_t>(x)] / ww : w[static_cast<size_t>(x)];
+      kk[static_cast<size_t>(o * ksize + x)] =
+          static_cast<int32_t>(k < 0 ? -0.5 + k * (1 << kPrecisionBits) : 0.5 + k * (1 << kPrecisionBits));
+    }
+    bounds[static_cast<size_t>(2 * o)] = xmin;
+    bounds[static_cast<size_t>(2 * o + 1)] = xmax;
+  }
+}
+
+uint8_t clip8(int64_t v) {
+  v >>= kPrecisionBits;
+  return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+}  // namespace
+
+at::Tensor pillow_resize_bilinear(const at::Tensor& img, int64_t oh, int64_t ow) {
+  at::Tensor src = img.contiguous();
+  const int64_t H = src.size(0), W = src.size(1), C = src.size(2);
+  at::Tensor tmp = src;
+  if (ow != W) {  // horizontal pass
+    std::vector<int64_t> b;
+    std::vector<int32_t> k;
+    int64_t ks;
+    coefficients(W, ow, b, k, ks);
+    tmp = torch::empty({H, ow, C}, torch::kByte);
+    const uint8_t* in = src.data_ptr<uint8_t>();
+    uint8_t* out = tmp.data_ptr<uint8_t>();
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < ow; ++x)
+        for (int64_t c = 0; c < C; ++c) {
+          int64_t acc = 1 << (kPrecisionBits - 1);
+          const int64_t xmin = b[2 * x], n = b[2 * x + 1];
+          for (int64_t t = 0; t < n; ++t) acc += static_cast<int64_t>(in[(y * W + xmin + t) * C + c]) * k[x * ks + t];
+          out[(y * ow + x) * C + c] = clip8(acc);
+        }
+  }
+  at::Tensor res = tmp;
+  if (oh != H) {  // vertical pass
+    std::vector<int64_t> b;
+    std::vector<int32_t> k;
+    int64_t ks;
+    coefficients(H, oh, b, k, ks);
+    const int64_t w = tmp.size(1);
+    res = torch::empty({oh, w, C}, torch::kByte);
+    const uint8_t* in = tmp.data_ptr<uint8_t>();
+    uint8_t* out = res.data_ptr<uint8_t>();
+    for (int64_t y = 0; y < oh; ++y) {
+      const int64_t ymin = b[2 * y], n = b[2 * y + 1];
+      for (int64_t x = 0; x < w; ++x)
+        for (int64_t c = 0; c < C; ++c) {
+          int64_t acc = 1 << (kPrecisionBits - 1);
+          for (int64_t t = 0; t < n; ++t) acc += static_cast<int64_t>(in[((ymin + t) * w + x) * C + c]) * k[y * ks + t];
+          out[(y * w + x) * C + c] = clip8(acc);
+        }
+    }
+  }
+  return res.clone();
+}
+
+at::Tensor pillow_resize_nearest(const at::Tensor& lab, int64_t oh, int64_t ow) {
+  const int64_t H = lab.size(0), W = lab.size(1);
+  std::vector<int64_t> ys, xs;
+  for (int64_t i = 0; i < oh; ++i) ys.push_back(std::min(H - 1, static_cast<int64_t>((i + 0.5) * H / static_cast<double>(oh))));
+  for (int64_t i = 0; i < ow; ++i) xs.push_back(std::min(W - 1, static_cast<int64_t>((i + 0.5) * W / static_cast<double>(ow))));
+  return lab.index_select(0, torch::tensor(ys)).index_select(1, torch::tensor(xs)).contiguous();
+}
+
+}  // namespace excel::data
