@@ -10,9 +10,9 @@
 #include <chrono>
 #include <iostream>
 
-#include "excel/common/blas.h"
 #include "excel/comm/communicator.h"
 #include "excel/comm/gradient_bucketer.h"
+#include "excel/common/blas.h"
 #include "excel/common/logging.h"
 #include "excel/common/process.h"
 #include "excel/common/tool_flags.h"
@@ -28,11 +28,18 @@ DEFINE_int32(threads, 0, "intra-op threads per rank (0: the cores of this node /
 EXCEL_FLAG_RULE(threads, ">= 0", FLAGS_threads >= 0);
 
 using Clock = std::chrono::steady_clock;
-static double ms(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count() * 1e3; }
+static double ms(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count() * 1e3;
+}
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "Gradient synchronisation at VOC size (6.3 M head parameters, ViT-B/16 features), run under `mpirun -np N`: a raw MPI_Allreduce of all gradient bytes, the heads' forward+backward step without communication, the same step with bucketed all-reduce from backward hooks, and the communication left exposed after backward. Last line (rank 0): one JSON object.");
-  excel::comm::prefer_ring_iallreduce();  // as the tools do (OMPI_MCA_coll_libnbc_iallreduce_algorithm=0 restores the default)
+  excel::parse_tool_flags(&argc, &argv,
+                          "Gradient synchronisation at VOC size (6.3 M head parameters, ViT-B/16 features), run under "
+                          "`mpirun -np N`: a raw MPI_Allreduce of all gradient bytes, the heads' forward+backward step "
+                          "without communication, the same step with bucketed all-reduce from backward hooks, and the "
+                          "communication left exposed after backward. Last line (rank 0): one JSON object.");
+  excel::comm::prefer_ring_iallreduce();  // as the tools do (OMPI_MCA_coll_libnbc_iallreduce_algorithm=0 restores the
+                                          // default)
   MPI_Init(&argc, &argv);
   int rank = 0, world = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -54,7 +61,8 @@ int main(int argc, char** argv) {
   };
   excel::model::Heads plain(hc, 0), synced(hc, 0);
   excel::comm::MpiCommunicator world_comm(MPI_COMM_WORLD);
-  excel::comm::GradientBucketer bucketer(synced.parameters(), world_comm, static_cast<size_t>(FLAGS_comm_bucket_mb) << 20);
+  excel::comm::GradientBucketer bucketer(synced.parameters(), world_comm,
+                                         static_cast<size_t>(FLAGS_comm_bucket_mb) << 20);
   const int64_t n = plain.num_parameters();
   at::Tensor flat = torch::randn({n});
   std::vector<at::Tensor> bufs;
@@ -89,13 +97,15 @@ int main(int argc, char** argv) {
   if (rank == 0) {
     std::cout << "compute: " << excel::compute_summary() << "\n";
     std::cout << world << " ranks, " << n << " parameters (" << n * 4 / 1e6 << " MB), " << bucketer.num_buckets()
-              << " buckets: raw MPI_Allreduce " << raw << " ms, bucketed " << bucketed << " ms; heads step " << without << " ms without sync, " << with
-              << " ms with bucketed sync (" << exposed_best << " ms left after backward)\n";
-    std::cout << "{\"bench\":\"allreduce\",\"blas\":\"" << excel::compute_summary() << "\",\"ranks\":" << world << ",\"bytes\":" << n * 4 << ",\"buckets\":"
-              << bucketer.num_buckets() << ",\"raw_allreduce_ms\":" << raw << ",\"bucketed_allreduce_ms\":" << bucketed
-              << ",\"bucketed_vs_raw\":" << bucketed / raw << ",\"step_without_sync_ms\":" << without
-              << ",\"step_with_sync_ms\":" << with << ",\"exposed_sync_ms\":" << exposed_best
-              << ",\"step_ratio\":" << with / without << ",\"exposed_vs_raw\":" << exposed_best / raw << "}" << std::endl;
+              << " buckets: raw MPI_Allreduce " << raw << " ms, bucketed " << bucketed << " ms; heads step " << without
+              << " ms without sync, " << with << " ms with bucketed sync (" << exposed_best
+              << " ms left after backward)\n";
+    std::cout << "{\"bench\":\"allreduce\",\"blas\":\"" << excel::compute_summary() << "\",\"ranks\":" << world
+              << ",\"bytes\":" << n * 4 << ",\"buckets\":" << bucketer.num_buckets() << ",\"raw_allreduce_ms\":" << raw
+              << ",\"bucketed_allreduce_ms\":" << bucketed << ",\"bucketed_vs_raw\":" << bucketed / raw
+              << ",\"step_without_sync_ms\":" << without << ",\"step_with_sync_ms\":" << with
+              << ",\"exposed_sync_ms\":" << exposed_best << ",\"step_ratio\":" << with / without
+              << ",\"exposed_vs_raw\":" << exposed_best / raw << "}" << std::endl;
   }
   MPI_Finalize();
   return 0;

@@ -20,7 +20,8 @@
 DEFINE_string(bench_batches, "4,8", "comma-separated batch sizes");
 EXCEL_FLAG_RULE(bench_batches, "comma-separated integers >= 1", excel::flag_int_list(FLAGS_bench_batches, 1));
 DEFINE_int32(model_crop, 320, "network input side");
-EXCEL_FLAG_RULE(model_crop, "a positive multiple of 16 (ViT-B/16's patch)", FLAGS_model_crop >= 16 && FLAGS_model_crop % 16 == 0);
+EXCEL_FLAG_RULE(model_crop, "a positive multiple of 16 (ViT-B/16's patch)",
+                FLAGS_model_crop >= 16 && FLAGS_model_crop % 16 == 0);
 DEFINE_int32(bench_iters, 3, "timed iterations per batch size (after one warm-up)");
 EXCEL_FLAG_RULE(bench_iters, ">= 1", FLAGS_bench_iters >= 1);
 DEFINE_int32(threads, 0, "intra-op threads (0: the cores of this machine)");
@@ -32,11 +33,11 @@ namespace {
 double forward_flops(const excel::model::ClipConfig& c, int64_t side) {
   const double g = static_cast<double>(side / c.patch), P = g * g, N = P + 1, W = static_cast<double>(c.vision_width);
   const double D = 64, H = W / D, L = static_cast<double>(c.vision_layers), S = 5;
-  double f = 2 * P * W * 3 * c.patch * c.patch;                 // patch embedding
+  double f = 2 * P * W * 3 * c.patch * c.patch;                          // patch embedding
   f += L * (2 * N * W * 3 * W + 2 * N * W * W + 2 * 2 * N * W * 4 * W);  // qkv, out-proj, MLP
-  f += L * 2 * (2 * H * N * N * D);                             // QK^T and AV
-  f += S * (3 * 2 * H * N * N * D + 2 * N * N * W + 2 * N * W * W);  // QQ/KK/VV, A V, 2nd out-proj
-  f += 2 * N * W * static_cast<double>(c.embed_dim);            // projection
+  f += L * 2 * (2 * H * N * N * D);                                      // QK^T and AV
+  f += S * (3 * 2 * H * N * N * D + 2 * N * N * W + 2 * N * W * W);      // QQ/KK/VV, A V, 2nd out-proj
+  f += 2 * N * W * static_cast<double>(c.embed_dim);                     // projection
   return f;
 }
 
@@ -56,7 +57,10 @@ double gemm_gflops(int64_t m, int64_t k, int64_t n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "Surgery-ViT forward throughput at ViT-B/16 size (random weights) beside this machine's LibTorch GEMM rate, measured in the same run. Last line: one JSON object. excel_bench_backbone [--bench_batches=4,8] [--model_crop=320] [--bench_iters=3]");
+  excel::parse_tool_flags(&argc, &argv,
+                          "Surgery-ViT forward throughput at ViT-B/16 size (random weights) beside this machine's "
+                          "LibTorch GEMM rate, measured in the same run. Last line: one JSON object. "
+                          "excel_bench_backbone [--bench_batches=4,8] [--model_crop=320] [--bench_iters=3]");
   excel::init_logging(argv[0]);
   excel::configure_process(FLAGS_threads);
   torch::NoGradGuard ng;

@@ -12,9 +12,9 @@
 #include <iostream>
 #include <random>
 
-#include "excel/common/blas.h"
 #include "excel/cache/feature_store.h"
 #include "excel/cache/precompute.h"
+#include "excel/common/blas.h"
 #include "excel/common/logging.h"
 #include "excel/common/process.h"
 #include "excel/common/timing.h"
@@ -27,7 +27,8 @@
 DEFINE_int32(bench_images, 8, "synthetic images to cache");
 EXCEL_FLAG_RULE(bench_images, ">= 1", FLAGS_bench_images >= 1);
 DEFINE_int32(model_crop, 320, "network input side");
-EXCEL_FLAG_RULE(model_crop, "a positive multiple of 16 (ViT-B/16's patch)", FLAGS_model_crop >= 16 && FLAGS_model_crop % 16 == 0);
+EXCEL_FLAG_RULE(model_crop, "a positive multiple of 16 (ViT-B/16's patch)",
+                FLAGS_model_crop >= 16 && FLAGS_model_crop % 16 == 0);
 DEFINE_string(cache_dtype, "fp16", "storage dtype of the cached features");
 EXCEL_FLAG_RULE(cache_dtype, "fp32, fp16 or bf16", excel::flag_one_of(FLAGS_cache_dtype, {"fp32", "fp16", "bf16"}));
 DEFINE_int32(bench_iters, 2, "timed training steps per mode");
@@ -44,7 +45,11 @@ using excel::Clock;
 using excel::seconds_since;
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "Feature-cache figures at ViT-B/16 size (random weights, synthetic images): precompute crops/s on one rank, bytes per cached row for the chosen dtype, reader samples/s and MB/s beside a raw sequential read of the same files, and the training step from the cache beside the online step (before and after the dynamic-CAM switch). Last line: one JSON object.");
+  excel::parse_tool_flags(&argc, &argv,
+                          "Feature-cache figures at ViT-B/16 size (random weights, synthetic images): precompute "
+                          "crops/s on one rank, bytes per cached row for the chosen dtype, reader samples/s and MB/s "
+                          "beside a raw sequential read of the same files, and the training step from the cache beside "
+                          "the online step (before and after the dynamic-CAM switch). Last line: one JSON object.");
   excel::init_logging(argv[0]);
   excel::configure_process(FLAGS_threads);
   using namespace excel;
@@ -119,19 +124,20 @@ int main(int argc, char** argv) {
   }
   fs::remove_all(dir);
   std::cout << "compute: " << compute_summary() << "\n"
-            << "precompute: " << shard.rows / pre_s << " crops/s on one rank (" << FLAGS_model_crop << " px, ViT-B/16)\n"
+            << "precompute: " << shard.rows / pre_s << " crops/s on one rank (" << FLAGS_model_crop
+            << " px, ViT-B/16)\n"
             << "cache row: " << bytes_per_row << " bytes (" << FLAGS_cache_dtype << ")\n"
             << "reader: " << store.num_samples() / read_s << " samples/s, " << read_mb / read_s
             << " MB/s (random order); raw sequential read " << read_mb / raw_s << " MB/s\n"
             << "train step (batch " << tc.batch << "): online " << step_s[0][0] << " s / cached " << step_s[1][0]
             << " s before the switch, online " << step_s[0][1] << " s / cached " << step_s[1][1] << " s after\n";
-  std::cout << "{\"bench\":\"cache\",\"blas\":\"" << compute_summary() << "\",\"size\":" << FLAGS_model_crop << ",\"dtype\":\"" << FLAGS_cache_dtype
-            << "\",\"precompute_crops_per_s_per_rank\":" << shard.rows / pre_s << ",\"bytes_per_row\":" << bytes_per_row
-            << ",\"reader_samples_per_s\":" << store.num_samples() / read_s << ",\"reader_mb_per_s\":" << read_mb / read_s
-            << ",\"raw_read_mb_per_s\":" << read_mb / raw_s << ",\"batch\":" << tc.batch
-            << ",\"online_step_s\":" << step_s[0][0] << ",\"cached_step_s\":" << step_s[1][0]
-            << ",\"online_step_after_switch_s\":" << step_s[0][1] << ",\"cached_step_after_switch_s\":" << step_s[1][1]
-            << ",\"speedup\":" << step_s[0][0] / step_s[1][0] << ",\"speedup_after_switch\":" << step_s[0][1] / step_s[1][1]
-            << "}" << std::endl;
+  std::cout << "{\"bench\":\"cache\",\"blas\":\"" << compute_summary() << "\",\"size\":" << FLAGS_model_crop
+            << ",\"dtype\":\"" << FLAGS_cache_dtype << "\",\"precompute_crops_per_s_per_rank\":" << shard.rows / pre_s
+            << ",\"bytes_per_row\":" << bytes_per_row << ",\"reader_samples_per_s\":" << store.num_samples() / read_s
+            << ",\"reader_mb_per_s\":" << read_mb / read_s << ",\"raw_read_mb_per_s\":" << read_mb / raw_s
+            << ",\"batch\":" << tc.batch << ",\"online_step_s\":" << step_s[0][0]
+            << ",\"cached_step_s\":" << step_s[1][0] << ",\"online_step_after_switch_s\":" << step_s[0][1]
+            << ",\"cached_step_after_switch_s\":" << step_s[1][1] << ",\"speedup\":" << step_s[0][0] / step_s[1][0]
+            << ",\"speedup_after_switch\":" << step_s[0][1] / step_s[1][1] << "}" << std::endl;
   return 0;
 }

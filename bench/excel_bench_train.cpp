@@ -25,7 +25,8 @@
 DEFINE_int32(train_batch, 4, "samples per step");
 EXCEL_FLAG_RULE(train_batch, ">= 1", FLAGS_train_batch >= 1);
 DEFINE_int32(model_crop, 320, "network input side");
-EXCEL_FLAG_RULE(model_crop, "a positive multiple of 16 (ViT-B/16's patch)", FLAGS_model_crop >= 16 && FLAGS_model_crop % 16 == 0);
+EXCEL_FLAG_RULE(model_crop, "a positive multiple of 16 (ViT-B/16's patch)",
+                FLAGS_model_crop >= 16 && FLAGS_model_crop % 16 == 0);
 DEFINE_int32(bench_iters, 2, "timed steps per mode (after one warm-up)");
 EXCEL_FLAG_RULE(bench_iters, ">= 1", FLAGS_bench_iters >= 1);
 DEFINE_int32(threads, 0, "intra-op threads (0: the cores of this machine)");
@@ -33,14 +34,20 @@ EXCEL_FLAG_RULE(threads, ">= 0", FLAGS_threads >= 0);
 
 namespace {
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count() * 1e3; }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count() * 1e3;
+}
 struct Split {
   double backbone = 0, dynamic = 0, pseudo = 0, heads = 0, optim = 0, total = 0;
 };
 }  // namespace
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "One online training step at ViT-B/16 size (random weights, batch 4, 320x320), split into backbone, pseudo-labels, heads forward+backward and optimiser: before the dynamic-CAM switch, after it with the exact linear update (§11.2), and after it with the reference's second backbone pass. Last line: one JSON object.");
+  excel::parse_tool_flags(
+      &argc, &argv,
+      "One online training step at ViT-B/16 size (random weights, batch 4, 320x320), split into backbone, "
+      "pseudo-labels, heads forward+backward and optimiser: before the dynamic-CAM switch, after it with the exact "
+      "linear update (§11.2), and after it with the reference's second backbone pass. Last line: one JSON object.");
   excel::init_logging(argv[0]);
   excel::configure_process(FLAGS_threads);
   using namespace excel;
@@ -74,7 +81,8 @@ int main(int argc, char** argv) {
       at::Tensor E = model::lvc_extra_attention(ho.features);
       model::VisionOptions vopt;
       vopt.keep_attn = vopt.keep_feats = false;
-      at::Tensor f = full_pass ? vision.forward(x, E, vopt).features : vision.dynamic_features(vo.surgery, vo.value_proj, E);
+      at::Tensor f =
+          full_pass ? vision.forward(x, E, vopt).features : vision.dynamic_features(vo.surgery, vo.value_proj, E);
       cam = model::surgery_cam(f, text, C);
       s.dynamic = since(t);
     }
@@ -82,7 +90,8 @@ int main(int argc, char** argv) {
     at::Tensor par = model::denormalize_for_par(x), P = ho.affinity.detach();
     std::vector<at::Tensor> pl;
     for (int64_t b = 0; b < B; ++b) {
-      auto r = model::refine_cams_with_affinity(cam[b], vo.attn_all.select(1, b), labels[b], dynamic ? P[b] : at::Tensor(), 0.79, g, g);
+      auto r = model::refine_cams_with_affinity(cam[b], vo.attn_all.select(1, b), labels[b],
+                                                dynamic ? P[b] : at::Tensor(), 0.79, g, g);
       pl.push_back(model::pseudo_label(r, par[b].unsqueeze(0), S, S));
     }
     at::Tensor Y = torch::stack(pl);
@@ -102,8 +111,8 @@ int main(int argc, char** argv) {
 
   std::cout << "compute: " << excel::compute_summary() << std::endl;
   std::ostringstream json;
-  json << "{\"bench\":\"train_step\",\"model\":\"ViT-B/16\",\"batch\":" << B << ",\"size\":" << S << ",\"threads\":"
-       << torch::get_num_threads() << ",\"blas\":\"" << excel::compute_summary() << "\"";
+  json << "{\"bench\":\"train_step\",\"model\":\"ViT-B/16\",\"batch\":" << B << ",\"size\":" << S
+       << ",\"threads\":" << torch::get_num_threads() << ",\"blas\":\"" << excel::compute_summary() << "\"";
   const std::vector<std::pair<const char*, std::pair<bool, bool>>> modes = {
       {"static", {false, false}}, {"dynamic_linear", {true, false}}, {"dynamic_full_pass", {true, true}}};
   for (const auto& mode : modes) {

@@ -19,7 +19,9 @@ DEFINE_string(bank_descriptions, "", "descriptions JSON (class name -> list of s
 EXCEL_FLAG_RULE(bank_descriptions, "a JSON file (required)", !FLAGS_bank_descriptions.empty());
 DEFINE_string(model_clip, "", "CLIP checkpoint whose text tower encodes the sentences");
 EXCEL_FLAG_RULE(model_clip, "a CLIP checkpoint (required)", !FLAGS_model_clip.empty());
-DEFINE_string(model_bpe, "", "BPE merge list the checkpoint was trained with (default: $EXCEL_BPE_PATH, else model::default_bpe_path)");
+DEFINE_string(
+    model_bpe, "",
+    "BPE merge list the checkpoint was trained with (default: $EXCEL_BPE_PATH, else model::default_bpe_path)");
 DEFINE_int32(bank_clusters, 112, "number of attributes A (112 VOC, 224 COCO in the paper)");
 EXCEL_FLAG_RULE(bank_clusters, ">= 1 (at most the number of sentences)", FLAGS_bank_clusters >= 1);
 DEFINE_int32(bank_seed, 0, "k-means seed");
@@ -28,7 +30,11 @@ DEFINE_string(model_bank, "", "output attribute bank .h5 (the --model_bank of th
 EXCEL_FLAG_RULE(model_bank, "an .h5 path (required)", !FLAGS_model_bank.empty());
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "Builds a TSE attribute bank (docs/algorithm.md §2.6) from a descriptions JSON ({\"class name\": [\"sentence\", ...], ...}): encode every sentence with the CLIP text tower, L2-normalise, seeded k-means, class flags. Output: HDF5 `centroids` [E,A], `class_flags` [C,A].");
+  excel::parse_tool_flags(
+      &argc, &argv,
+      "Builds a TSE attribute bank (docs/algorithm.md §2.6) from a descriptions JSON ({\"class name\": [\"sentence\", "
+      "...], ...}): encode every sentence with the CLIP text tower, L2-normalise, seeded k-means, class flags. Output: "
+      "HDF5 `centroids` [E,A], `class_flags` [C,A].");
   excel::init_logging(argv[0]);
   try {
     std::vector<std::string> sentences;
@@ -52,7 +58,8 @@ int main(int argc, char** argv) {
     at::Tensor emb = torch::cat(parts);
     emb = emb / emb.norm(2, {-1}, true);
     std::vector<int64_t> assign;
-    at::Tensor centres = excel::model::kmeans(emb, FLAGS_bank_clusters, static_cast<uint64_t>(FLAGS_bank_seed), 300, &assign);
+    at::Tensor centres =
+        excel::model::kmeans(emb, FLAGS_bank_clusters, static_cast<uint64_t>(FLAGS_bank_seed), 300, &assign);
     at::Tensor flags = torch::zeros({c, FLAGS_bank_clusters});
     for (size_t i = 0; i < assign.size(); ++i) flags[owner[i]][assign[i]] = 1;
     excel::model::save_attribute_bank({centres.t().contiguous(), flags}, FLAGS_model_bank);

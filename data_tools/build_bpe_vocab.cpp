@@ -33,8 +33,9 @@ int main(int argc, char** argv) {
       sentences.insert(sentences.end(), cls.sentences.begin(), cls.sentences.end());
     const auto merges = excel::model::learn_dataset_merges(sentences, FLAGS_data_dataset, FLAGS_model_bpe_merges);
     excel::model::write_bpe_merges(FLAGS_model_bpe, merges);
-    LOG(INFO) << "wrote " << FLAGS_model_bpe << ": " << merges.size() << " merges (vocabulary of " << 512 + merges.size() + 2
-              << " tokens) from " << sentences.size() << " sentences and the " << FLAGS_data_dataset << " prompts";
+    LOG(INFO) << "wrote " << FLAGS_model_bpe << ": " << merges.size() << " merges (vocabulary of "
+              << 512 + merges.size() + 2 << " tokens) from " << sentences.size() << " sentences and the "
+              << FLAGS_data_dataset << " prompts";
   } catch (const std::exception& e) {
     std::cerr << "build_bpe_vocab: error: " << e.what() << "\n";
     return 1;

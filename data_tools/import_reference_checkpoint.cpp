@@ -26,22 +26,29 @@ DEFINE_int64(iteration, 0, "iteration to record as reached");
 EXCEL_FLAG_RULE(iteration, ">= 0", FLAGS_iteration >= 0);
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "Imports the adapter and decoder weights of a checkpoint saved by the authors' Python code (torch.save of the model state dict, keys with or without \"module.\") into this project's training-checkpoint format (HDF5), for evaluation or fine-tuning. The head sizes are read from the tensors; CLIP keys in the file are ignored. AdamW moments start at zero.");
+  excel::parse_tool_flags(&argc, &argv,
+                          "Imports the adapter and decoder weights of a checkpoint saved by the authors' Python code "
+                          "(torch.save of the model state dict, keys with or without \"module.\") into this project's "
+                          "training-checkpoint format (HDF5), for evaluation or fine-tuning. The head sizes are read "
+                          "from the tensors; CLIP keys in the file are ignored. AdamW moments start at zero.");
   excel::init_logging(argv[0]);
   try {
     auto t = excel::model::read_torch_state_dict(FLAGS_input);
     auto need = [&](const std::string& k) -> const at::Tensor& {
       auto it = t.find(k);
-      if (it == t.end()) throw excel::FormatError(FLAGS_input + ": missing tensor '" + k + "' (not an ExCEL checkpoint?)");
+      if (it == t.end())
+        throw excel::FormatError(FLAGS_input + ": missing tensor '" + k + "' (not an ExCEL checkpoint?)");
       return it->second;
     };
     excel::model::HeadsConfig c;
     c.dim = need("decoder_fts_fuse.linear_fuse.weight").size(0);
     c.in_width = need("decoder_fts_fuse.linears_modulelist.0.proj.weight").size(1);
     c.num_layers = 0;
-    while (t.count("decoder_fts_fuse.linears_modulelist." + std::to_string(c.num_layers) + ".proj.weight")) ++c.num_layers;
+    while (t.count("decoder_fts_fuse.linears_modulelist." + std::to_string(c.num_layers) + ".proj.weight"))
+      ++c.num_layers;
     c.decoder_layers = 0;
-    while (t.count("decoder.transformer.resblocks." + std::to_string(c.decoder_layers) + ".ln_1.weight")) ++c.decoder_layers;
+    while (t.count("decoder.transformer.resblocks." + std::to_string(c.decoder_layers) + ".ln_1.weight"))
+      ++c.decoder_layers;
     c.decoder_heads = FLAGS_model_decoder_heads;
     c.num_classes = need("decoder.linear_pred.weight").size(0);
     excel::model::Heads heads(c, 0);
@@ -49,9 +56,9 @@ int main(int argc, char** argv) {
     excel::train::PolyWarmupAdamW opt(heads.parameters(), excel::train::OptimizerConfig());
     opt.set_steps_taken(FLAGS_iteration);
     excel::train::save_checkpoint(FLAGS_output, heads, opt, {FLAGS_iteration, 0, 0});
-    LOG(INFO) << "imported " << heads.names().size() << " tensors (" << heads.num_parameters() << " parameters; adapter "
-              << c.num_layers << "x" << c.in_width << "->" << c.dim << ", decoder " << c.decoder_layers << " layers, "
-              << c.num_classes << " classes) into " << FLAGS_output;
+    LOG(INFO) << "imported " << heads.names().size() << " tensors (" << heads.num_parameters()
+              << " parameters; adapter " << c.num_layers << "x" << c.in_width << "->" << c.dim << ", decoder "
+              << c.decoder_layers << " layers, " << c.num_classes << " classes) into " << FLAGS_output;
   } catch (const std::exception& e) {
     std::cerr << "import_reference_checkpoint: error: " << e.what() << "\n";
     return 1;

@@ -26,7 +26,10 @@ DEFINE_string(output_dir, "cache_inspect", "folder for exported PNGs");
 EXCEL_FLAG_RULE(output_dir, "a folder (not empty)", !FLAGS_output_dir.empty());
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "Prints a feature cache's summary, verifies every shard's checksum and datasets, and exports one sample's crop, static CAMs (recomputed from the cached surgery tokens) and static pseudo-label as PNGs.");
+  excel::parse_tool_flags(
+      &argc, &argv,
+      "Prints a feature cache's summary, verifies every shard's checksum and datasets, and exports one sample's crop, "
+      "static CAMs (recomputed from the cached surgery tokens) and static pseudo-label as PNGs.");
   excel::init_logging(argv[0]);
   try {
     excel::cache::Manifest m = excel::cache::read_manifest(FLAGS_cache_dir);
@@ -42,11 +45,13 @@ int main(int argc, char** argv) {
     if (FLAGS_sample >= 0) {
       excel::cache::FeatureStore store(FLAGS_cache_dir);
       excel::cache::CachedSample s = store.read(FLAGS_sample, FLAGS_view);
-      const std::string stem = FLAGS_output_dir + "/sample" + std::to_string(FLAGS_sample) + "_view" + std::to_string(FLAGS_view);
+      const std::string stem =
+          FLAGS_output_dir + "/sample" + std::to_string(FLAGS_sample) + "_view" + std::to_string(FLAGS_view);
       at::Tensor rgb = s.crop.permute({1, 2, 0}).contiguous();
       excel::data::write_rgb(stem + "_crop.png", rgb);
       // Class-index map scaled for viewing (index * 12), the raw indices are in the shard.
-      excel::data::write_gray(stem + "_static_label.png", (s.static_label.to(torch::kInt) * 12).clamp(0, 255).to(torch::kByte));
+      excel::data::write_gray(stem + "_static_label.png",
+                              (s.static_label.to(torch::kInt) * 12).clamp(0, 255).to(torch::kByte));
       const int64_t entry = s.feats.size(0) - excel::model::ClipVision::kSurgeryBlocks - 1;
       at::Tensor surgery = torch::cat({s.cls_row.unsqueeze(0), s.feats[entry]}, 0).unsqueeze(0);
       at::Tensor f = excel::model::project_surgery(surgery, store.ln_post_weight, store.ln_post_bias, store.proj);

@@ -17,7 +17,8 @@ DEFINE_string(output_dir, "demo_out/clip", "folder for clip.jit.pt and clip.stat
 EXCEL_FLAG_RULE(output_dir, "a folder (not empty)", !FLAGS_output_dir.empty());
 DEFINE_bool(model_vit_b16, false, "use the ViT-B/16 sizes (overrides the size flags)");
 DEFINE_int32(model_vision_width, 128, "vision width (heads = width/64)");
-EXCEL_FLAG_RULE(model_vision_width, "a positive multiple of 64", FLAGS_model_vision_width >= 64 && FLAGS_model_vision_width % 64 == 0);
+EXCEL_FLAG_RULE(model_vision_width, "a positive multiple of 64",
+                FLAGS_model_vision_width >= 64 && FLAGS_model_vision_width % 64 == 0);
 DEFINE_int32(model_vision_layers, 12, "vision blocks (surgery on the last 5)");
 EXCEL_FLAG_RULE(model_vision_layers, ">= 6", FLAGS_model_vision_layers >= 6);
 DEFINE_int32(model_patch, 16, "patch size");
@@ -27,7 +28,8 @@ EXCEL_FLAG_RULE(model_pos_grid, ">= 1", FLAGS_model_pos_grid >= 1);
 DEFINE_int32(model_embed_dim, 32, "joint embedding size");
 EXCEL_FLAG_RULE(model_embed_dim, ">= 1", FLAGS_model_embed_dim >= 1);
 DEFINE_int32(model_text_width, 64, "text width (heads = width/64)");
-EXCEL_FLAG_RULE(model_text_width, "a positive multiple of 64", FLAGS_model_text_width >= 64 && FLAGS_model_text_width % 64 == 0);
+EXCEL_FLAG_RULE(model_text_width, "a positive multiple of 64",
+                FLAGS_model_text_width >= 64 && FLAGS_model_text_width % 64 == 0);
 DEFINE_int32(model_text_layers, 2, "text blocks");
 EXCEL_FLAG_RULE(model_text_layers, ">= 1", FLAGS_model_text_layers >= 1);
 DEFINE_int32(model_seed, 0, "seed of the random weights");
@@ -36,7 +38,10 @@ DEFINE_bool(model_fp32, false, "store fp32 instead of fp16");
 DEFINE_string(model_bpe, "", "merge list whose vocabulary the text tower gets (empty: CLIP's 49,408 tokens)");
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "Writes a random CLIP checkpoint of chosen sizes in OpenAI's layout, in both file forms (TorchScript archive like ViT-B-16.pt, and a torch.save state dict), fp16 like the release.");
+  excel::parse_tool_flags(
+      &argc, &argv,
+      "Writes a random CLIP checkpoint of chosen sizes in OpenAI's layout, in both file forms (TorchScript archive "
+      "like ViT-B-16.pt, and a torch.save state dict), fp16 like the release.");
   excel::init_logging(argv[0]);
   try {
     excel::model::ClipConfig c = excel::model::vit_b16_config();

@@ -24,11 +24,14 @@ DEFINE_int32(data_seed, 0, "seed (the data set is a pure function of the flags)"
 EXCEL_FLAG_RULE(data_seed, ">= 0", FLAGS_data_seed >= 0);
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "usage: make_synthetic_voc --data_root=DIR\nGenerates the synthetic VOC-layout data set and its class descriptions (include/excel/data/synthetic_voc.h).");
+  excel::parse_tool_flags(&argc, &argv,
+                          "usage: make_synthetic_voc --data_root=DIR\nGenerates the synthetic VOC-layout data set and "
+                          "its class descriptions (include/excel/data/synthetic_voc.h).");
   excel::init_logging(argv[0]);
   try {
-    auto s = excel::data::make_synthetic_voc({FLAGS_data_root, FLAGS_data_num_images, FLAGS_data_min_side, FLAGS_data_max_side,
-                                               FLAGS_data_val_fraction, static_cast<uint64_t>(FLAGS_data_seed)});
+    auto s = excel::data::make_synthetic_voc({FLAGS_data_root, FLAGS_data_num_images, FLAGS_data_min_side,
+                                              FLAGS_data_max_side, FLAGS_data_val_fraction,
+                                              static_cast<uint64_t>(FLAGS_data_seed)});
     // The world describes itself: the knowledge base of its attribute bank and text vocabulary.
     const auto& names = excel::model::dataset_text("voc").class_names;
     const auto sentences = excel::data::synthetic_class_descriptions(names);

@@ -35,11 +35,16 @@ at::Tensor pattern(int64_t n, int rank, at::ScalarType dtype) {
 
 double tolerance(at::ScalarType dtype) {
   switch (dtype) {
-    case at::kHalf: return 1e-3;
-    case at::kBFloat16: return 1e-2;
-    case at::kFloat: return 1e-6;
-    case at::kDouble: return 1e-12;
-    default: return 0;
+    case at::kHalf:
+      return 1e-3;
+    case at::kBFloat16:
+      return 1e-2;
+    case at::kFloat:
+      return 1e-6;
+    case at::kDouble:
+      return 1e-12;
+    default:
+      return 0;
   }
 }
 
@@ -85,7 +90,8 @@ double mean_ms(F&& f) {
   MPI_Barrier(MPI_COMM_WORLD);
   auto t0 = std::chrono::steady_clock::now();
   for (int k = 0; k < FLAGS_bench_iters; ++k) f();
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / FLAGS_bench_iters;
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / FLAGS_bench_iters;
   MPI_Allreduce(MPI_IN_PLACE, &ms, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);  // slowest rank
   return ms;
 }
@@ -93,7 +99,12 @@ double mean_ms(F&& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "Checks NcclCommunicator on CPU tensors (all-reduce sum and broadcast over dtypes and sizes, exact for integers, within a tolerance for floats) and times a float all-reduce beside MPI_Allreduce of the same bytes. Last line: one JSON object. Exit 0 ok, 1 mismatch or error, 77 when some rank sees no CUDA device (skip). mpirun -np 2 excel_nccl_check [--bench_bytes=26214400] [--bench_iters=10] [--bench_warmup=3]");
+  excel::parse_tool_flags(
+      &argc, &argv,
+      "Checks NcclCommunicator on CPU tensors (all-reduce sum and broadcast over dtypes and sizes, exact for integers, "
+      "within a tolerance for floats) and times a float all-reduce beside MPI_Allreduce of the same bytes. Last line: "
+      "one JSON object. Exit 0 ok, 1 mismatch or error, 77 when some rank sees no CUDA device (skip). mpirun -np 2 "
+      "excel_nccl_check [--bench_bytes=26214400] [--bench_iters=10] [--bench_warmup=3]");
   MPI_Init(&argc, &argv);
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -124,9 +135,8 @@ int main(int argc, char** argv) {
     at::Tensor x = torch::ones({n}, torch::kFloat);
     const double nccl_ms = mean_ms([&] { nccl.all_reduce_sum(x); });
     std::vector<float> y(static_cast<size_t>(n), 1.0f);
-    const double mpi_ms = mean_ms([&] {
-      MPI_Allreduce(MPI_IN_PLACE, y.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-    });
+    const double mpi_ms = mean_ms(
+        [&] { MPI_Allreduce(MPI_IN_PLACE, y.data(), static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD); });
     if (rank == 0) {
       std::printf("devices per node: %d, rank 0 on cuda:%d\n", devices, nccl.device());
       std::printf("{\"ranks\":%d,\"bytes\":%lld,\"nccl_ms\":%.3f,\"mpi_ms\":%.3f,\"ok\":%s}\n", size,

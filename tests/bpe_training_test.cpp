@@ -33,7 +33,8 @@ TEST(BpeTrainingTest, every_corpus_word_becomes_one_token_and_unseen_text_still_
   EXPECT_EQ(tok.decode(ids), "a zebra ");
   const at::Tensor t = tok.tokenize({"a bird."}, 8);
   EXPECT_EQ(t[0][0].item<int64_t>(), tok.start_token());
-  EXPECT_EQ(t.argmax(-1)[0].item<int64_t>(), 4);  // start, a, bird, ".", end: the end token is the largest id (the text tower's EOT)
+  EXPECT_EQ(t.argmax(-1)[0].item<int64_t>(),
+            4);  // start, a, bird, ".", end: the end token is the largest id (the text tower's EOT)
 }
 
 TEST(BpeTrainingTest, the_most_frequent_pair_is_merged_first_and_the_limit_holds) {

@@ -85,18 +85,18 @@ TEST(CachedTrainingTest, matches_online_training_on_the_same_views) {
   double loss_err32 = 0, loss_err16 = 0, loss_err16_after = 0, w_err32 = 0, w_err16 = 0;
   for (size_t i = 0; i < online_losses.size(); ++i) {
     if (static_cast<int64_t>(i) >= cfg.switch_iter) {  // fp16 after the switch: reported, see below
-      loss_err16_after = std::max({loss_err16_after,
-                                   std::abs(online_losses[i].first - cached_losses["fp16"][i].first) / online_losses[i].first,
-                                   std::abs(online_losses[i].second - cached_losses["fp16"][i].second) / online_losses[i].second});
+      loss_err16_after = std::max(
+          {loss_err16_after, std::abs(online_losses[i].first - cached_losses["fp16"][i].first) / online_losses[i].first,
+           std::abs(online_losses[i].second - cached_losses["fp16"][i].second) / online_losses[i].second});
       loss_err32 = std::max({loss_err32, std::abs(online_losses[i].first - cached_losses["fp32"][i].first),
                              std::abs(online_losses[i].second - cached_losses["fp32"][i].second)});
       continue;
     }
     loss_err32 = std::max({loss_err32, std::abs(online_losses[i].first - cached_losses["fp32"][i].first),
                            std::abs(online_losses[i].second - cached_losses["fp32"][i].second)});
-    loss_err16 = std::max({loss_err16,
-                           std::abs(online_losses[i].first - cached_losses["fp16"][i].first) / online_losses[i].first,
-                           std::abs(online_losses[i].second - cached_losses["fp16"][i].second) / online_losses[i].second});
+    loss_err16 = std::max(
+        {loss_err16, std::abs(online_losses[i].first - cached_losses["fp16"][i].first) / online_losses[i].first,
+         std::abs(online_losses[i].second - cached_losses["fp16"][i].second) / online_losses[i].second});
   }
   for (const auto& kv : online) {
     w_err32 = std::max(w_err32, (kv.second - cached_params["fp32"].at(kv.first)).abs().max().item<double>());

@@ -114,7 +114,8 @@ TEST(CheckpointTest, truncated_unknown_and_legacy_files_fail_with_the_file_name)
   model::save_clip_checkpoint(model::random_clip_tensors(cfg, 1), cfg, dir + "/ok.pt", CheckpointFormat::kTorchScript);
   std::ifstream in(dir + "/ok.pt", std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::ofstream(dir + "/trunc.pt", std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+  std::ofstream(dir + "/trunc.pt", std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
   expect_load_error(dir + "/trunc.pt", {dir + "/trunc.pt", "truncated"});
   std::ofstream(dir + "/junk.pt", std::ios::binary) << "GARBAGE GARBAGE";
   expect_load_error(dir + "/junk.pt", {dir + "/junk.pt", "unknown checkpoint format"});

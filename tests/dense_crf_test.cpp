@@ -13,9 +13,9 @@
 #include "crf_test_images.h"
 #include "excel/eval/dense_crf.h"
 
-using excel::eval::DenseCrfParams;
 using excel::eval::dense_crf_inference;
 using excel::eval::dense_crf_labels;
+using excel::eval::DenseCrfParams;
 using excel::test::features;
 using excel::test::smooth_image;
 
@@ -25,12 +25,15 @@ namespace {
 std::vector<double> brute_mean_field(const std::vector<float>& probs, int K, int H, int W,
                                      const std::vector<uint8_t>& rgb, const DenseCrfParams& p) {
   const int n = H * W;
-  struct Ker { std::vector<double> k; double w; };
+  struct Ker {
+    std::vector<double> k;
+    double w;
+  };
   std::vector<Ker> kers;
   for (int m = 0; m < 2; ++m) {
     const int d = m == 0 ? 2 : 5;
-    const std::vector<float> f = m == 0 ? features(rgb, H, W, 2, p.gauss_sxy, 1)
-                                        : features(rgb, H, W, 5, p.bilateral_sxy, p.bilateral_srgb);
+    const std::vector<float> f =
+        m == 0 ? features(rgb, H, W, 2, p.gauss_sxy, 1) : features(rgb, H, W, 5, p.bilateral_sxy, p.bilateral_srgb);
     Ker ker{std::vector<double>(size_t(n) * n), m == 0 ? p.gauss_compat : p.bilateral_compat};
     std::vector<double> deg(n, 0.0);
     for (int i = 0; i < n; ++i)
@@ -123,9 +126,10 @@ TEST(DenseCrfTest, matches_brute_force_mean_field_on_tiny_image) {
       }
       agree += a == b;
     }
-    std::printf("[measured] vs brute-force mean field (bilateral sxy %.0f, compat %.1f): max|dQ|=%.4f mean|dQ|=%.4f "
-                "(CRF moves Q by %.4f) labels agree %d/%d\n",
-                p.bilateral_sxy, p.bilateral_compat, max_diff, mean_diff, mean_move, agree, n);
+    std::printf(
+        "[measured] vs brute-force mean field (bilateral sxy %.0f, compat %.1f): max|dQ|=%.4f mean|dQ|=%.4f "
+        "(CRF moves Q by %.4f) labels agree %d/%d\n",
+        p.bilateral_sxy, p.bilateral_compat, max_diff, mean_diff, mean_move, agree, n);
     EXPECT_LT(mean_diff, 0.1 * mean_move);  // measured <= 5%; a self-excluding reference gives 12%
     EXPECT_LT(max_diff, 0.05);
     EXPECT_GE(agree, n * 95 / 100);
@@ -194,8 +198,10 @@ TEST(DenseCrfTest, snaps_uncertain_boundary_to_colour_edge) {
     if (band[i]) ++band_n, band_u += lu == mask[i], band_c += crf[i] == mask[i];
   }
   const double acc_u = double(band_u) / band_n, acc_c = double(band_c) / band_n;
-  std::printf("[measured] pixel errors unary=%d crf=%d gaussian-only=%d of %d; band(%d px) acc unary=%.3f "
-              "crf=%.3f\n", err_u, err_c, err_s, n, band_n, acc_u, acc_c);
+  std::printf(
+      "[measured] pixel errors unary=%d crf=%d gaussian-only=%d of %d; band(%d px) acc unary=%.3f "
+      "crf=%.3f\n",
+      err_u, err_c, err_s, n, band_n, acc_u, acc_c);
   EXPECT_LE(err_c * 4, err_u);  // at least 4x fewer wrong pixels
   EXPECT_LT(acc_u, 0.85);
   EXPECT_GT(acc_c, 0.95);

@@ -35,7 +35,7 @@ TEST(EvalTableTest, ReferenceConventions) {
   EXPECT_NEAR(pl["classes"][0]["iou"].get<double>(), 62.5, 1e-9);
   EXPECT_EQ(pl["classes"][1]["precision"], "nan");
   EXPECT_EQ(pl["classes"][2]["confusion_ratio"], "inf");
-  EXPECT_EQ(pl["mean"]["precision"], "nan");  // plain mean propagates NaN
+  EXPECT_EQ(pl["mean"]["precision"], "nan");                                 // plain mean propagates NaN
   EXPECT_NEAR(pl["miou"].get<double>(), 100.0 * (0.625 + 0.0) / 2.0, 1e-9);  // classes with GT only
   EXPECT_EQ(pl["confusion_matrix"].size(), 9u);
   std::ifstream csv(dir + "/table.csv");

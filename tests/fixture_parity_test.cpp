@@ -27,7 +27,8 @@ double normalised_error(const at::Tensor& want, const at::Tensor& got) {
 
 bool is_label_map(const std::string& path) {
   for (const char* s : {"pseudo_labels", "seg_pred", "affinity_labels", "infer/pred"})
-    if (path.size() >= std::strlen(s) && path.compare(path.size() - std::strlen(s), std::string::npos, s) == 0) return true;
+    if (path.size() >= std::strlen(s) && path.compare(path.size() - std::strlen(s), std::string::npos, s) == 0)
+      return true;
   return false;
 }
 
@@ -87,10 +88,12 @@ TEST_P(FixtureParityTest, every_stage_matches_reference) {
     std::cout << "[parity] " << g << ": " << compared << " datasets\n";
     test::report_equivalence("fixture parity (" + GetParam() + ") " + g + ", normalised error", worst, 1e-4);
     if (labels > 0)
-      test::report_equivalence("fixture parity (" + GetParam() + ") " + g + ", share of label pixels", worst_labels, 1e-3);
+      test::report_equivalence("fixture parity (" + GetParam() + ") " + g + ", share of label pixels", worst_labels,
+                               1e-3);
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(BothCheckpointForms, FixtureParityTest,
-                         ::testing::Values("clip_tiny.jit.pt", "clip_tiny.state_dict.pt"),
-                         [](const auto& info) { return info.param == "clip_tiny.jit.pt" ? "torchscript" : "state_dict"; });
+                         ::testing::Values("clip_tiny.jit.pt", "clip_tiny.state_dict.pt"), [](const auto& info) {
+                           return info.param == "clip_tiny.jit.pt" ? "torchscript" : "state_dict";
+                         });

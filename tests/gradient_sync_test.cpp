@@ -57,6 +57,12 @@ void expect_summed(int64_t bucket_mb) {
 
 }  // namespace
 
-TEST(GradientSyncTest, one_bucket_per_parameter_sums_over_ranks) { expect_summed(0); }
-TEST(GradientSyncTest, four_megabyte_buckets_sum_over_ranks) { expect_summed(4); }
-TEST(GradientSyncTest, flat_buffer_sums_over_ranks) { expect_summed(-1); }
+TEST(GradientSyncTest, one_bucket_per_parameter_sums_over_ranks) {
+  expect_summed(0);
+}
+TEST(GradientSyncTest, four_megabyte_buckets_sum_over_ranks) {
+  expect_summed(4);
+}
+TEST(GradientSyncTest, flat_buffer_sums_over_ranks) {
+  expect_summed(-1);
+}

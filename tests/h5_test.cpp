@@ -21,7 +21,8 @@ using namespace excel;
 TEST(H5Test, tensors_strings_and_attributes_round_trip) {
   const std::string dir = test::temp_dir("h5"), path = dir + "/a.h5";
   torch::manual_seed(2);
-  const at::Tensor f = torch::randn({3, 4}), l = torch::arange(5, torch::kLong), b = torch::randint(0, 256, {2, 2}).to(torch::kByte);
+  const at::Tensor f = torch::randn({3, 4}), l = torch::arange(5, torch::kLong),
+                   b = torch::randint(0, 256, {2, 2}).to(torch::kByte);
   {
     h5::File out = h5::File::create(path);
     out.write("g/f", f);
@@ -94,10 +95,14 @@ void expect_error_naming(F&& f, const std::vector<std::string>& needles) {
 bool same_bits(const at::Tensor& a, const at::Tensor& b) {
   if (a.scalar_type() != b.scalar_type() || a.sizes() != b.sizes()) return false;
   switch (a.element_size()) {
-    case 2: return torch::equal(a.view(torch::kShort), b.view(torch::kShort));
-    case 4: return torch::equal(a.view(torch::kInt), b.view(torch::kInt));
-    case 8: return torch::equal(a.view(torch::kLong), b.view(torch::kLong));
-    default: return torch::equal(a, b);
+    case 2:
+      return torch::equal(a.view(torch::kShort), b.view(torch::kShort));
+    case 4:
+      return torch::equal(a.view(torch::kInt), b.view(torch::kInt));
+    case 8:
+      return torch::equal(a.view(torch::kLong), b.view(torch::kLong));
+    default:
+      return torch::equal(a, b);
   }
 }
 
@@ -125,21 +130,21 @@ TEST(H5Test, every_dtype_round_trips_bit_exactly_with_its_dtype) {
   std::map<std::string, at::Tensor> t = {
       {"f32", torch::tensor({0.f, -0.f, 1.5f, 1e-45f, std::numeric_limits<float>::max(),
                              std::numeric_limits<float>::lowest(), finf, -finf, fnan})},
-      {"f64", torch::tensor({0.0, -0.0, 0.1, 5e-324, std::numeric_limits<double>::max(), dinf, -dinf, dnan},
-                            torch::kDouble)},
+      {"f64",
+       torch::tensor({0.0, -0.0, 0.1, 5e-324, std::numeric_limits<double>::max(), dinf, -dinf, dnan}, torch::kDouble)},
       // fp16: 65504 is the largest finite half, 6e-8 its smallest subnormal.
       {"f16", torch::tensor({0.f, -0.f, 1.f / 3, 65504.f, -65504.f, 6e-8f, finf, fnan}).to(torch::kHalf)},
       {"u8", torch::tensor({0, 1, 128, 255}).to(torch::kByte)},
       {"i8", torch::tensor({-128, -1, 0, 127}).to(torch::kChar)},
       {"i16", torch::tensor({-32768, -1, 0, 32767}).to(torch::kShort)},
-      {"i32", torch::tensor({std::numeric_limits<int32_t>::min(), -1, 0, std::numeric_limits<int32_t>::max()},
-                            torch::kInt)},
+      {"i32",
+       torch::tensor({std::numeric_limits<int32_t>::min(), -1, 0, std::numeric_limits<int32_t>::max()}, torch::kInt)},
       {"i64", torch::tensor({std::numeric_limits<int64_t>::min(), int64_t{-1}, (int64_t{1} << 53) + 1,
                              std::numeric_limits<int64_t>::max()},
                             torch::kLong)},
       {"f32_3d", torch::arange(24, torch::kFloat).view({2, 3, 4}) / 7},
-      {"f32_scalar", torch::tensor(2.75f)},               // 0-dim: an HDF5 scalar dataspace
-      {"f32_empty", torch::zeros({0, 3})},                // no elements, shape kept
+      {"f32_scalar", torch::tensor(2.75f)},                                  // 0-dim: an HDF5 scalar dataspace
+      {"f32_empty", torch::zeros({0, 3})},                                   // no elements, shape kept
       {"f32_transposed", torch::arange(6, torch::kFloat).view({2, 3}).t()},  // not contiguous
   };
   {

@@ -29,7 +29,8 @@ struct Tiny {
     h.num_classes = kClasses + 1;
     return h;
   }
-  Tiny() : weights(model::random_clip_weights(test::tiny_clip_config(), 11)), vision(weights), heads(heads_config(), 5) {
+  Tiny()
+      : weights(model::random_clip_weights(test::tiny_clip_config(), 11)), vision(weights), heads(heads_config(), 5) {
     torch::manual_seed(2);
     text = torch::randn({kClasses + 2, 16});
     text = text / text.norm(2, {1}, true);
@@ -75,7 +76,8 @@ TEST(ImagePipelineTest, static_pass_takes_affinity_and_logits_from_the_heads_whe
   EXPECT_EQ(a.attn.sizes(), (std::vector<int64_t>{12, 17, 17}));
   // The pseudo-label follows the gated refinement: same shape as the image, keys in 0..K-1.
   const at::Tensor cls = torch::tensor({1.f, 0.f, 1.f});
-  const at::Tensor pl = with_heads.pseudo_label(b, with_heads.refine(b, cls, 0.5), torch::zeros({70, 90, 3}, torch::kByte));
+  const at::Tensor pl =
+      with_heads.pseudo_label(b, with_heads.refine(b, cls, 0.5), torch::zeros({70, 90, 3}, torch::kByte));
   EXPECT_EQ(pl.sizes(), (std::vector<int64_t>{70, 90}));
   const at::Tensor present = std::get<0>(at::_unique(pl));
   for (int64_t k = 0; k < present.size(0); ++k) {

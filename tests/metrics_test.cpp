@@ -273,11 +273,12 @@ TEST(MetricsTest, the_endpoint_serves_help_type_constant_labels_and_the_values_s
   const std::map<std::string, std::string> constants = {
       {"job_id", "unit"}, {"rank", "3"}, {"host", metrics::host_name()}, {"phase", "test"}};
   EXPECT_EQ(series_value(text, "excel_unit_steps_total", constants), 3.0);
-  EXPECT_EQ(series_value(text, "excel_unit_rows_total", [&] {
-              auto l = constants;
-              l["split"] = "b";
-              return l;
-            }()),
+  EXPECT_EQ(series_value(text, "excel_unit_rows_total",
+                         [&] {
+                           auto l = constants;
+                           l["split"] = "b";
+                           return l;
+                         }()),
             13.0);
   EXPECT_EQ(series_value(text, "excel_world_size", constants), 4.0);
   const std::optional<double> rss = series_value(text, "process_resident_memory_bytes", constants);

@@ -30,14 +30,14 @@ std::string shared_dir(const std::string& tag) {  // one temporary folder, named
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   if (rank == 0) {
-    std::string d = (std::filesystem::temp_directory_path() / ("excel_mpi_" + tag + "_" + std::to_string(::getpid()))).string();
+    std::string d =
+        (std::filesystem::temp_directory_path() / ("excel_mpi_" + tag + "_" + std::to_string(::getpid()))).string();
     std::filesystem::create_directories(d);
     std::strncpy(buf, d.c_str(), sizeof(buf) - 1);
   }
   MPI_Bcast(buf, sizeof(buf), MPI_CHAR, 0, MPI_COMM_WORLD);
   return buf;
 }
-
 
 }  // namespace
 
@@ -89,10 +89,12 @@ void two_ranks_of_two_match_one_rank_of_four(int64_t bucket_mb) {
     for (size_t i = 0; i < log1.size(); ++i)
       loss_rel = std::max({loss_rel, std::abs(log1[i].first - log2[i].first) / std::abs(log1[i].first),
                            std::abs(log1[i].second - log2[i].second) / std::abs(log1[i].second)});
-    test::report_equivalence(std::string("2 ranks x 2 vs 1 rank x 4, relative losses, ") +
-                                 (bucket_mb >= 0 ? "bucketed" : "flat"), loss_rel, 1e-5);
+    test::report_equivalence(
+        std::string("2 ranks x 2 vs 1 rank x 4, relative losses, ") + (bucket_mb >= 0 ? "bucketed" : "flat"), loss_rel,
+        1e-5);
     EXPECT_LE(loss_rel, 1e-5);
-    auto a = test::read_params(dir + "/one_rank/checkpoint.h5"), b = test::read_params(dir + "/two_ranks/checkpoint.h5");
+    auto a = test::read_params(dir + "/one_rank/checkpoint.h5"),
+         b = test::read_params(dir + "/two_ranks/checkpoint.h5");
     worst = 0;
     for (const auto& kv : a) {
       at::Tensor x = kv.second, y = b.at(kv.first);
@@ -106,8 +108,9 @@ void two_ranks_of_two_match_one_rank_of_four(int64_t bucket_mb) {
       }
       worst = std::max(worst, (x - y).abs().max().item<double>());
     }
-    test::report_equivalence(std::string("2 ranks x 2 vs 1 rank x 4, weights after 6 steps, ") +
-                                 (bucket_mb >= 0 ? "bucketed" : "flat"), worst, kWorldSizeBound);
+    test::report_equivalence(
+        std::string("2 ranks x 2 vs 1 rank x 4, weights after 6 steps, ") + (bucket_mb >= 0 ? "bucketed" : "flat"),
+        worst, kWorldSizeBound);
     std::filesystem::remove_all(dir);
   }
   MPI_Bcast(&worst, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
@@ -116,9 +119,13 @@ void two_ranks_of_two_match_one_rank_of_four(int64_t bucket_mb) {
 }
 
 // One bucket per parameter: every gradient is reduced from its hook.
-TEST(DataParallelTest, two_ranks_of_two_match_one_rank_of_four_bucketed) { two_ranks_of_two_match_one_rank_of_four(0); }
+TEST(DataParallelTest, two_ranks_of_two_match_one_rank_of_four_bucketed) {
+  two_ranks_of_two_match_one_rank_of_four(0);
+}
 // One all-reduce of all gradients after backward (the path of non-MPI backends).
-TEST(DataParallelTest, two_ranks_of_two_match_one_rank_of_four_flat) { two_ranks_of_two_match_one_rank_of_four(-1); }
+TEST(DataParallelTest, two_ranks_of_two_match_one_rank_of_four_flat) {
+  two_ranks_of_two_match_one_rank_of_four(-1);
+}
 
 // A NaN loss on one rank skips that step on every rank, and training goes on.
 TEST(DataParallelTest, nan_on_one_rank_skips_the_step_everywhere) {

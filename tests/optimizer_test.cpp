@@ -46,8 +46,8 @@ TEST(OptimizerTest, two_adamw_steps_match_the_hand_computation) {
   const std::vector<std::vector<double>> grads = {{0.5, 0.1, -0.2}, {-0.3, 0.1, 0.4}};
   std::vector<double> want = {1.0, -2.0, 0.5}, m(3, 0.0), v(3, 0.0);
   for (int t = 0; t < 2; ++t) {
-    p.mutable_grad() = torch::tensor({static_cast<float>(grads[t][0]), static_cast<float>(grads[t][1]),
-                                      static_cast<float>(grads[t][2])});
+    p.mutable_grad() = torch::tensor(
+        {static_cast<float>(grads[t][0]), static_cast<float>(grads[t][1]), static_cast<float>(grads[t][2])});
     const double lr = opt.step();
     EXPECT_DOUBLE_EQ(lr, opt.lr(t));
     const double bc1 = 1 - std::pow(c.beta1, t + 1), bc2 = 1 - std::pow(c.beta2, t + 1);

@@ -85,8 +85,8 @@ TEST(PalettePngTest, VocColourMap) {
   auto p = data::voc_palette();
   ASSERT_EQ(p.size(), 256u);
   EXPECT_EQ(p[0], (std::array<uint8_t, 3>{0, 0, 0}));
-  EXPECT_EQ(p[1], (std::array<uint8_t, 3>{128, 0, 0}));     // aeroplane
-  EXPECT_EQ(p[15], (std::array<uint8_t, 3>{192, 128, 128}));  // person
+  EXPECT_EQ(p[1], (std::array<uint8_t, 3>{128, 0, 0}));        // aeroplane
+  EXPECT_EQ(p[15], (std::array<uint8_t, 3>{192, 128, 128}));   // person
   EXPECT_EQ(p[255], (std::array<uint8_t, 3>{224, 224, 192}));  // ignore
 }
 

@@ -17,8 +17,8 @@ using excel::test::smooth_image;
 namespace {
 
 // Exact sum_j exp(-|f_i - f_j|^2 / (2 sigma^2)) v_j (self included), n×vd values.
-std::vector<double> brute_filter(const std::vector<float>& f, int n, int d, const std::vector<double>& v,
-                                 int vd, double sigma = 1) {
+std::vector<double> brute_filter(const std::vector<float>& f, int n, int d, const std::vector<double>& v, int vd,
+                                 double sigma = 1) {
   std::vector<double> out(size_t(n) * vd, 0.0);
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < n; ++j) {
@@ -71,13 +71,17 @@ TEST(PermutohedralTest, approximates_explicit_gaussian_filter) {
   // The 5-D lattice is coarse: agreement degrades when few points fall within one sigma (measured
   // corr 0.96-0.99 over sxy 1-6, srgb 4-32), so the d = 5 case uses a moderately dense setting.
   // Bounds are the measured figures with margin, and fail for a sigma = 1.5 reference.
-  struct Case { int d; float sxy, srgb; double min_corr, max_err; };
+  struct Case {
+    int d;
+    float sxy, srgb;
+    double min_corr, max_err;
+  };
   for (const Case& c : {Case{2, 2.f, 1.f, 0.99, 0.12}, Case{5, 6.f, 32.f, 0.98, 0.18}}) {
     const std::vector<float> f = features(rgb, H, W, c.d, c.sxy, c.srgb);
     const FilterAgreement a = compare_filters(f, n, c.d, 1.0);
     const FilterAgreement wide = compare_filters(f, n, c.d, 1.5);
-    std::printf("[measured] d=%d corr=%.4f norm_err=%.4f | vs sigma 1.5: corr=%.4f norm_err=%.4f\n", c.d,
-                a.corr, a.norm_err, wide.corr, wide.norm_err);
+    std::printf("[measured] d=%d corr=%.4f norm_err=%.4f | vs sigma 1.5: corr=%.4f norm_err=%.4f\n", c.d, a.corr,
+                a.norm_err, wide.corr, wide.norm_err);
     EXPECT_GT(a.corr, c.min_corr) << "d=" << c.d;
     EXPECT_LT(a.norm_err, c.max_err) << "d=" << c.d;
     EXPECT_GT(wide.norm_err, c.max_err) << "bound does not discriminate, d=" << c.d;

@@ -13,7 +13,7 @@ using namespace excel;
 TEST(SamplerTest, ranks_split_each_global_batch_of_the_epoch_shuffle) {
   auto p0 = data::epoch_permutation(50, 3, 0), p1 = data::epoch_permutation(50, 3, 1);
   EXPECT_EQ(p0, data::epoch_permutation(50, 3, 0));  // same on every rank
-  EXPECT_NE(p0, p1);                                  // reshuffled per epoch
+  EXPECT_NE(p0, p1);                                 // reshuffled per epoch
   std::vector<int64_t> sorted = p0;
   std::sort(sorted.begin(), sorted.end());
   for (int64_t i = 0; i < 50; ++i) EXPECT_EQ(sorted[static_cast<size_t>(i)], i);

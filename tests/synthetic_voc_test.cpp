@@ -29,6 +29,8 @@ TEST_F(SyntheticVocTest, is_deterministic_and_labels_match_masks) {
   for (size_t i = 0; i < ds.size(); ++i) {
     EXPECT_TRUE(torch::equal(ds.class_labels(i), with_file.class_labels(i))) << ds.id(i);
     EXPECT_GE(ds.class_labels(i).sum().item<float>(), 1.0f);
-    EXPECT_TRUE(torch::equal(data::read_rgb(ds.image_path(i)), data::read_rgb(again.train_ids.empty() ? "" : root_ + "2/JPEGImages/" + ds.id(i) + ".jpg")));
+    EXPECT_TRUE(
+        torch::equal(data::read_rgb(ds.image_path(i)),
+                     data::read_rgb(again.train_ids.empty() ? "" : root_ + "2/JPEGImages/" + ds.id(i) + ".jpg")));
   }
 }

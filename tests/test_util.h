@@ -26,7 +26,8 @@ inline std::string shared_path(const std::string& rel) {
 
 // One line per equivalence claim, collected per OpenBLAS kernel by scripts/test_kernels.sh.
 inline void report_equivalence(const std::string& what, double largest, double bound) {
-  std::cout << "[equivalence] " << what << ": largest difference " << largest << " (bound " << bound << ")" << std::endl;
+  std::cout << "[equivalence] " << what << ": largest difference " << largest << " (bound " << bound << ")"
+            << std::endl;
 }
 
 inline std::string temp_dir(const std::string& name) {
@@ -38,9 +39,9 @@ inline std::string temp_dir(const std::string& name) {
 }  // namespace excel::test
 
 // Skips (or fails under CI=true) when a file from ../shared is missing.
-#define EXCEL_REQUIRE_SHARED(var, rel)                                                      \
-  const std::string var = ::excel::test::shared_path(rel);                                \
-  if (var.empty()) {                                                                      \
+#define EXCEL_REQUIRE_SHARED(var, rel)                                                       \
+  const std::string var = ::excel::test::shared_path(rel);                                   \
+  if (var.empty()) {                                                                         \
     if (::excel::test::ci_mode()) FAIL() << "CI=true but ../shared/" << rel << " is absent"; \
-    GTEST_SKIP() << "../shared/" << rel << " is absent; skipping";                         \
+    GTEST_SKIP() << "../shared/" << rel << " is absent; skipping";                           \
   }

@@ -7,8 +7,8 @@
 
 #include "excel/common/h5.h"
 #include "excel/data/synthetic_voc.h"
-#include "excel/model/clip_checkpoint.h"
 #include "excel/model/bpe_training.h"
+#include "excel/model/clip_checkpoint.h"
 #include "excel/model/prompts.h"
 #include "excel/model/random_clip.h"
 #include "excel/model/tokenizer.h"

@@ -50,7 +50,8 @@ TEST(TokenizerTest, decode_inverts_encode) {
   EXCEL_REQUIRE_SHARED(bpe, "data/text/bpe_simple_vocab_16e6.txt.gz");
   model::Tokenizer tok(bpe);
   EXPECT_EQ(tok.vocab_size(), 49408);
-  EXPECT_EQ(tok.decode(tok.encode("a clean origami dog's toy, 42 times!")), "a clean origami dog 's toy , 4 2 times ! ");
+  EXPECT_EQ(tok.decode(tok.encode("a clean origami dog's toy, 42 times!")),
+            "a clean origami dog 's toy , 4 2 times ! ");
 }
 
 TEST(TokenizerTest, missing_merge_file_names_the_path) {

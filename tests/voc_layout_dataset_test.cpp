@@ -1,5 +1,5 @@
-// data/voc_layout_dataset (src/data/voc_layout_dataset.cpp): training augmentation as a function of (seed, sample, view), a missing image named. The data are made by
-// data/synthetic_voc (tested in synthetic_voc_test.cpp).
+// data/voc_layout_dataset (src/data/voc_layout_dataset.cpp): training augmentation as a function of (seed, sample,
+// view), a missing image named. The data are made by data/synthetic_voc (tested in synthetic_voc_test.cpp).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

@@ -20,9 +20,12 @@ DEFINE_string(data_dataset, "voc", "class set and prompts of the data");
 EXCEL_FLAG_RULE(data_dataset, "voc or coco", excel::flag_one_of(FLAGS_data_dataset, {"voc", "coco"}));
 DEFINE_string(model_clip, "", "CLIP checkpoint (OpenAI's ViT-B-16.pt or a torch.save state dict)");
 DEFINE_string(model_bank, "", "TSE attribute bank .h5 matching the checkpoint's text tower");
-DEFINE_string(model_bpe, "", "BPE merge list (default: $EXCEL_BPE_PATH, else bpe_simple_vocab_16e6.txt.gz under data/; model::default_bpe_path)");
+DEFINE_string(model_bpe, "",
+              "BPE merge list (default: $EXCEL_BPE_PATH, else bpe_simple_vocab_16e6.txt.gz under data/; "
+              "model::default_bpe_path)");
 DEFINE_int32(model_crop, 320, "network input side");
-EXCEL_FLAG_RULE(model_crop, ">= 1, a multiple of the checkpoint's patch (checked when it is loaded)", FLAGS_model_crop >= 1);
+EXCEL_FLAG_RULE(model_crop, ">= 1, a multiple of the checkpoint's patch (checked when it is loaded)",
+                FLAGS_model_crop >= 1);
 DEFINE_int32(threads, 0, "intra-op threads per rank (0: the cores of this node / its ranks)");
 EXCEL_FLAG_RULE(threads, ">= 0", FLAGS_threads >= 0);
 DEFINE_string(metrics_bind, "127.0.0.1", "address of the Prometheus endpoint");
@@ -42,15 +45,17 @@ namespace {
 int local_rank = 0, local_size = 1;
 }  // namespace
 
-int metrics_port_for_local_rank() { return FLAGS_metrics_port > 0 ? FLAGS_metrics_port + local_rank : 0; }
+int metrics_port_for_local_rank() {
+  return FLAGS_metrics_port > 0 ? FLAGS_metrics_port + local_rank : 0;
+}
 
 metrics::MetricsOptions metrics_options(const std::string& phase, int rank, int world) {
   metrics::MetricsOptions o;
   o.bind = FLAGS_metrics_bind;
   o.port = metrics_port_for_local_rank();
-  o.job_id = !FLAGS_metrics_job_id.empty()   ? FLAGS_metrics_job_id
+  o.job_id = !FLAGS_metrics_job_id.empty() ? FLAGS_metrics_job_id
              : std::getenv("SLURM_JOB_ID") ? std::getenv("SLURM_JOB_ID")
-                                             : "local";
+                                           : "local";
   o.rank = rank;
   o.world_size = world;
   o.phase = phase;

@@ -12,8 +12,8 @@
 #include <iostream>
 
 #include "app_common.h"
-#include "excel/common/errors.h"
 #include "excel/common/atomic_file.h"
+#include "excel/common/errors.h"
 #include "excel/common/h5.h"
 #include "excel/common/timing.h"
 #include "excel/data/image_io.h"
@@ -43,9 +43,12 @@ namespace {
 void run(int rank, int world) {
   metrics::Metrics mx(apps::metrics_options("cam", rank, world));
   auto& images_total = mx.counter("excel_cam_images_total", "Images whose static CAMs were computed");
-  auto& forward_s = mx.histogram("excel_cam_forward_seconds", "Backbone + CAM time per batch", metrics::seconds_buckets());
+  auto& forward_s =
+      mx.histogram("excel_cam_forward_seconds", "Backbone + CAM time per batch", metrics::seconds_buckets());
   auto& progress = mx.gauge("excel_cam_progress_ratio", "Fraction of this rank's images done");
-  if (mx.bound_port()) LOG(INFO) << "rank " << rank << ": metrics on http://" << FLAGS_metrics_bind << ":" << mx.bound_port() << "/metrics";
+  if (mx.bound_port())
+    LOG(INFO) << "rank " << rank << ": metrics on http://" << FLAGS_metrics_bind << ":" << mx.bound_port()
+              << "/metrics";
 
   const model::DatasetText& dt = model::dataset_text(FLAGS_data_dataset);
   const int64_t C = static_cast<int64_t>(dt.class_names.size());
@@ -84,7 +87,9 @@ void run(int rank, int world) {
       for (int64_t k = 0; k < C; ++k) {
         if (present[k].item<float>() < 0.5f) continue;
         at::Tensor over = data::heatmap_overlay(rgb[i - s], c.select(1, k).view({g, g}));
-        data::write_rgb(FLAGS_output_dir + "/overlays/" + mine[i] + "_" + dt.table_names[static_cast<size_t>(k + 1)] + ".png", over);
+        data::write_rgb(
+            FLAGS_output_dir + "/overlays/" + mine[i] + "_" + dt.table_names[static_cast<size_t>(k + 1)] + ".png",
+            over);
       }
     }
     images_total.Increment(static_cast<double>(e - s));
@@ -114,7 +119,10 @@ void run(int rank, int world) {
     atomic_replace(FLAGS_output_dir + "/cams.h5", [&](const std::string& tmp) {
       {
         h5::File out = h5::File::create(tmp);
-        out.write("cams", torch::stack(ordered).view({static_cast<int64_t>(ids.size()), g, g, C}).permute({0, 3, 1, 2}).contiguous(), true);
+        out.write(
+            "cams",
+            torch::stack(ordered).view({static_cast<int64_t>(ids.size()), g, g, C}).permute({0, 3, 1, 2}).contiguous(),
+            true);
         out.write_strings("ids", ids);
         out.write_strings("class_names", dt.class_names);
         out.set_attr("checkpoint", FLAGS_model_clip);
@@ -131,7 +139,9 @@ void run(int rank, int world) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return apps::run_mpi_main(argc, argv, "excel_cam_demo",
+  return apps::run_mpi_main(
+      argc, argv, "excel_cam_demo",
       "usage: mpirun -np N excel_cam_demo --data_root=DIR --model_clip=CKPT --model_bank=BANK.h5 --output_dir=DIR\n"
-      "Training-free static CAMs: overlay PNGs per present class and one HDF5 file of all CAMs.", [](int rank, int world) { run(rank, world); });
+      "Training-free static CAMs: overlay PNGs per present class and one HDF5 file of all CAMs.",
+      [](int rank, int world) { run(rank, world); });
 }

@@ -15,10 +15,13 @@ DEFINE_string(input, "", "fixture HDF5 file with inputs/ (and reference stages)"
 EXCEL_FLAG_RULE(input, "a fixture .h5 (required)", !FLAGS_input.empty());
 DEFINE_string(output, "", "output HDF5 file for the recomputed stages");
 EXCEL_FLAG_RULE(output, "an .h5 path (required)", !FLAGS_output.empty());
-DEFINE_string(model_bpe, "", "BPE merge list (default: model::default_bpe_path, else data/text/ in a folder above --input)");
+DEFINE_string(model_bpe, "",
+              "BPE merge list (default: model::default_bpe_path, else data/text/ in a folder above --input)");
 
 int main(int argc, char** argv) {
-  excel::parse_tool_flags(&argc, &argv, "usage: excel_dump_stages --checkpoint=CKPT --input=FIXTURE.h5 --output=OUT.h5\nRecomputes every stage of a fixture from its inputs (tests/fixture_parity_test.cpp).");
+  excel::parse_tool_flags(&argc, &argv,
+                          "usage: excel_dump_stages --checkpoint=CKPT --input=FIXTURE.h5 --output=OUT.h5\nRecomputes "
+                          "every stage of a fixture from its inputs (tests/fixture_parity_test.cpp).");
   excel::init_logging(argv[0]);
   try {
     auto groups = excel::stages::dump_stages({FLAGS_checkpoint, FLAGS_input, FLAGS_output, FLAGS_model_bpe});

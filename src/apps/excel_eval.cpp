@@ -18,7 +18,8 @@
 DEFINE_string(data_split, "val", "list to evaluate (train for ExCEL's training-free table, val, test)");
 EXCEL_FLAG_RULE(data_split, "a list name or path (not empty)", !FLAGS_data_split.empty());
 DEFINE_string(eval_mode, "training_free", "training_free (static CAMs) or checkpoint (trained adapter)");
-EXCEL_FLAG_RULE(eval_mode, "training_free or checkpoint", excel::flag_one_of(FLAGS_eval_mode, {"training_free", "checkpoint"}));
+EXCEL_FLAG_RULE(eval_mode, "training_free or checkpoint",
+                excel::flag_one_of(FLAGS_eval_mode, {"training_free", "checkpoint"}));
 DEFINE_string(eval_checkpoint, "", "excel_train checkpoint.h5 (checkpoint mode)");
 EXCEL_FLAG_RULE(eval_checkpoint, "a checkpoint.h5 (required with --eval_mode=checkpoint)",
                 FLAGS_eval_mode != "checkpoint" || !FLAGS_eval_checkpoint.empty());
@@ -27,7 +28,8 @@ EXCEL_FLAG_RULE(output_dir, "a folder (not empty)", !FLAGS_output_dir.empty());
 DEFINE_double(eval_tau, 0.79, "box threshold of the pseudo-labels");
 EXCEL_FLAG_RULE(eval_tau, "in (0, 1)", FLAGS_eval_tau > 0 && FLAGS_eval_tau < 1);
 DEFINE_string(eval_scales, "320,224,384,480", "segmentation input sides, the first is the base scale (§10.2)");
-EXCEL_FLAG_RULE(eval_scales, "comma-separated integers >= 1, each a multiple of the checkpoint's patch (checked when it is loaded)",
+EXCEL_FLAG_RULE(eval_scales,
+                "comma-separated integers >= 1, each a multiple of the checkpoint's patch (checked when it is loaded)",
                 excel::flag_int_list(FLAGS_eval_scales, 1));
 DEFINE_bool(eval_flip_base, false, "average flipped logits at the base scale too (COCO)");
 DEFINE_bool(eval_crf, false, "dense CRF post-processing (§10.3)");
@@ -64,36 +66,38 @@ std::vector<int64_t> parse_sides(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return excel::apps::run_mpi_main(argc, argv, "excel_eval",
+  return excel::apps::run_mpi_main(
+      argc, argv, "excel_eval",
       "usage: mpirun -np N excel_eval --eval_mode=training_free|checkpoint --data_root=DIR --model_clip=CKPT\n"
       "         --model_bank=BANK.h5 [--eval_checkpoint=run/checkpoint.h5] [--eval_crf] --output_dir=DIR\n"
-      "Scores pseudo-labels and segmentation against the ground truth; writes tables, masks and overlays.", [](int rank, int world) {
-    excel::eval::EvalConfig c;
-    excel::apps::apply_common_flags(c);
-    c.split = FLAGS_data_split;
-    c.mode = FLAGS_eval_mode;
-    c.checkpoint = FLAGS_eval_checkpoint;
-    c.decoder_heads = FLAGS_model_decoder_heads;
-    c.tau = FLAGS_eval_tau;
-    c.scales = parse_sides(FLAGS_eval_scales);
-    c.flip_average_at_base = FLAGS_eval_flip_base;
-    c.crf = FLAGS_eval_crf;
-    c.crf_params.iterations = FLAGS_eval_crf_iterations;
-    c.output_dir = FLAGS_output_dir;
-    c.save_masks = FLAGS_eval_save_masks;
-    c.save_overlays = FLAGS_eval_save_overlays;
-    c.test_layout = FLAGS_eval_test_layout;
-    c.limit = FLAGS_eval_limit;
-    excel::comm::MpiCommunicator comm;  // confusion matrices are tiny: MPI on every build
-    excel::metrics::Metrics mx(excel::apps::metrics_options("eval", rank, world));
-    excel::eval::EvalReport r = excel::eval::run_evaluation(c, &mx, &comm);
-    LOG(INFO) << "evaluated " << r.images << " images (" << r.scored_images << " with ground truth) on " << world
-              << " rank(s); this rank took " << r.seconds << " s";
-    if (rank == 0) {
-      const auto& names = excel::model::dataset_text(c.dataset).table_names;
-      for (const auto& t : r.tables) std::cout << excel::eval::format_table(t, names) << "\n";
-      std::cout << "wrote " << c.output_dir << "/table.csv and table.json" << std::endl;
-    }
-    mx.finish();
-  });
+      "Scores pseudo-labels and segmentation against the ground truth; writes tables, masks and overlays.",
+      [](int rank, int world) {
+        excel::eval::EvalConfig c;
+        excel::apps::apply_common_flags(c);
+        c.split = FLAGS_data_split;
+        c.mode = FLAGS_eval_mode;
+        c.checkpoint = FLAGS_eval_checkpoint;
+        c.decoder_heads = FLAGS_model_decoder_heads;
+        c.tau = FLAGS_eval_tau;
+        c.scales = parse_sides(FLAGS_eval_scales);
+        c.flip_average_at_base = FLAGS_eval_flip_base;
+        c.crf = FLAGS_eval_crf;
+        c.crf_params.iterations = FLAGS_eval_crf_iterations;
+        c.output_dir = FLAGS_output_dir;
+        c.save_masks = FLAGS_eval_save_masks;
+        c.save_overlays = FLAGS_eval_save_overlays;
+        c.test_layout = FLAGS_eval_test_layout;
+        c.limit = FLAGS_eval_limit;
+        excel::comm::MpiCommunicator comm;  // confusion matrices are tiny: MPI on every build
+        excel::metrics::Metrics mx(excel::apps::metrics_options("eval", rank, world));
+        excel::eval::EvalReport r = excel::eval::run_evaluation(c, &mx, &comm);
+        LOG(INFO) << "evaluated " << r.images << " images (" << r.scored_images << " with ground truth) on " << world
+                  << " rank(s); this rank took " << r.seconds << " s";
+        if (rank == 0) {
+          const auto& names = excel::model::dataset_text(c.dataset).table_names;
+          for (const auto& t : r.tables) std::cout << excel::eval::format_table(t, names) << "\n";
+          std::cout << "wrote " << c.output_dir << "/table.csv and table.json" << std::endl;
+        }
+        mx.finish();
+      });
 }

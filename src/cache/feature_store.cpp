@@ -19,7 +19,6 @@ at::Tensor from_storage(const at::Tensor& t, const std::string& dtype) {
   return t.to(at::kFloat);
 }
 
-
 }  // namespace
 
 void verify_cache(const Manifest& m) {
@@ -43,8 +42,9 @@ void verify_cache(const Manifest& m) {
     if (s.first_sample != expect_first) throw FormatError(m.path + ": shards do not cover the samples contiguously");
     expect_first += s.num_samples;
   }
-  if (expect_first != m.num_samples) throw FormatError(m.path + ": shards hold " + std::to_string(expect_first) +
-                                                       " samples, manifest says " + std::to_string(m.num_samples));
+  if (expect_first != m.num_samples)
+    throw FormatError(m.path + ": shards hold " + std::to_string(expect_first) + " samples, manifest says " +
+                      std::to_string(m.num_samples));
 }
 
 struct FeatureStore::Open {
@@ -57,8 +57,8 @@ FeatureStore::FeatureStore(const std::string& path) : manifest_(read_manifest(pa
   for (const auto& s : manifest_.shards) {
     auto o = std::make_unique<Open>(Open{h5::File::open(dir + "/" + s.file), s});
     if (o->file.shape("feats")[0] != s.rows)
-      throw FormatError(dir + "/" + s.file + ": " + std::to_string(o->file.shape("feats")[0]) + " rows, manifest says " +
-                        std::to_string(s.rows) + " (truncated shard?)");
+      throw FormatError(dir + "/" + s.file + ": " + std::to_string(o->file.shape("feats")[0]) +
+                        " rows, manifest says " + std::to_string(s.rows) + " (truncated shard?)");
     shards_.push_back(std::move(o));
   }
   h5::File c = h5::File::open(dir + "/constants.h5");
@@ -109,7 +109,8 @@ CachedSample FeatureStore::read(int64_t sample, int64_t view) const {
 
 uint64_t sample_bytes(const CachedSample& s) {
   uint64_t n = 0;
-  for (const at::Tensor* t : {&s.feats, &s.value_proj, &s.cls_row, &s.attn_mean, &s.attn_sel, &s.static_label, &s.crop, &s.labels})
+  for (const at::Tensor* t :
+       {&s.feats, &s.value_proj, &s.cls_row, &s.attn_mean, &s.attn_sel, &s.static_label, &s.crop, &s.labels})
     n += static_cast<uint64_t>(t->numel() * t->element_size());
   return n;
 }

@@ -95,7 +95,8 @@ Manifest read_manifest(const std::string& dir_or_manifest) {
     for (const ShardJson& s : mj.shards) {
       size_t parsed = 0;
       const unsigned long crc = std::stoul(s.crc32, &parsed, 16);
-      if (parsed != s.crc32.size() || s.crc32.size() != 8) throw FormatError(path + ": shard " + s.file + ": crc32 '" + s.crc32 + "' is not 8 hex digits");
+      if (parsed != s.crc32.size() || s.crc32.size() != 8)
+        throw FormatError(path + ": shard " + s.file + ": crc32 '" + s.crc32 + "' is not 8 hex digits");
       m.shards.push_back({s.file, s.first_sample, s.num_samples, s.rows, static_cast<uint32_t>(crc)});
     }
   } catch (const nlohmann::json::exception& e) {

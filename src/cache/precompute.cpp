@@ -27,7 +27,6 @@ namespace fs = std::filesystem;
 namespace excel::cache {
 namespace {
 
-
 at::ScalarType storage_type(const std::string& dtype) {
   if (dtype == "fp32") return at::kFloat;
   if (dtype == "fp16") return at::kHalf;
@@ -40,20 +39,24 @@ at::Tensor to_storage(const at::Tensor& t, const std::string& dtype) {
   return t.to(storage_type(dtype));
 }
 
-
 // Configuration fields a shard records; a mismatch names the field.
-std::vector<std::pair<std::string, std::string>> identity(const CacheConfig& c, const std::string& ckpt_crc,
-                                                          int world, int64_t num_samples) {
-  return {{"checkpoint_crc32", ckpt_crc},       {"split", c.split},
-          {"dataset", c.dataset},               {"crop", std::to_string(c.crop)},
-          {"views", std::to_string(c.views)},   {"seed", std::to_string(c.seed)},
-          {"dtype", c.dtype},                   {"tau", std::to_string(c.tau)},
-          {"shards", std::to_string(world)},    {"num_samples", std::to_string(num_samples)}};
+std::vector<std::pair<std::string, std::string>> identity(const CacheConfig& c, const std::string& ckpt_crc, int world,
+                                                          int64_t num_samples) {
+  return {{"checkpoint_crc32", ckpt_crc},
+          {"split", c.split},
+          {"dataset", c.dataset},
+          {"crop", std::to_string(c.crop)},
+          {"views", std::to_string(c.views)},
+          {"seed", std::to_string(c.seed)},
+          {"dtype", c.dtype},
+          {"tau", std::to_string(c.tau)},
+          {"shards", std::to_string(world)},
+          {"num_samples", std::to_string(num_samples)}};
 }
 
 data::VocLayoutDataset open_dataset(const CacheConfig& c) {
   return data::VocLayoutDataset({c.data_root, c.split, c.labels_file, c.dataset,
-                           static_cast<int64_t>(model::dataset_text(c.dataset).class_names.size())});
+                                 static_cast<int64_t>(model::dataset_text(c.dataset).class_names.size())});
 }
 
 }  // namespace
@@ -160,8 +163,7 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
         write("sample_index", torch::tensor(samples));
         write("view", torch::tensor(views));
         LOG(INFO) << info.file << ": " << r1 << "/" << info.rows << " rows";
-        if (progress)
-          progress({r1, info.rows, B, seconds_since(t_batch), bytes});
+        if (progress) progress({r1, info.rows, B, seconds_since(t_batch), bytes});
       }
     }
     info.crc32 = file_crc32(tmp);

@@ -11,12 +11,18 @@ namespace {
 
 MPI_Datatype mpi_type(const at::Tensor& t) {
   switch (t.scalar_type()) {
-    case at::kFloat: return MPI_FLOAT;
-    case at::kDouble: return MPI_DOUBLE;
-    case at::kLong: return MPI_INT64_T;
-    case at::kInt: return MPI_INT;
-    case at::kByte: return MPI_UINT8_T;
-    default: throw ConfigError("MPI communicator: unsupported dtype " + std::string(c10::toString(t.scalar_type())));
+    case at::kFloat:
+      return MPI_FLOAT;
+    case at::kDouble:
+      return MPI_DOUBLE;
+    case at::kLong:
+      return MPI_INT64_T;
+    case at::kInt:
+      return MPI_INT;
+    case at::kByte:
+      return MPI_UINT8_T;
+    default:
+      throw ConfigError("MPI communicator: unsupported dtype " + std::string(c10::toString(t.scalar_type())));
   }
 }
 
@@ -89,7 +95,9 @@ std::unique_ptr<PendingSum> MpiCommunicator::all_reduce_sum_async(at::Tensor& t)
   return std::make_unique<MpiPendingSum>(r);
 }
 
-void prefer_ring_iallreduce() { ::setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", /*overwrite=*/0); }
+void prefer_ring_iallreduce() {
+  ::setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", /*overwrite=*/0);
+}
 
 MpiCommunicator::MpiCommunicator(MPI_Comm base) {
   check(MPI_Comm_dup(base, &comm_), "MPI_Comm_dup");
@@ -116,7 +124,9 @@ void MpiCommunicator::broadcast(at::Tensor& t, int root) {
   check(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), root, comm_), "MPI_Bcast");
 }
 
-void MpiCommunicator::barrier() { check(MPI_Barrier(comm_), "MPI_Barrier"); }
+void MpiCommunicator::barrier() {
+  check(MPI_Barrier(comm_), "MPI_Barrier");
+}
 
 at::Tensor global_sum(const at::Tensor& x, Communicator* comm) {
   if (!comm || comm->size() == 1) return x.sum();

@@ -7,7 +7,10 @@
 namespace excel::comm {
 
 GradientBucketer::GradientBucketer(std::vector<at::Tensor> params, Communicator& comm, size_t bucket_bytes)
-    : params_(std::move(params)), where_(params_.size()), seen_(params_.size(), false), own_(comm.duplicate()),
+    : params_(std::move(params)),
+      where_(params_.size()),
+      seen_(params_.size(), false),
+      own_(comm.duplicate()),
       comm_(own_ ? own_.get() : &comm) {
   // Reverse registration order: the last layers' gradients are computed first in backward.
   Bucket cur;
@@ -105,7 +108,8 @@ void FlatGradientSync::finish() {
   }
 }
 
-std::unique_ptr<GradientSync> make_gradient_sync(std::vector<at::Tensor> params, Communicator& comm, int64_t bucket_mb) {
+std::unique_ptr<GradientSync> make_gradient_sync(std::vector<at::Tensor> params, Communicator& comm,
+                                                 int64_t bucket_mb) {
   if (bucket_mb < 0) return std::make_unique<FlatGradientSync>(std::move(params), comm);
   return std::make_unique<GradientBucketer>(std::move(params), comm, static_cast<size_t>(bucket_mb) << 20);
 }

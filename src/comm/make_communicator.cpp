@@ -35,7 +35,8 @@ std::unique_ptr<Communicator> make_communicator(const std::string& backend, MPI_
     return std::make_unique<MpiCommunicator>(base);
   }
 #else
-  if (backend == "nccl") throw ConfigError("communicator backend nccl: this build has no NCCL: configure with -DEXCEL_WITH_CUDA=ON");
+  if (backend == "nccl")
+    throw ConfigError("communicator backend nccl: this build has no NCCL: configure with -DEXCEL_WITH_CUDA=ON");
   if (backend == "auto") return std::make_unique<MpiCommunicator>(base);
 #endif
   throw ConfigError("unknown communicator backend '" + backend + "' (expected mpi, nccl or auto)");

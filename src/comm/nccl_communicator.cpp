@@ -10,7 +10,9 @@
 namespace excel::comm {
 namespace {
 
-std::string where(int rank) { return "NCCL communicator, rank " + std::to_string(rank) + ": "; }
+std::string where(int rank) {
+  return "NCCL communicator, rank " + std::to_string(rank) + ": ";
+}
 
 void cuda_check(cudaError_t rc, const char* call, int rank) {
   if (rc != cudaSuccess) throw std::runtime_error(where(rank) + call + " failed: " + cudaGetErrorString(rc));
@@ -28,16 +30,24 @@ void nccl_check(ncclResult_t rc, const char* call, int rank, ncclComm_t comm = n
 
 ncclDataType_t nccl_type(const at::Tensor& t) {
   switch (t.scalar_type()) {
-    case at::kFloat: return ncclFloat32;
-    case at::kDouble: return ncclFloat64;
-    case at::kHalf: return ncclFloat16;
+    case at::kFloat:
+      return ncclFloat32;
+    case at::kDouble:
+      return ncclFloat64;
+    case at::kHalf:
+      return ncclFloat16;
 #if NCCL_VERSION_CODE >= 21000
-    case at::kBFloat16: return ncclBfloat16;
+    case at::kBFloat16:
+      return ncclBfloat16;
 #endif
-    case at::kInt: return ncclInt32;
-    case at::kLong: return ncclInt64;
-    case at::kByte: return ncclUint8;
-    default: throw ConfigError("NCCL communicator: unsupported dtype " + std::string(c10::toString(t.scalar_type())));
+    case at::kInt:
+      return ncclInt32;
+    case at::kLong:
+      return ncclInt64;
+    case at::kByte:
+      return ncclUint8;
+    default:
+      throw ConfigError("NCCL communicator: unsupported dtype " + std::string(c10::toString(t.scalar_type())));
   }
 }
 
@@ -51,7 +61,7 @@ struct NcclCommunicator::State {
   size_t buf_bytes = 0;
   int* flag = nullptr;  // one int for barrier()
   void run(at::Tensor& t, int root, int rank, int device);
-  ~State() {            // never throws; errors at teardown are ignored
+  ~State() {  // never throws; errors at teardown are ignored
     if (comm) ncclCommDestroy(comm);
     if (buf) cudaFree(buf);
     if (flag) cudaFree(flag);
@@ -155,7 +165,8 @@ void NcclCommunicator::State::run(at::Tensor& t, int root, int rank, int device)
       buf_bytes = bytes;
     }
     if (root < 0 || root == rank)
-      cuda_check(cudaMemcpyAsync(buf, t.data_ptr(), bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync H2D", rank);
+      cuda_check(cudaMemcpyAsync(buf, t.data_ptr(), bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync H2D",
+                 rank);
     op(buf);
     cuda_check(cudaMemcpyAsync(t.data_ptr(), buf, bytes, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync D2H", rank);
   }
@@ -165,11 +176,14 @@ void NcclCommunicator::State::run(at::Tensor& t, int root, int rank, int device)
   nccl_check(async, "NCCL collective", rank, comm);
 }
 
-void NcclCommunicator::all_reduce_sum(at::Tensor& t) { s_->run(t, -1, rank_, device_); }
+void NcclCommunicator::all_reduce_sum(at::Tensor& t) {
+  s_->run(t, -1, rank_, device_);
+}
 
 void NcclCommunicator::broadcast(at::Tensor& t, int root) {
   if (root < 0 || root >= size_)
-    throw ConfigError(where(rank_) + "broadcast root " + std::to_string(root) + " outside [0, " + std::to_string(size_) + ")");
+    throw ConfigError(where(rank_) + "broadcast root " + std::to_string(root) + " outside [0, " +
+                      std::to_string(size_) + ")");
   s_->run(t, root, rank_, device_);
 }
 

@@ -12,8 +12,8 @@ namespace excel::comm {
 namespace {
 
 const char* phase_name(int64_t p) {
-  static const char* names[] = {"step start", "forward", "backward", "gradient sync", "optimizer", "validation",
-                                "checkpoint", "finished"};
+  static const char* names[] = {"step start", "forward",    "backward",   "gradient sync",
+                                "optimizer",  "validation", "checkpoint", "finished"};
   return p >= 0 && p < 8 ? names[p] : "?";
 }
 

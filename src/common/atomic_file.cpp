@@ -14,7 +14,9 @@ namespace fs = std::filesystem;
 
 namespace excel {
 
-std::string temp_path_for(const std::string& path) { return path + ".tmp"; }
+std::string temp_path_for(const std::string& path) {
+  return path + ".tmp";
+}
 
 void sync_to_disk(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

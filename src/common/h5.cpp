@@ -52,36 +52,56 @@ TypeMap from_file_type(hid_t type, const std::string& where) {
     if (size == 2) return {at::kInt, H5T_NATIVE_INT32};   // uint16 widened
   }
   if (cls == H5T_ENUM && size == 1) return {at::kBool, H5T_NATIVE_UINT8};  // h5py bool
-  throw FormatError(where + ": unsupported HDF5 element type (class " + std::to_string(cls) +
-                    ", " + std::to_string(size) + " bytes)");
+  throw FormatError(where + ": unsupported HDF5 element type (class " + std::to_string(cls) + ", " +
+                    std::to_string(size) + " bytes)");
 }
 
 hid_t to_file_type(at::ScalarType s) {
   switch (s) {
-    case at::kFloat: return H5T_IEEE_F32LE;
-    case at::kDouble: return H5T_IEEE_F64LE;
-    case at::kHalf: return H5T_IEEE_F16LE_compat();
-    case at::kByte: return H5T_STD_U8LE;
-    case at::kBool: return H5T_STD_U8LE;
-    case at::kChar: return H5T_STD_I8LE;
-    case at::kShort: return H5T_STD_I16LE;
-    case at::kInt: return H5T_STD_I32LE;
-    case at::kLong: return H5T_STD_I64LE;
-    default: return -1;
+    case at::kFloat:
+      return H5T_IEEE_F32LE;
+    case at::kDouble:
+      return H5T_IEEE_F64LE;
+    case at::kHalf:
+      return H5T_IEEE_F16LE_compat();
+    case at::kByte:
+      return H5T_STD_U8LE;
+    case at::kBool:
+      return H5T_STD_U8LE;
+    case at::kChar:
+      return H5T_STD_I8LE;
+    case at::kShort:
+      return H5T_STD_I16LE;
+    case at::kInt:
+      return H5T_STD_I32LE;
+    case at::kLong:
+      return H5T_STD_I64LE;
+    default:
+      return -1;
   }
 }
 
 hid_t native_of(at::ScalarType s) {
   switch (s) {
-    case at::kFloat: return H5T_NATIVE_FLOAT;
-    case at::kDouble: return H5T_NATIVE_DOUBLE;
-    case at::kHalf: return H5T_IEEE_F16LE_compat();
-    case at::kByte: case at::kBool: return H5T_NATIVE_UINT8;
-    case at::kChar: return H5T_NATIVE_INT8;
-    case at::kShort: return H5T_NATIVE_INT16;
-    case at::kInt: return H5T_NATIVE_INT32;
-    case at::kLong: return H5T_NATIVE_INT64;
-    default: return -1;
+    case at::kFloat:
+      return H5T_NATIVE_FLOAT;
+    case at::kDouble:
+      return H5T_NATIVE_DOUBLE;
+    case at::kHalf:
+      return H5T_IEEE_F16LE_compat();
+    case at::kByte:
+    case at::kBool:
+      return H5T_NATIVE_UINT8;
+    case at::kChar:
+      return H5T_NATIVE_INT8;
+    case at::kShort:
+      return H5T_NATIVE_INT16;
+    case at::kInt:
+      return H5T_NATIVE_INT32;
+    case at::kLong:
+      return H5T_NATIVE_INT64;
+    default:
+      return -1;
   }
 }
 
@@ -130,7 +150,9 @@ File File::create(const std::string& path) {
   return File(id, path);
 }
 
-File::File(File&& o) noexcept : id_(o.id_), path_(std::move(o.path_)) { o.id_ = -1; }
+File::File(File&& o) noexcept : id_(o.id_), path_(std::move(o.path_)) {
+  o.id_ = -1;
+}
 File& File::operator=(File&& o) noexcept {
   if (this != &o) {
     if (id_ >= 0) H5Fclose(id_);
@@ -144,7 +166,9 @@ File::~File() {
   if (id_ >= 0) H5Fclose(id_);
 }
 
-std::string File::where(const std::string& name) const { return path_ + ": " + name; }
+std::string File::where(const std::string& name) const {
+  return path_ + ": " + name;
+}
 
 bool File::exists(const std::string& name) const {
   // Check every prefix: H5Lexists fails on a missing intermediate group.
@@ -194,8 +218,7 @@ at::Tensor File::read(const std::string& name) const {
   std::vector<int64_t> shape(dims.begin(), dims.end());
   at::ScalarType hold = tm.scalar == at::kHalf ? at::kShort : tm.scalar;
   at::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(hold));
-  if (t.numel() > 0 &&
-      H5Dread(ds.id, tm.native, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0) {
+  if (t.numel() > 0 && H5Dread(ds.id, tm.native, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0) {
     throw FormatError(where(name) + ": read failed (truncated or corrupt file?)");
   }
   if (tm.scalar == at::kHalf) t = t.view(at::kHalf);
@@ -209,9 +232,9 @@ void File::write(const std::string& name, const at::Tensor& tensor, bool chunk_f
   make_parents(id_, name);
   if (H5Lexists(id_, name.c_str(), H5P_DEFAULT) > 0) H5Ldelete(id_, name.c_str(), H5P_DEFAULT);
   std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
-  Handle space{t.dim() == 0 ? H5Screate(H5S_SCALAR)
-                            : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-               H5Sclose};
+  Handle space{
+      t.dim() == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+      H5Sclose};
   Handle dcpl{H5Pcreate(H5P_DATASET_CREATE), H5Pclose};
   H5Pset_obj_track_times(dcpl.id, false);
   if (chunk_first_dim && t.dim() >= 1 && t.numel() > 0) {
@@ -221,8 +244,7 @@ void File::write(const std::string& name, const at::Tensor& tensor, bool chunk_f
   }
   Handle ds{H5Dcreate2(id_, name.c_str(), ftype, space.id, H5P_DEFAULT, dcpl.id, H5P_DEFAULT), H5Dclose};
   if (ds.id < 0) throw FormatError(where(name) + ": cannot create dataset");
-  if (t.numel() > 0 &&
-      H5Dwrite(ds.id, native_of(t.scalar_type()), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0) {
+  if (t.numel() > 0 && H5Dwrite(ds.id, native_of(t.scalar_type()), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) < 0) {
     throw FormatError(where(name) + ": write failed (disk full?)");
   }
 }
@@ -250,8 +272,8 @@ std::pair<hid_t, hid_t> select_rows(hid_t ds, int64_t first, int64_t count, cons
   H5Sget_simple_extent_dims(fspace, dims.data(), nullptr);
   if (first < 0 || count < 0 || static_cast<hsize_t>(first + count) > dims[0]) {
     H5Sclose(fspace);
-    throw FormatError(where + ": rows [" + std::to_string(first) + ", " + std::to_string(first + count) +
-                      ") outside " + std::to_string(dims[0]) + " rows");
+    throw FormatError(where + ": rows [" + std::to_string(first) + ", " + std::to_string(first + count) + ") outside " +
+                      std::to_string(dims[0]) + " rows");
   }
   std::vector<hsize_t> start(dims.size(), 0), cnt = dims;
   start[0] = static_cast<hsize_t>(first);
@@ -347,7 +369,9 @@ void File::write_strings(const std::string& name, const std::vector<std::string>
     throw FormatError(where(name) + ": cannot write strings");
 }
 
-bool File::has_attr(const std::string& name) const { return H5Aexists(id_, name.c_str()) > 0; }
+bool File::has_attr(const std::string& name) const {
+  return H5Aexists(id_, name.c_str()) > 0;
+}
 
 namespace {
 std::vector<double> read_attr_numbers(hid_t file, const std::string& name, const std::string& where) {
@@ -407,8 +431,12 @@ void write_attr(hid_t file, const std::string& name, hid_t type, const void* dat
 }
 }  // namespace
 
-void File::set_attr(const std::string& name, int64_t v) { write_attr(id_, name, H5T_NATIVE_INT64, &v); }
-void File::set_attr(const std::string& name, double v) { write_attr(id_, name, H5T_NATIVE_DOUBLE, &v); }
+void File::set_attr(const std::string& name, int64_t v) {
+  write_attr(id_, name, H5T_NATIVE_INT64, &v);
+}
+void File::set_attr(const std::string& name, double v) {
+  write_attr(id_, name, H5T_NATIVE_DOUBLE, &v);
+}
 void File::set_attr(const std::string& name, const std::string& v) {
   Handle type{H5Tcopy(H5T_C_S1), H5Tclose};
   H5Tset_size(type.id, std::max<size_t>(1, v.size()));

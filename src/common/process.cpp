@@ -22,8 +22,12 @@ int env_int(const char* a, const char* b, int fallback) {
 
 }  // namespace
 
-int launcher_rank() { return env_int("OMPI_COMM_WORLD_RANK", "SLURM_PROCID", 0); }
-int launcher_world_size() { return env_int("OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS", 1); }
+int launcher_rank() {
+  return env_int("OMPI_COMM_WORLD_RANK", "SLURM_PROCID", 0);
+}
+int launcher_world_size() {
+  return env_int("OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS", 1);
+}
 
 int configure_process(int threads, int local_ranks) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest glibc accepts; bigger blocks are mmap'd

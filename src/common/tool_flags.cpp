@@ -26,8 +26,8 @@ extern void (*gflags_exitfunc)(int);
 namespace excel {
 namespace {
 
-const char* const kGroups[] = {"general", "data", "model", "train", "eval", "ckpt", "cache",
-                               "comm",    "metrics", "fault", "bank", "bench"};
+const char* const kGroups[] = {"general", "data", "model",   "train", "eval", "ckpt",
+                               "cache",   "comm", "metrics", "fault", "bank", "bench"};
 
 // The concern a flag belongs to, from its prefix ("train_batch" -> "train").
 std::string group_of(const std::string& name) {
@@ -105,11 +105,15 @@ bool check_rules(const std::string& tool) {
   return good;
 }
 
-[[noreturn]] void exit_usage_error(int) { std::exit(2); }
+[[noreturn]] void exit_usage_error(int) {
+  std::exit(2);
+}
 
 }  // namespace
 
-FlagRule::FlagRule(const char* flag, const char* accepted, bool (*ok)()) { rules().push_back({flag, accepted, ok}); }
+FlagRule::FlagRule(const char* flag, const char* accepted, bool (*ok)()) {
+  rules().push_back({flag, accepted, ok});
+}
 
 bool flag_one_of(const std::string& value, std::initializer_list<const char*> accepted) {
   for (const char* a : accepted)
@@ -144,7 +148,9 @@ bool flag_host_port(const std::string& value) {
   return p >= 1 && p <= 65535;
 }
 
-bool flag_finite(double v) { return std::isfinite(v); }
+bool flag_finite(double v) {
+  return std::isfinite(v);
+}
 
 void parse_tool_flags(int* argc, char*** argv, const char* usage) {
   gflags::SetUsageMessage(usage);

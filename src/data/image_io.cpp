@@ -63,7 +63,9 @@ void write_rgb(const std::string& path, const at::Tensor& rgb) {
   write_mat(path, m);
 }
 
-void write_gray(const std::string& path, const at::Tensor& g) { write_mat(path, to_mat(g)); }
+void write_gray(const std::string& path, const at::Tensor& g) {
+  write_mat(path, to_mat(g));
+}
 
 at::Tensor heatmap_overlay(const at::Tensor& rgb, const at::Tensor& map, double alpha) {
   at::Tensor m8 = (map.clamp(0, 1) * 255).round().to(torch::kByte).contiguous();

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
-#include <iterator>
 #include <fstream>
+#include <iterator>
 
 #include "excel/common/atomic_file.h"
 #include "excel/common/errors.h"
@@ -55,7 +55,8 @@ bool read_indexed_png(const std::string& path, IndexedImage& out) {
     const size_t len = get_u32(&b[off]);
     if (off + 12 + len > b.size()) throw InputError(path + ": corrupt PNG (truncated chunk)");
     const std::string type(b.begin() + static_cast<long>(off) + 4, b.begin() + static_cast<long>(off) + 8);
-    if (type == "IDAT") z.insert(z.end(), b.begin() + static_cast<long>(off) + 8, b.begin() + static_cast<long>(off + 8 + len));
+    if (type == "IDAT")
+      z.insert(z.end(), b.begin() + static_cast<long>(off) + 8, b.begin() + static_cast<long>(off + 8 + len));
     if (type == "IEND") break;
     off += 12 + len;
   }
@@ -63,7 +64,8 @@ bool read_indexed_png(const std::string& path, IndexedImage& out) {
   std::vector<uint8_t> raw(stride * static_cast<size_t>(h));
   uLongf rlen = static_cast<uLongf>(raw.size());
   if (uncompress(raw.data(), &rlen, z.data(), static_cast<uLong>(z.size())) != Z_OK || rlen != raw.size())
-    throw InputError(path + ": corrupt PNG (image data does not inflate to " + std::to_string(w) + "x" + std::to_string(h) + ")");
+    throw InputError(path + ": corrupt PNG (image data does not inflate to " + std::to_string(w) + "x" +
+                     std::to_string(h) + ")");
   out.h = h;
   out.w = w;
   out.indices.assign(static_cast<size_t>(w * h), 0);
@@ -73,15 +75,27 @@ bool read_indexed_png(const std::string& path, IndexedImage& out) {
     const uint8_t* src = &raw[static_cast<size_t>(y) * stride + 1];
     uint8_t* dst = &out.indices[static_cast<size_t>(y * w)];
     for (int64_t x = 0; x < w; ++x) {  // 1 byte per pixel: the left neighbour is x - 1
-      const int a = x > 0 ? dst[x - 1] : 0, up = prev[static_cast<size_t>(x)], c = x > 0 ? prev[static_cast<size_t>(x - 1)] : 0;
+      const int a = x > 0 ? dst[x - 1] : 0, up = prev[static_cast<size_t>(x)],
+                c = x > 0 ? prev[static_cast<size_t>(x - 1)] : 0;
       int pred = 0;
       switch (f) {
-        case 0: pred = 0; break;
-        case 1: pred = a; break;
-        case 2: pred = up; break;
-        case 3: pred = (a + up) / 2; break;
-        case 4: pred = paeth(a, up, c); break;
-        default: throw InputError(path + ": corrupt PNG (filter type " + std::to_string(f) + ")");
+        case 0:
+          pred = 0;
+          break;
+        case 1:
+          pred = a;
+          break;
+        case 2:
+          pred = up;
+          break;
+        case 3:
+          pred = (a + up) / 2;
+          break;
+        case 4:
+          pred = paeth(a, up, c);
+          break;
+        default:
+          throw InputError(path + ": corrupt PNG (filter type " + std::to_string(f) + ")");
       }
       dst[x] = static_cast<uint8_t>(src[x] + pred);
     }

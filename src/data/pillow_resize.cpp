@@ -96,8 +96,10 @@ at::Tensor pillow_resize_bilinear(const at::Tensor& img, int64_t oh, int64_t ow)
 at::Tensor pillow_resize_nearest(const at::Tensor& lab, int64_t oh, int64_t ow) {
   const int64_t H = lab.size(0), W = lab.size(1);
   std::vector<int64_t> ys, xs;
-  for (int64_t i = 0; i < oh; ++i) ys.push_back(std::min(H - 1, static_cast<int64_t>((i + 0.5) * H / static_cast<double>(oh))));
-  for (int64_t i = 0; i < ow; ++i) xs.push_back(std::min(W - 1, static_cast<int64_t>((i + 0.5) * W / static_cast<double>(ow))));
+  for (int64_t i = 0; i < oh; ++i)
+    ys.push_back(std::min(H - 1, static_cast<int64_t>((i + 0.5) * H / static_cast<double>(oh))));
+  for (int64_t i = 0; i < ow; ++i)
+    xs.push_back(std::min(W - 1, static_cast<int64_t>((i + 0.5) * W / static_cast<double>(ow))));
   return lab.index_select(0, torch::tensor(ys)).index_select(1, torch::tensor(xs)).contiguous();
 }
 

@@ -40,13 +40,25 @@ void draw_shape(cv::Mat& m, int kind, int cx, int cy, int r, double angle) {
     cv::fillPoly(m, std::vector<std::vector<cv::Point>>{pts}, 255);
   };
   switch (kind) {
-    case 0: cv::circle(m, {cx, cy}, r, 255, cv::FILLED); break;
-    case 1: poly(4, 0); break;                                   // square (rotated)
-    case 2: poly(3, 0); break;                                   // triangle
-    case 3: cv::ellipse(m, {cx, cy}, {r, r / 2}, angle * 57.3, 0, 360, 255, cv::FILLED); break;
-    case 4: poly(5, 0.45); break;                                // star
-    case 5: poly(6, 0); break;                                   // hexagon
-    default:                                                     // cross
+    case 0:
+      cv::circle(m, {cx, cy}, r, 255, cv::FILLED);
+      break;
+    case 1:
+      poly(4, 0);
+      break;  // square (rotated)
+    case 2:
+      poly(3, 0);
+      break;  // triangle
+    case 3:
+      cv::ellipse(m, {cx, cy}, {r, r / 2}, angle * 57.3, 0, 360, 255, cv::FILLED);
+      break;
+    case 4:
+      poly(5, 0.45);
+      break;  // star
+    case 5:
+      poly(6, 0);
+      break;  // hexagon
+    default:  // cross
       cv::rectangle(m, {cx - r, cy - r / 3}, {cx + r, cy + r / 3}, 255, cv::FILLED);
       cv::rectangle(m, {cx - r / 3, cy - r}, {cx + r / 3, cy + r}, 255, cv::FILLED);
   }
@@ -61,22 +73,25 @@ void paint(cv::Mat& img, const cv::Mat& shape, int c, Rng& rng) {
   for (int y = 0; y < img.rows; ++y) {
     for (int x = 0; x < img.cols; ++x) {
       if (!shape.at<uchar>(y, x)) continue;
-      bool alt = texture == 1 ? ((x + y) / period) % 2 == 1
-                              : texture == 2 ? ((x % period) < period / 3 && (y % period) < period / 3) : false;
+      bool alt = texture == 1   ? ((x + y) / period) % 2 == 1
+                 : texture == 2 ? ((x % period) < period / 3 && (y % period) < period / 3)
+                                : false;
       const cv::Scalar& s = alt ? dark : col;
-      img.at<cv::Vec3b>(y, x) = cv::Vec3b(cv::saturate_cast<uchar>(s[0]), cv::saturate_cast<uchar>(s[1]),
-                                          cv::saturate_cast<uchar>(s[2]));
+      img.at<cv::Vec3b>(y, x) =
+          cv::Vec3b(cv::saturate_cast<uchar>(s[0]), cv::saturate_cast<uchar>(s[1]), cv::saturate_cast<uchar>(s[2]));
     }
   }
 }
 
 void background(cv::Mat& img, Rng& rng) {
-  cv::Vec3b a(static_cast<uchar>(rng.range(20, 140)), static_cast<uchar>(rng.range(20, 140)), static_cast<uchar>(rng.range(20, 140)));
-  cv::Vec3b b(static_cast<uchar>(rng.range(60, 200)), static_cast<uchar>(rng.range(60, 200)), static_cast<uchar>(rng.range(60, 200)));
+  cv::Vec3b a(static_cast<uchar>(rng.range(20, 140)), static_cast<uchar>(rng.range(20, 140)),
+              static_cast<uchar>(rng.range(20, 140)));
+  cv::Vec3b b(static_cast<uchar>(rng.range(60, 200)), static_cast<uchar>(rng.range(60, 200)),
+              static_cast<uchar>(rng.range(60, 200)));
   int kind = rng.range(0, 3), period = rng.range(10, 40);
   for (int y = 0; y < img.rows; ++y) {
     for (int x = 0; x < img.cols; ++x) {
-      double t = kind == 0 ? static_cast<double>(y) / img.rows
+      double t = kind == 0   ? static_cast<double>(y) / img.rows
                  : kind == 1 ? rng.uniform()
                  : kind == 2 ? ((x + 2 * y) / period) % 2 * 0.6
                              : ((x / period + y / period) % 2) * 0.4;
@@ -98,9 +113,12 @@ const char* shape_name(int c) {
   return names[c % 7];
 }
 const char* shape_detail(int c) {
-  static const char* details[] = {"a round outline with no corners", "four equal sides and four corners",
-                                  "three straight sides and three pointed corners", "an oval outline, longer than it is wide",
-                                  "five pointed arms around its centre", "six straight sides of equal length",
+  static const char* details[] = {"a round outline with no corners",
+                                  "four equal sides and four corners",
+                                  "three straight sides and three pointed corners",
+                                  "an oval outline, longer than it is wide",
+                                  "five pointed arms around its centre",
+                                  "six straight sides of equal length",
                                   "two thick bars crossing at right angles"};
   return details[c % 7];
 }
@@ -114,9 +132,9 @@ const char* texture_word(int c) {
   return words[(c / 7) % 3];
 }
 const char* colour_name(int c) {
-  static const char* names[] = {"red",   "orange",  "orange",  "yellow", "lime",   "green",   "green",
-                                "green", "emerald", "teal",    "cyan",   "sky blue", "azure", "blue",
-                                "blue",  "violet",  "purple",  "magenta", "pink",  "crimson"};
+  static const char* names[] = {"red",   "orange",  "orange", "yellow",  "lime",     "green",  "green",
+                                "green", "emerald", "teal",   "cyan",    "sky blue", "azure",  "blue",
+                                "blue",  "violet",  "purple", "magenta", "pink",     "crimson"};
   return names[c % kClasses];
 }
 const char* brightness_word(int c) {
@@ -134,10 +152,8 @@ std::vector<std::vector<std::string>> synthetic_class_descriptions(const std::ve
   for (int c = 0; c < kClasses; ++c) {
     const std::string head = "a clean origami " + class_names[static_cast<size_t>(c)] + ". ";
     const std::string shape = shape_name(c), colour = colour_name(c), texture = texture_word(c);
-    out.push_back({head + "it is shaped like a " + shape + ".",
-                   head + "it has " + shape_detail(c) + ".",
-                   head + "its colour is " + colour + ".",
-                   head + "it is a " + colour + " " + shape + ".",
+    out.push_back({head + "it is shaped like a " + shape + ".", head + "it has " + shape_detail(c) + ".",
+                   head + "its colour is " + colour + ".", head + "it is a " + colour + " " + shape + ".",
                    head + "its surface is " + texture_detail(c) + ".",
                    head + "it is a " + brightness_word(c) + " " + colour + " colour.",
                    head + "it looks like a " + texture + " " + colour + " " + shape + ".",
@@ -178,9 +194,12 @@ SyntheticVocSummary make_synthetic_voc(const SyntheticVocOptions& opt) {
     }
     std::vector<int> present;
     for (int c = 0; c < kClasses; ++c)
-      if (cv::countNonZero(mask == c + 1) >= 16) present.push_back(c);
-      else mask.setTo(0, mask == c + 1);
-    if (!cv::imwrite((root / "JPEGImages" / (std::string(id) + ".jpg")).string(), img, {cv::IMWRITE_JPEG_QUALITY, 95}) ||
+      if (cv::countNonZero(mask == c + 1) >= 16)
+        present.push_back(c);
+      else
+        mask.setTo(0, mask == c + 1);
+    if (!cv::imwrite((root / "JPEGImages" / (std::string(id) + ".jpg")).string(), img,
+                     {cv::IMWRITE_JPEG_QUALITY, 95}) ||
         !cv::imwrite((root / "SegmentationClassAug" / (std::string(id) + ".png")).string(), mask))
       throw InputError(root.string() + ": cannot write image " + id);
     (i < opt.num_images - n_val ? sum.train_ids : sum.val_ids).push_back(id);

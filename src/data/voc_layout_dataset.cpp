@@ -62,7 +62,8 @@ std::string VocLayoutDataset::mask_path(size_t i) const {
     const bool val = opt_.split.find("val") != std::string::npos;
     const std::string& id = ids_[i];
     const size_t prefix = val ? 13 : 15;  // COCO_val2014_ / COCO_train2014_
-    return opt_.root + "/SegmentationClass/" + (val ? "val/" : "train/") + (id.size() > prefix ? id.substr(prefix) : id) + ".png";
+    return opt_.root + "/SegmentationClass/" + (val ? "val/" : "train/") +
+           (id.size() > prefix ? id.substr(prefix) : id) + ".png";
   }
   return mask_dir_ + "/" + ids_[i] + ".png";
 }

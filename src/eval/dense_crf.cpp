@@ -10,7 +10,9 @@
 namespace excel::eval {
 namespace {
 
-[[noreturn]] void bad(const std::string& what) { throw std::invalid_argument("dense_crf: " + what); }
+[[noreturn]] void bad(const std::string& what) {
+  throw std::invalid_argument("dense_crf: " + what);
+}
 
 void validate(const float* probs, int K, int H, int W, const uint8_t* rgb, const DenseCrfParams& p) {
   if (K < 1) bad("K must be >= 1, got " + std::to_string(K));
@@ -141,7 +143,10 @@ std::vector<int32_t> argmax_classes(const std::vector<float>& q, int K, size_t n
   for (size_t i = 0; i < n; ++i) {
     float best = q[i];
     for (int c = 1; c < K; ++c)
-      if (q[size_t(c) * n + i] > best) { best = q[size_t(c) * n + i]; labels[i] = c; }
+      if (q[size_t(c) * n + i] > best) {
+        best = q[size_t(c) * n + i];
+        labels[i] = c;
+      }
   }
   return labels;
 }

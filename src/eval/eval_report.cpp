@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "excel/common/errors.h"
 #include "excel/common/atomic_file.h"
+#include "excel/common/errors.h"
 #include "excel/eval/evaluator.h"
 #include "excel/eval/seg_metrics.h"
 
@@ -57,7 +57,10 @@ struct RowJson {
 };
 // Written by hand: the key "class" is a C++ keyword, so it cannot be a member name for the macro.
 void to_json(nlohmann::json& j, const RowJson& r) {
-  j = {{"class", r.name}, {"iou", r.iou}, {"precision", r.precision}, {"recall", r.recall},
+  j = {{"class", r.name},
+       {"iou", r.iou},
+       {"precision", r.precision},
+       {"recall", r.recall},
        {"confusion_ratio", r.confusion_ratio}};
 }
 void from_json(const nlohmann::json& j, RowJson& r) {
@@ -84,7 +87,8 @@ struct ReportJson {
   int world_size = 1;
   std::map<std::string, TableJson> tables;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ReportJson, mode, dataset, split, crf, scales, images, scored_images, world_size, tables)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ReportJson, mode, dataset, split, crf, scales, images, scored_images, world_size,
+                                   tables)
 
 }  // namespace
 

@@ -35,7 +35,8 @@ void write_mask(const std::string& path, const at::Tensor& labels_hw) {
 EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Communicator* comm) {
   if (cfg.mode != "training_free" && cfg.mode != "checkpoint")
     throw ConfigError("--eval_mode must be training_free or checkpoint, not '" + cfg.mode + "'");
-  if (cfg.mode == "checkpoint" && cfg.checkpoint.empty()) throw ConfigError("--eval_mode=checkpoint needs --eval_checkpoint");
+  if (cfg.mode == "checkpoint" && cfg.checkpoint.empty())
+    throw ConfigError("--eval_mode=checkpoint needs --eval_checkpoint");
   if (cfg.scales.empty()) throw ConfigError("--eval_scales is empty");
   const int rank = comm ? comm->rank() : 0, world = comm ? comm->size() : 1;
   const model::DatasetText& dt = model::dataset_text(cfg.dataset);
@@ -43,9 +44,12 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
   data::VocLayoutDataset set({cfg.data_root, cfg.split, cfg.labels_file, cfg.dataset, C});
   model::ClipWeights weights = model::load_clip_checkpoint(cfg.clip_checkpoint);
   const int64_t patch = weights.config.patch, g = cfg.crop / patch;
-  if (cfg.crop % patch != 0) throw ConfigError("--model_crop must be a multiple of the patch size " + std::to_string(patch));
+  if (cfg.crop % patch != 0)
+    throw ConfigError("--model_crop must be a multiple of the patch size " + std::to_string(patch));
   for (int64_t s : cfg.scales)
-    if (s <= 0 || s % patch != 0) throw ConfigError("--eval_scales: " + std::to_string(s) + " is not a positive multiple of " + std::to_string(patch));
+    if (s <= 0 || s % patch != 0)
+      throw ConfigError("--eval_scales: " + std::to_string(s) + " is not a positive multiple of " +
+                        std::to_string(patch));
   at::Tensor text = model::dataset_text_features(weights, cfg.dataset, cfg.bank, cfg.bpe_path);
   // The reference passes the split name as the model's mode: a "train" split replaces the
   // positional table at construction (§1.3).
@@ -58,8 +62,8 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
     hc.decoder_heads = cfg.decoder_heads;
     hc = model::heads_config_from_checkpoint(cfg.checkpoint, hc);
     if (hc.num_classes != K)
-      throw ConfigError(cfg.checkpoint + ": heads predict " + std::to_string(hc.num_classes) + " classes, " + cfg.dataset +
-                        " has " + std::to_string(K));
+      throw ConfigError(cfg.checkpoint + ": heads predict " + std::to_string(hc.num_classes) + " classes, " +
+                        cfg.dataset + " has " + std::to_string(K));
     heads = std::make_unique<model::Heads>(hc, 0);
     model::load_heads(cfg.checkpoint, *heads);
   }
@@ -70,8 +74,8 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
   const CamKind cam_kind = cfg.mode == "training_free" ? CamKind::kStatic : CamKind::kDynamic;
   const DenseCrfParams* crf = cfg.crf ? &cfg.crf_params : nullptr;
 
-  const int64_t n = cfg.limit > 0 ? std::min<int64_t>(cfg.limit, static_cast<int64_t>(set.size()))
-                                  : static_cast<int64_t>(set.size());
+  const int64_t n =
+      cfg.limit > 0 ? std::min<int64_t>(cfg.limit, static_cast<int64_t>(set.size())) : static_cast<int64_t>(set.size());
   std::vector<int64_t> mine;
   for (int64_t i = rank; i < n; i += world) mine.push_back(i);
   metrics::ProgressMetrics progress(mx, "excel_eval", "images", "image");
@@ -98,8 +102,9 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
       if (overlays) {
         at::Tensor maps = cams.cam.t().reshape({C, g, g});
         for (int64_t c : refined.classes)
-          data::write_rgb(cfg.output_dir + "/overlays/" + s.id + "_" + dt.table_names[static_cast<size_t>(c + 1)] + ".png",
-                          data::heatmap_overlay(s.rgb, maps[c]));
+          data::write_rgb(
+              cfg.output_dir + "/overlays/" + s.id + "_" + dt.table_names[static_cast<size_t>(c + 1)] + ".png",
+              data::heatmap_overlay(s.rgb, maps[c]));
       }
     }
     if (heads) {
@@ -131,7 +136,9 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
   if (cm_seg.sum().item<int64_t>() > 0) r.tables.push_back({"segmentation", cm_seg});
   if (rank == 0) {
     for (const auto& t : r.tables)
-      if (mx) mx->gauge("excel_eval_miou_ratio", "mIoU of the evaluation (rank 0, at the end)", {{"kind", t.name}}).Set(scores(t.confusion).miou);
+      if (mx)
+        mx->gauge("excel_eval_miou_ratio", "mIoU of the evaluation (rank 0, at the end)", {{"kind", t.name}})
+            .Set(scores(t.confusion).miou);
     write_tables(cfg.output_dir, cfg, r, dt.table_names, world);
   }
   return r;

@@ -18,10 +18,9 @@ namespace {
 namespace F = torch::nn::functional;
 
 at::Tensor resize_square(const at::Tensor& x, int64_t side) {
-  return F::interpolate(x, F::InterpolateFuncOptions()
-                               .size(std::vector<int64_t>{side, side})
-                               .mode(torch::kBilinear)
-                               .align_corners(false));
+  return F::interpolate(
+      x,
+      F::InterpolateFuncOptions().size(std::vector<int64_t>{side, side}).mode(torch::kBilinear).align_corners(false));
 }
 
 // §4.8: CAMs of x and flip(x) [2,P,C] -> fused by max, min-max normalised per class [P,C].

@@ -115,19 +115,27 @@ void PermutohedralLattice::init(const float* features, int n, int d) {
     }
     for (int i = 0; i < d; ++i)
       for (int j = i + 1; j <= d; ++j) {
-        if (elev[i] - rem0[i] < elev[j] - rem0[j]) ++rank[i];
-        else ++rank[j];
+        if (elev[i] - rem0[i] < elev[j] - rem0[j])
+          ++rank[i];
+        else
+          ++rank[j];
       }
     // Move onto the hyperplane: shift the |sum| coordinates with the extreme residuals.
     if (sum > 0) {
       for (int i = 0; i <= d; ++i) {
-        if (rank[i] >= d1 - sum) { rem0[i] -= d1; rank[i] += sum - d1; }
-        else rank[i] += sum;
+        if (rank[i] >= d1 - sum) {
+          rem0[i] -= d1;
+          rank[i] += sum - d1;
+        } else
+          rank[i] += sum;
       }
     } else if (sum < 0) {
       for (int i = 0; i <= d; ++i) {
-        if (rank[i] < -sum) { rem0[i] += d1; rank[i] += d1 + sum; }
-        else rank[i] += sum;
+        if (rank[i] < -sum) {
+          rem0[i] += d1;
+          rank[i] += d1 + sum;
+        } else
+          rank[i] += sum;
       }
     }
     // Barycentric weights of the enclosing simplex.

@@ -26,9 +26,9 @@ class PermutohedralLattice {
 
  private:
   int n_ = 0, d_ = 0, m_ = 0;
-  std::vector<int32_t> offset_;  // n×(d+1) vertex ids; 0 is a permanent zero row
-  std::vector<float> weight_;    // n×(d+1) barycentric weights
-  std::vector<int32_t> nbr_;     // (d+1)×(m+1)×2 blur neighbours per direction (0 = absent)
+  std::vector<int32_t> offset_;       // n×(d+1) vertex ids; 0 is a permanent zero row
+  std::vector<float> weight_;         // n×(d+1) barycentric weights
+  std::vector<int32_t> nbr_;          // (d+1)×(m+1)×2 blur neighbours per direction (0 = absent)
   std::vector<float> buf_a_, buf_b_;  // (m+1)×(vd padded) scratch, reused across calls
   std::vector<float> row_;            // one padded row
 };

@@ -25,8 +25,8 @@
 
 #include <glog/logging.h>
 
-#include "excel/common/atomic_file.h"
 #include "excel/comm/make_communicator.h"
+#include "excel/common/atomic_file.h"
 #include "excel/common/errors.h"
 
 namespace excel::metrics {
@@ -135,9 +135,9 @@ std::string host_name() {
   return buf;
 }
 
-Metrics::Metrics(const MetricsOptions& options)
-    : opt_(options), registry_(std::make_shared<prometheus::Registry>()) {
-  labels_ = {{"job_id", opt_.job_id}, {"rank", std::to_string(opt_.rank)}, {"host", host_name()}, {"phase", opt_.phase}};
+Metrics::Metrics(const MetricsOptions& options) : opt_(options), registry_(std::make_shared<prometheus::Registry>()) {
+  labels_ = {
+      {"job_id", opt_.job_id}, {"rank", std::to_string(opt_.rank)}, {"host", host_name()}, {"phase", opt_.phase}};
   gauge("excel_world_size", "Ranks in this job").Set(opt_.world_size);
   gauge("process_start_time_seconds", "Start time of the process since the Unix epoch")
       .Set(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
@@ -152,7 +152,8 @@ Metrics::Metrics(const MetricsOptions& options)
     if (!opt_.sd_dir.empty()) {  // Prometheus file_sd target, written atomically
       const std::string host = opt_.bind == "0.0.0.0" ? host_name() : opt_.bind;
       fs::create_directories(opt_.sd_dir);
-      target_file_ = opt_.sd_dir + "/excel_" + opt_.job_id + "_" + opt_.phase + "_rank" + std::to_string(opt_.rank) + ".json";
+      target_file_ =
+          opt_.sd_dir + "/excel_" + opt_.job_id + "_" + opt_.phase + "_rank" + std::to_string(opt_.rank) + ".json";
       atomic_write(target_file_, "[{\"targets\": [\"" + host + ":" + std::to_string(port_) + "\"], \"labels\": {}}]\n");
     }
   }
@@ -180,7 +181,8 @@ void Metrics::finish() {
   refresh_process_metrics();
   if (!opt_.pushgateway.empty()) {
     const size_t colon = opt_.pushgateway.rfind(':');
-    if (colon == std::string::npos) throw ConfigError("--metrics_pushgateway must be host:port, not '" + opt_.pushgateway + "'");
+    if (colon == std::string::npos)
+      throw ConfigError("--metrics_pushgateway must be host:port, not '" + opt_.pushgateway + "'");
     prometheus::Gateway gw(opt_.pushgateway.substr(0, colon), opt_.pushgateway.substr(colon + 1), "excel",
                            {{"job_id", opt_.job_id}, {"rank", std::to_string(opt_.rank)}, {"phase", opt_.phase}});
     gw.RegisterCollectable(registry_);

@@ -7,10 +7,12 @@
 namespace excel::model {
 
 BlockWeights BlockWeights::load(const ClipWeights& w, const std::string& p) {
-  return {w.get(p + "ln_1.weight"),      w.get(p + "ln_1.bias"),          w.get(p + "attn.in_proj_weight"),
-          w.get(p + "attn.in_proj_bias"), w.get(p + "attn.out_proj.weight"), w.get(p + "attn.out_proj.bias"),
-          w.get(p + "ln_2.weight"),      w.get(p + "ln_2.bias"),          w.get(p + "mlp.c_fc.weight"),
-          w.get(p + "mlp.c_fc.bias"),    w.get(p + "mlp.c_proj.weight"),  w.get(p + "mlp.c_proj.bias")};
+  return {w.get(p + "ln_1.weight"),          w.get(p + "ln_1.bias"),
+          w.get(p + "attn.in_proj_weight"),  w.get(p + "attn.in_proj_bias"),
+          w.get(p + "attn.out_proj.weight"), w.get(p + "attn.out_proj.bias"),
+          w.get(p + "ln_2.weight"),          w.get(p + "ln_2.bias"),
+          w.get(p + "mlp.c_fc.weight"),      w.get(p + "mlp.c_fc.bias"),
+          w.get(p + "mlp.c_proj.weight"),    w.get(p + "mlp.c_proj.bias")};
 }
 
 at::Tensor quick_gelu_mlp(const at::Tensor& x, const at::Tensor& fc_w, const at::Tensor& fc_b, const at::Tensor& proj_w,

@@ -18,7 +18,9 @@ namespace {
 
 const std::set<std::string> kScalarKeys = {"input_resolution", "context_length", "vocab_size"};
 
-std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+std::string first_line(const std::string& s) {
+  return s.substr(0, s.find('\n'));
+}
 
 int64_t count_blocks(const std::map<std::string, at::Tensor>& t, const std::string& prefix) {
   int64_t n = 0;
@@ -33,17 +35,17 @@ const at::Tensor& require(const std::map<std::string, at::Tensor>& t, const std:
   return it->second;
 }
 
-void check_shape(const std::map<std::string, at::Tensor>& t, const std::string& name,
-                 std::vector<int64_t> want, const std::string& source) {
+void check_shape(const std::map<std::string, at::Tensor>& t, const std::string& name, std::vector<int64_t> want,
+                 const std::string& source) {
   const at::Tensor& x = require(t, name, source);
   if (x.sizes() != at::IntArrayRef(want))
-    throw FormatError(source + ": tensor '" + name + "' has shape " + shape_str(x.sizes()) +
-                      ", expected " + shape_str(want));
+    throw FormatError(source + ": tensor '" + name + "' has shape " + shape_str(x.sizes()) + ", expected " +
+                      shape_str(want));
   if (!x.is_floating_point()) throw FormatError(source + ": tensor '" + name + "' is not floating point");
 }
 
-void check_blocks(const std::map<std::string, at::Tensor>& t, const std::string& prefix, int64_t n,
-                  int64_t w, const std::string& source) {
+void check_blocks(const std::map<std::string, at::Tensor>& t, const std::string& prefix, int64_t n, int64_t w,
+                  const std::string& source) {
   for (int64_t i = 0; i < n; ++i) {
     std::string p = prefix + std::to_string(i) + ".";
     check_shape(t, p + "ln_1.weight", {w}, source);
@@ -66,8 +68,8 @@ std::map<std::string, at::Tensor> read_torchscript(const std::string& path) {
   try {
     m = torch::jit::load(path, torch::kCPU);
   } catch (const c10::Error& e) {
-    throw FormatError(path + ": cannot load TorchScript archive (truncated or corrupt?): " +
-                      first_line(e.what_without_backtrace()));
+    throw FormatError(
+        path + ": cannot load TorchScript archive (truncated or corrupt?): " + first_line(e.what_without_backtrace()));
   }
   std::map<std::string, at::Tensor> out;
   for (const auto& p : m.named_parameters(/*recurse=*/true)) out[p.name] = p.value;
@@ -122,14 +124,15 @@ std::map<std::string, at::Tensor> read_torch_state_dict(const std::string& path)
 
 std::string ClipConfig::describe() const {
   std::ostringstream o;
-  o << "vision " << vision_layers << "x" << vision_width << " (heads " << vision_heads << ", patch "
-    << patch << ", grid " << pos_grid << "), text " << text_layers << "x" << text_width << " (heads "
-    << text_heads << ", context " << context_length << ", vocab " << vocab_size << "), embed "
-    << embed_dim;
+  o << "vision " << vision_layers << "x" << vision_width << " (heads " << vision_heads << ", patch " << patch
+    << ", grid " << pos_grid << "), text " << text_layers << "x" << text_width << " (heads " << text_heads
+    << ", context " << context_length << ", vocab " << vocab_size << "), embed " << embed_dim;
   return o.str();
 }
 
-const at::Tensor& ClipWeights::get(const std::string& name) const { return require(tensors, name, source); }
+const at::Tensor& ClipWeights::get(const std::string& name) const {
+  return require(tensors, name, source);
+}
 
 ClipConfig infer_and_validate(const std::map<std::string, at::Tensor>& t, const std::string& source) {
   ClipConfig c;
@@ -199,9 +202,11 @@ ClipWeights load_clip_checkpoint(const std::string& path) {
   }
   if (!(magic[0] == 'P' && magic[1] == 'K')) {
     if (static_cast<unsigned char>(magic[0]) == 0x80)
-      throw FormatError(path + ": legacy (pre-1.6, non-zip) torch.save format is not supported; "
+      throw FormatError(path +
+                        ": legacy (pre-1.6, non-zip) torch.save format is not supported; "
                         "re-save it with torch.save(state_dict, path) from PyTorch >= 1.6");
-    throw FormatError(path + ": unknown checkpoint format (expected a TorchScript archive or a "
+    throw FormatError(path +
+                      ": unknown checkpoint format (expected a TorchScript archive or a "
                       "torch.save state dict, both zip files)");
   }
   bool is_jit = false;

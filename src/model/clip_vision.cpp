@@ -16,10 +16,8 @@ namespace {
 at::Tensor interpolate_table(const at::Tensor& table, int64_t side, int64_t gh, int64_t gw) {
   const int64_t w = table.size(1);
   at::Tensor grid = table.slice(0, 1).reshape({1, side, side, w}).permute({0, 3, 1, 2});
-  grid = F::interpolate(grid, F::InterpolateFuncOptions()
-                                  .size(std::vector<int64_t>{gh, gw})
-                                  .mode(torch::kBilinear)
-                                  .align_corners(false));
+  grid = F::interpolate(
+      grid, F::InterpolateFuncOptions().size(std::vector<int64_t>{gh, gw}).mode(torch::kBilinear).align_corners(false));
   grid = grid.permute({0, 2, 3, 1}).reshape({gh * gw, w});
   return torch::cat({table.slice(0, 0, 1), grid}, 0).contiguous();
 }

@@ -73,7 +73,9 @@ at::Tensor& Heads::param(const std::string& name) {
   return it->second;
 }
 
-const at::Tensor& Heads::param(const std::string& name) const { return const_cast<Heads*>(this)->param(name); }
+const at::Tensor& Heads::param(const std::string& name) const {
+  return const_cast<Heads*>(this)->param(name);
+}
 
 std::vector<at::Tensor> Heads::parameters() const {
   std::vector<at::Tensor> out;
@@ -103,13 +105,17 @@ void Heads::load(const std::map<std::string, at::Tensor>& tensors, const std::st
   }
 }
 
-HeadsOutput Heads::forward(const at::Tensor& feats, bool train, const at::Tensor& dropout_scale, int64_t gh,
-                           int64_t gw, bool patch_rows_only) const {
+HeadsOutput Heads::forward(const at::Tensor& feats, bool train, const at::Tensor& dropout_scale, int64_t gh, int64_t gw,
+                           bool patch_rows_only) const {
   const int64_t first = patch_rows_only ? 0 : 1;
   const int64_t L = feats.size(0), B = feats.size(1), P = feats.size(2) - first, D = cfg_.dim;
-  if (L != cfg_.num_layers) throw InputError("adapter expects " + std::to_string(cfg_.num_layers) + " feature entries, got " + std::to_string(L));
+  if (L != cfg_.num_layers)
+    throw InputError("adapter expects " + std::to_string(cfg_.num_layers) + " feature entries, got " +
+                     std::to_string(L));
   if (gh == 0) gh = gw = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(P))));
-  if (gh * gw != P) throw InputError("feature grid " + std::to_string(gh) + "x" + std::to_string(gw) + " does not match " + std::to_string(P) + " tokens");
+  if (gh * gw != P)
+    throw InputError("feature grid " + std::to_string(gh) + "x" + std::to_string(gw) + " does not match " +
+                     std::to_string(P) + " tokens");
   auto p = [&](const std::string& n) -> const at::Tensor& { return params_.at(n); };
 
   std::vector<at::Tensor> parts;
@@ -136,7 +142,8 @@ HeadsOutput Heads::forward(const at::Tensor& feats, bool train, const at::Tensor
     at::Tensor y = torch::layer_norm(x, {D}, p(pre + ".ln_1.weight"), p(pre + ".ln_1.bias"), 1e-5);
     at::Tensor qkv = torch::linear(y, p(pre + ".attn.in_proj_weight"), p(pre + ".attn.in_proj_bias"));
     qkv = qkv.view({P, B, 3, Hh, Dh}).permute({2, 1, 3, 0, 4});  // [3,B,Hh,P,Dh]
-    at::Tensor a = torch::softmax(torch::matmul(qkv[0] / std::sqrt(static_cast<double>(Dh)), qkv[1].transpose(-1, -2)), -1);
+    at::Tensor a =
+        torch::softmax(torch::matmul(qkv[0] / std::sqrt(static_cast<double>(Dh)), qkv[1].transpose(-1, -2)), -1);
     at::Tensor o = torch::matmul(a, qkv[2]).permute({2, 0, 1, 3}).reshape({P, B, D});
     x = x + torch::linear(o, p(pre + ".attn.out_proj.weight"), p(pre + ".attn.out_proj.bias"));
     x = x + quick_gelu_mlp(torch::layer_norm(x, {D}, p(pre + ".ln_2.weight"), p(pre + ".ln_2.bias"), 1e-5),
@@ -172,10 +179,8 @@ at::Tensor lvc_extra_attention(const at::Tensor& f, comm::Communicator* comm) {
 
 at::Tensor upsample_logits(const at::Tensor& logits, int64_t H, int64_t W) {
   namespace F = torch::nn::functional;
-  return F::interpolate(logits, F::InterpolateFuncOptions()
-                                    .size(std::vector<int64_t>{H, W})
-                                    .mode(torch::kBilinear)
-                                    .align_corners(false));
+  return F::interpolate(
+      logits, F::InterpolateFuncOptions().size(std::vector<int64_t>{H, W}).mode(torch::kBilinear).align_corners(false));
 }
 
 at::Tensor segmentation_prediction(const at::Tensor& logits, int64_t H, int64_t W) {

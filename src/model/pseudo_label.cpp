@@ -132,10 +132,8 @@ at::Tensor par_refine(const at::Tensor& image_in, const at::Tensor& masks_in, co
   const int64_t H = masks.size(2), W = masks.size(3);
   at::Tensor image = image_in.to(torch::kFloat);
   if (image.size(2) != H || image.size(3) != W)
-    image = F::interpolate(image, F::InterpolateFuncOptions()
-                                      .size(std::vector<int64_t>{H, W})
-                                      .mode(torch::kBilinear)
-                                      .align_corners(true));
+    image = F::interpolate(
+        image, F::InterpolateFuncOptions().size(std::vector<int64_t>{H, W}).mode(torch::kBilinear).align_corners(true));
   const int64_t K = 8 * static_cast<int64_t>(opt.dilations.size());
   at::Tensor nb = dilated_neighbours(image, opt.dilations);  // [1,3,K,H,W]
   at::Tensor sigma = nb.std(2, /*unbiased=*/true, /*keepdim=*/true);
@@ -143,11 +141,13 @@ at::Tensor par_refine(const at::Tensor& image_in, const at::Tensor& masks_in, co
   a = a.mean(1, true);  // [1,1,K,H,W]
   std::vector<float> pos;
   for (int64_t d : opt.dilations)
-    for (int k = 0; k < 8; ++k) pos.push_back(static_cast<float>((k == 0 || k == 2 || k == 5 || k == 7) ? d * std::sqrt(2.0) : d));
+    for (int k = 0; k < 8; ++k)
+      pos.push_back(static_cast<float>((k == 0 || k == 2 || k == 5 || k == 7) ? d * std::sqrt(2.0) : d));
   at::Tensor pt = torch::tensor(pos);
   at::Tensor pos_aff = torch::softmax(-(pt / (pt.std(0, true) + 1e-8) / opt.w1).pow(2), 0).view({1, 1, K, 1, 1});
   // [K,1,1,H,W]: one contiguous weight map per neighbour.
-  at::Tensor aff = (torch::softmax(a, 2) + opt.w2 * pos_aff).squeeze(0).squeeze(0).unsqueeze(1).unsqueeze(1).contiguous();
+  at::Tensor aff =
+      (torch::softmax(a, 2) + opt.w2 * pos_aff).squeeze(0).squeeze(0).unsqueeze(1).unsqueeze(1).contiguous();
   // Propagation accumulates shifted copies in place instead of materialising the K neighbours.
   static const int dr[8] = {-1, -1, -1, 0, 0, 1, 1, 1}, dc[8] = {-1, 0, 1, -1, 1, -1, 0, 1};
   for (int it = 0; it < opt.iterations; ++it) {
@@ -185,7 +185,8 @@ at::Tensor affinity_labels(const at::Tensor& labels, const at::Tensor& radius, i
       idx.push_back(std::min(static_cast<int64_t>(std::floor(static_cast<float>(i) * scale)), in - 1));
     return torch::tensor(idx);
   };
-  at::Tensor l = labels.to(torch::kLong).index_select(1, nearest(gh, H)).index_select(2, nearest(gw, W)).reshape({B, gh * gw});
+  at::Tensor l =
+      labels.to(torch::kLong).index_select(1, nearest(gh, H)).index_select(2, nearest(gw, W)).reshape({B, gh * gw});
   at::Tensor aff = (l.unsqueeze(2) == l.unsqueeze(1)).to(torch::kByte);
   aff.masked_fill_((radius == 0).unsqueeze(0), 255);
   at::Tensor ign = (l == 255);

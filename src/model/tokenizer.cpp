@@ -67,10 +67,21 @@ struct Classifier {
     loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
     if (!loc) loc = newlocale(LC_CTYPE_MASK, "C", static_cast<locale_t>(0));
   }
-  bool space(uint32_t c) const { return c < 128 ? std::isspace(static_cast<int>(c)) != 0 : iswspace_l(static_cast<wint_t>(c), loc) || c == 0x85 || c == 0xA0; }
-  bool letter(uint32_t c) const { return c < 128 ? std::isalpha(static_cast<int>(c)) != 0 : iswalpha_l(static_cast<wint_t>(c), loc) && !iswdigit_l(static_cast<wint_t>(c), loc); }
-  bool number(uint32_t c) const { return c < 128 ? std::isdigit(static_cast<int>(c)) != 0 : iswdigit_l(static_cast<wint_t>(c), loc) != 0; }
-  uint32_t lower(uint32_t c) const { return c < 128 ? static_cast<uint32_t>(std::tolower(static_cast<int>(c))) : static_cast<uint32_t>(towlower_l(static_cast<wint_t>(c), loc)); }
+  bool space(uint32_t c) const {
+    return c < 128 ? std::isspace(static_cast<int>(c)) != 0
+                   : iswspace_l(static_cast<wint_t>(c), loc) || c == 0x85 || c == 0xA0;
+  }
+  bool letter(uint32_t c) const {
+    return c < 128 ? std::isalpha(static_cast<int>(c)) != 0
+                   : iswalpha_l(static_cast<wint_t>(c), loc) && !iswdigit_l(static_cast<wint_t>(c), loc);
+  }
+  bool number(uint32_t c) const {
+    return c < 128 ? std::isdigit(static_cast<int>(c)) != 0 : iswdigit_l(static_cast<wint_t>(c), loc) != 0;
+  }
+  uint32_t lower(uint32_t c) const {
+    return c < 128 ? static_cast<uint32_t>(std::tolower(static_cast<int>(c)))
+                   : static_cast<uint32_t>(towlower_l(static_cast<wint_t>(c), loc));
+  }
 };
 const Classifier& classifier() {
   static Classifier c;
@@ -78,8 +89,8 @@ const Classifier& classifier() {
 }
 
 std::string html_unescape(const std::string& s) {
-  static const std::vector<std::pair<std::string, uint32_t>> named = {
-      {"amp", '&'}, {"lt", '<'}, {"gt", '>'}, {"quot", '"'}, {"apos", '\''}, {"nbsp", 0xA0}};
+  static const std::vector<std::pair<std::string, uint32_t>> named = {{"amp", '&'},  {"lt", '<'},    {"gt", '>'},
+                                                                      {"quot", '"'}, {"apos", '\''}, {"nbsp", 0xA0}};
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] != '&') {
@@ -117,7 +128,6 @@ std::string html_unescape(const std::string& s) {
   }
   return out;
 }
-
 
 // §2.1: printable Latin-1 bytes keep their code point; the other bytes take 256, 257, ... in byte
 // order. Returns the bytes in vocabulary order (printable ones first).
@@ -213,7 +223,8 @@ std::string clean_text(const std::string& text) {
 
 Tokenizer::Tokenizer(const std::string& merges_path) {
   if (!std::filesystem::is_regular_file(merges_path))
-    throw InputError(merges_path + ": BPE merge list not found (pass --model_bpe; see default_bpe_path in "
+    throw InputError(merges_path +
+                     ": BPE merge list not found (pass --model_bpe; see default_bpe_path in "
                      "include/excel/model/tokenizer.h for where it is looked for)");
   gzFile gz = gzopen(merges_path.c_str(), "rb");
   if (!gz) throw InputError(merges_path + ": cannot open");
@@ -233,7 +244,8 @@ Tokenizer::Tokenizer(const std::string& merges_path) {
     if (line.empty() && lines.peek() == std::char_traits<char>::eof()) break;  // final newline
     size_t sp = line.find(' ');
     if (sp == std::string::npos || sp == 0 || sp + 1 == line.size() || line.find(' ', sp + 1) != std::string::npos)
-      throw FormatError(merges_path + ": line " + std::to_string(merges.size() + 2) + ": malformed merge '" + line + "'");
+      throw FormatError(merges_path + ": line " + std::to_string(merges.size() + 2) + ": malformed merge '" + line +
+                        "'");
     merges.emplace_back(line.substr(0, sp), line.substr(sp + 1));
   }
   if (merges.empty()) throw FormatError(merges_path + ": no merges (not a BPE merge list?)");

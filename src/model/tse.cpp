@@ -64,8 +64,7 @@ void save_attribute_bank(const AttributeBank& bank, const std::string& path) {
   });
 }
 
-at::Tensor text_semantic_enrichment(const at::Tensor& t0, int64_t C, const AttributeBank& bank,
-                                    double keep_fraction) {
+at::Tensor text_semantic_enrichment(const at::Tensor& t0, int64_t C, const AttributeBank& bank, double keep_fraction) {
   torch::NoGradGuard ng;
   const at::Tensor& phi = bank.centroids;  // [E, A]
   if (phi.size(0) != t0.size(1))
@@ -94,7 +93,8 @@ at::Tensor kmeans(const at::Tensor& x_in, int64_t k, uint64_t seed, int64_t max_
   torch::NoGradGuard ng;
   at::Tensor x = x_in.to(torch::kDouble).contiguous();
   const int64_t n = x.size(0);
-  if (k <= 0 || k > n) throw ConfigError("k-means needs 1 <= k <= n (k=" + std::to_string(k) + ", n=" + std::to_string(n) + ")");
+  if (k <= 0 || k > n)
+    throw ConfigError("k-means needs 1 <= k <= n (k=" + std::to_string(k) + ", n=" + std::to_string(n) + ")");
   std::mt19937_64 rng(seed);
   auto uniform = [&]() { return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0); };
   // k-means++ seeding.

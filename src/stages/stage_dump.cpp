@@ -5,8 +5,8 @@
 
 #include <filesystem>
 
-#include "excel/common/atomic_file.h"
 #include "excel/build_config.h"
+#include "excel/common/atomic_file.h"
 #include "excel/common/errors.h"
 #include "excel/common/h5.h"
 #include "excel/data/pixel_norm.h"
@@ -39,7 +39,8 @@ namespace {
 std::string fixture_bpe_path(const std::string& fixture) {
   const std::string standard = model::default_bpe_path();
   if (fs::is_regular_file(standard)) return standard;
-  for (fs::path dir = fs::absolute(fixture).parent_path(); !dir.empty() && dir != dir.parent_path(); dir = dir.parent_path()) {
+  for (fs::path dir = fs::absolute(fixture).parent_path(); !dir.empty() && dir != dir.parent_path();
+       dir = dir.parent_path()) {
     const fs::path p = dir / "data" / "text" / "bpe_simple_vocab_16e6.txt.gz";
     if (fs::is_regular_file(p)) return p.string();
   }
@@ -85,8 +86,8 @@ std::vector<std::string> dump_stages(const DumpOptions& opt) {
       at::Tensor class_features = text.encode_prompts(names, tok);
       out.write("text/class_features", class_features);
       model::AttributeBank bank = model::load_attribute_bank(opt.input, "inputs/bank");
-      at::Tensor tse = model::text_semantic_enrichment(reference_or(in, "text/class_features", class_features), C,
-                                                       bank, keep);
+      at::Tensor tse =
+          model::text_semantic_enrichment(reference_or(in, "text/class_features", class_features), C, bank, keep);
       out.write("text/tse_features", tse);
       groups.push_back("text");
 

@@ -8,8 +8,8 @@
 #include "excel/model/cam.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/heads.h"
-#include "excel/model/pseudo_label.h"
 #include "excel/model/prompts.h"
+#include "excel/model/pseudo_label.h"
 #include "excel/train/losses.h"
 #include "excel/train/optimizer.h"
 #include "stage_internal.h"
@@ -52,7 +52,8 @@ void dump_train_stages(const h5::File& in, h5::File& out, const StageContext& ct
 
   model::Heads heads(heads_config(in, ctx.vision->config()), 0);
   train::PolyWarmupAdamW opt(heads.parameters(), train::OptimizerConfig());
-  std::vector<int64_t> iters = in.has_attr("train_iterations") ? in.attr_ints("train_iterations") : std::vector<int64_t>{0};
+  std::vector<int64_t> iters =
+      in.has_attr("train_iterations") ? in.attr_ints("train_iterations") : std::vector<int64_t>{0};
 
   for (size_t k = 0; k < iters.size(); ++k) {
     const std::string st = "train/step" + std::to_string(k) + "/";
@@ -111,7 +112,8 @@ void dump_train_stages(const h5::File& in, h5::File& out, const StageContext& ct
     out.write(st + "loss", (seg + 0.1 * div).detach());
     opt.zero_grad();
     model::HeadsOutput ho = heads.forward(feats, true, drop, gh, gw);
-    at::Tensor loss = train::segmentation_loss(ho.logits, ref_pl) + 0.1 * train::diversity_loss(ho.affinity, ref_aff_labels);
+    at::Tensor loss =
+        train::segmentation_loss(ho.logits, ref_pl) + 0.1 * train::diversity_loss(ho.affinity, ref_aff_labels);
     loss.backward();
     for (const auto& n : heads.names()) out.write(st + "grads/" + n, heads.param(n).grad());
 

@@ -22,7 +22,8 @@ at::Tensor segmentation_loss(const at::Tensor& logits, const at::Tensor& labels,
   at::Tensor ce = -logp.gather(1, y.masked_fill(~valid, 0).unsqueeze(1)).squeeze(1);  // [B,H,W]
   at::Tensor bg = (y == 0).to(torch::kFloat), fg = (valid & (y != 0)).to(torch::kFloat);
   if (comm && comm->size() > 1) {
-    return 0.5 * ((ce * bg).sum() / (global_total(bg, comm) + 1e-6) + (ce * fg).sum() / (global_total(fg, comm) + 1e-6));
+    return 0.5 *
+           ((ce * bg).sum() / (global_total(bg, comm) + 1e-6) + (ce * fg).sum() / (global_total(fg, comm) + 1e-6));
   }
   at::Tensor l_bg = (ce * bg).sum() / (bg.sum() + 1e-6);
   at::Tensor l_fg = (ce * fg).sum() / (fg.sum() + 1e-6);
@@ -32,10 +33,10 @@ at::Tensor segmentation_loss(const at::Tensor& logits, const at::Tensor& labels,
 at::Tensor diversity_loss(const at::Tensor& p, const at::Tensor& targets, comm::Communicator* comm) {
   at::Tensor pos = (targets == 1).to(torch::kFloat), neg = (targets == 0).to(torch::kFloat);
   if (comm && comm->size() > 1) {
-    return 0.5 * (pos * (1 - p)).sum() / (global_total(pos, comm) + 1) + 0.5 * (neg * p).sum() / (global_total(neg, comm) + 1);
+    return 0.5 * (pos * (1 - p)).sum() / (global_total(pos, comm) + 1) +
+           0.5 * (neg * p).sum() / (global_total(neg, comm) + 1);
   }
   return 0.5 * (pos * (1 - p)).sum() / (pos.sum() + 1) + 0.5 * (neg * p).sum() / (neg.sum() + 1);
 }
-
 
 }  // namespace excel::train

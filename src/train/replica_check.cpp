@@ -46,13 +46,14 @@ void broadcast_and_check_replicas(model::Heads& heads, comm::Communicator& comm,
   // Low 40 bits: each rank's row is summed over ranks (gather_rows) in int64, which cannot
   // overflow below 2^23 ranks; a mismatch still shows in 40 bits with near certainty.
   const int64_t mask = (int64_t{1} << 40) - 1;
-  at::Tensor rows = gather_rows({static_cast<int64_t>(heads.names().size()), numel,
-                                 static_cast<int64_t>(fingerprint(shapes)) & mask,
-                                 static_cast<int64_t>(config_fingerprint) & mask},
-                                comm);
+  at::Tensor rows =
+      gather_rows({static_cast<int64_t>(heads.names().size()), numel, static_cast<int64_t>(fingerprint(shapes)) & mask,
+                   static_cast<int64_t>(config_fingerprint) & mask},
+                  comm);
   const std::string bad = differing_ranks(rows);
   if (!bad.empty())
-    throw ConfigError("rank(s) " + bad + " differ from rank 0 in model structure or training configuration "
+    throw ConfigError("rank(s) " + bad +
+                      " differ from rank 0 in model structure or training configuration "
                       "(parameters, shapes, seed, batch or schedule): every rank must run the same flags");
 
   torch::NoGradGuard ng;
@@ -66,7 +67,8 @@ void broadcast_and_check_replicas(model::Heads& heads, comm::Communicator& comm,
   }
   rows = gather_rows({static_cast<int64_t>(crc)}, comm);
   const std::string differ = differing_ranks(rows);
-  if (!differ.empty()) throw ConfigError("after the broadcast, the weights of rank(s) " + differ + " differ from rank 0's");
+  if (!differ.empty())
+    throw ConfigError("after the broadcast, the weights of rank(s) " + differ + " differ from rank 0's");
   LOG(INFO) << "replicas checked: " << heads.names().size() << " parameters (" << numel << " values), crc32 "
             << std::hex << crc << std::dec << " on all " << comm.size() << " ranks";
 }

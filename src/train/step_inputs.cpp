@@ -15,8 +15,13 @@ namespace excel::train {
 
 OnlineInputs::OnlineInputs(const TrainConfig& cfg, const data::VocLayoutDataset& set, const model::ClipVision& vision,
                            at::Tensor text_features, int64_t num_classes, TrainMetrics& tm)
-    : cfg_(cfg), set_(set), vision_(vision), text_(std::move(text_features)), C_(num_classes),
-      g_(cfg.crop / vision.config().patch), tm_(tm) {}
+    : cfg_(cfg),
+      set_(set),
+      vision_(vision),
+      text_(std::move(text_features)),
+      C_(num_classes),
+      g_(cfg.crop / vision.config().patch),
+      tm_(tm) {}
 
 // One augmented sample; with --data_skip_bad an unreadable image is counted and replaced by the
 // next readable one in list order (deterministic), otherwise it is an error naming the file.

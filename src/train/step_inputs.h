@@ -17,7 +17,7 @@
 namespace excel::train {
 
 struct StepInputs {
-  at::Tensor feats;          // [L,B,N,W] online, [L,B,P,W] cached (patch rows)
+  at::Tensor feats;  // [L,B,N,W] online, [L,B,P,W] cached (patch rows)
   bool patch_rows = false;
   at::Tensor labels;         // [B,C] float
   at::Tensor static_labels;  // [B,S,S] long (before the dynamic-CAM switch)
@@ -30,10 +30,10 @@ struct StepInputs {
 
 // This rank's share of one global step.
 struct BatchPlan {
-  std::vector<int64_t> samples;               // sample indices
+  std::vector<int64_t> samples;                 // sample indices
   const std::vector<int64_t>* order = nullptr;  // the epoch's permutation (cache read-ahead)
-  int64_t epoch = 0, index = 0, view = 0;     // index: batch within the epoch
-  bool dynamic = false;                       // after the dynamic-CAM switch
+  int64_t epoch = 0, index = 0, view = 0;       // index: batch within the epoch
+  bool dynamic = false;                         // after the dynamic-CAM switch
 };
 
 class InputProvider {

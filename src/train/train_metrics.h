@@ -63,11 +63,21 @@ class TrainMetrics {
     div_->Set(div);
     total_->Set(total);
   }
-  void skipped() { if (skipped_) skipped_->Increment(); }
-  void bad_input() { if (bad_inputs_) bad_inputs_->Increment(); }
-  void bytes_read(double b) { if (read_bytes_ && b > 0) read_bytes_->Increment(b); }
-  void checkpoint(double seconds) { if (ckpt_s_) ckpt_s_->Observe(seconds); }
-  void agreement(double miou) { if (agree_) agree_->Set(miou); }
+  void skipped() {
+    if (skipped_) skipped_->Increment();
+  }
+  void bad_input() {
+    if (bad_inputs_) bad_inputs_->Increment();
+  }
+  void bytes_read(double b) {
+    if (read_bytes_ && b > 0) read_bytes_->Increment(b);
+  }
+  void checkpoint(double seconds) {
+    if (ckpt_s_) ckpt_s_->Observe(seconds);
+  }
+  void agreement(double miou) {
+    if (agree_) agree_->Set(miou);
+  }
   // Created at the first validation (rank 0 only), so no series exists before there is a value.
   void validation(double pseudo_label_miou, double seg_miou) {
     if (!mx_) return;

@@ -44,8 +44,6 @@ namespace fs = std::filesystem;
 namespace excel::train {
 namespace {
 
-
-
 struct Meters {
   double seg = 0, div = 0;
   int64_t n = 0;
@@ -62,12 +60,17 @@ class Trainer {
         text_(model::dataset_text(cfg.dataset)),
         C_(static_cast<int64_t>(text_.class_names.size())),
         store_(cfg.cache_dir.empty() ? nullptr : std::make_unique<cache::FeatureStore>(cfg.cache_dir)),
-        weights_(store_ ? nullptr : std::make_unique<model::ClipWeights>(model::load_clip_checkpoint(cfg.clip_checkpoint))),
+        weights_(store_ ? nullptr
+                        : std::make_unique<model::ClipWeights>(model::load_clip_checkpoint(cfg.clip_checkpoint))),
         vision_(store_ ? nullptr : std::make_unique<model::ClipVision>(*weights_, cfg.crop / weights_->config.patch)),
         heads_(heads_config(), cfg.seed),
         opt_(heads_.parameters(), optimizer_config()),
-        train_set_(store_ ? nullptr : std::make_unique<data::VocLayoutDataset>(data::DatasetOptions{cfg.data_root, cfg.train_split, cfg.labels_file, cfg.dataset, C_})),
-        val_set_(store_ ? nullptr : std::make_unique<data::VocLayoutDataset>(data::DatasetOptions{cfg.data_root, cfg.val_split, cfg.labels_file, cfg.dataset, C_})),
+        train_set_(store_ ? nullptr
+                          : std::make_unique<data::VocLayoutDataset>(data::DatasetOptions{
+                                cfg.data_root, cfg.train_split, cfg.labels_file, cfg.dataset, C_})),
+        val_set_(store_ ? nullptr
+                        : std::make_unique<data::VocLayoutDataset>(
+                              data::DatasetOptions{cfg.data_root, cfg.val_split, cfg.labels_file, cfg.dataset, C_})),
         tm_(mx, cfg.max_iters),
         faults_(cfg_, rank_) {
     num_samples_ = store_ ? store_->num_samples() : static_cast<int64_t>(train_set_->size());
@@ -87,7 +90,8 @@ class Trainer {
       cache::check_compatible(store_->manifest(), want);
       if (views_ == 0) views_ = store_->views();
       if (views_ > store_->views())
-        throw ConfigError(cfg.cache_dir + ": holds " + std::to_string(store_->views()) + " views, the run asks for " + std::to_string(views_));
+        throw ConfigError(cfg.cache_dir + ": holds " + std::to_string(store_->views()) + " views, the run asks for " +
+                          std::to_string(views_));
       text_features_ = store_->text_features;
       ln_w_ = store_->ln_post_weight;
       ln_b_ = store_->ln_post_bias;
@@ -120,8 +124,8 @@ class Trainer {
       if (m.seed != cfg_.seed || m.batch != cfg_.batch * world_)
         throw ConfigError(resume + ": written with seed " + std::to_string(m.seed) + " and global batch " +
                           std::to_string(m.batch) + ", this run has seed " + std::to_string(cfg_.seed) +
-                          " and global batch " + std::to_string(cfg_.batch * world_) + " (" + std::to_string(cfg_.batch) +
-                          " per rank x " + std::to_string(world_) + " ranks)");
+                          " and global batch " + std::to_string(cfg_.batch * world_) + " (" +
+                          std::to_string(cfg_.batch) + " per rank x " + std::to_string(world_) + " ranks)");
       start = m.next_iteration;
       LOG(INFO) << "resumed from " << resume << " at iteration " << start;
     }
@@ -247,7 +251,6 @@ class Trainer {
     if (comm_) comm_->barrier();
   }
 
-
   int64_t epoch_of(int64_t it) const { return data::batch_position(it, num_samples_, cfg_.batch * world_).epoch; }
 
   // One iteration of the training step (§8.3), in the algorithm's order; returns the (seg,
@@ -334,7 +337,8 @@ class Trainer {
     at::Tensor P = ho.affinity.detach();
     std::vector<at::Tensor> pl;
     for (int64_t b = 0; b < cfg_.batch; ++b) {
-      auto refined = model::refine_cams_with_matrix(cam[b], in.attn_sel[b] * P[b], in.labels[b], cfg_.train_tau, g_, g_);
+      auto refined =
+          model::refine_cams_with_matrix(cam[b], in.attn_sel[b] * P[b], in.labels[b], cfg_.train_tau, g_, g_);
       pl.push_back(model::pseudo_label(refined, in.par[b].unsqueeze(0), cfg_.crop, cfg_.crop));
     }
     return torch::stack(pl);
@@ -371,7 +375,7 @@ class Trainer {
   // §10.1: static-CAM pseudo-labels (G always, tau 0.75) and single-scale segmentation on val.
   std::pair<double, double> validate(int64_t it) {
     if (rank_ != 0) return {-1, -1};  // rank 0 validates; the others wait at the next checkpoint
-    struct LocalOnly {  // validation is per image: no collective inside the heads
+    struct LocalOnly {                // validation is per image: no collective inside the heads
       model::Heads& h;
       comm::Communicator* c;
       ~LocalOnly() { h.set_communicator(c); }
@@ -385,7 +389,8 @@ class Trainer {
     const int64_t K = C_ + 1;
     at::Tensor cm_pl = torch::zeros({K, K}, torch::kLong), cm_seg = torch::zeros({K, K}, torch::kLong);
     at::Tensor cm_agree = torch::zeros({K, K}, torch::kLong);  // segmentation vs pseudo-labels
-    const size_t n = cfg_.val_limit > 0 ? std::min(val_set_->size(), static_cast<size_t>(cfg_.val_limit)) : val_set_->size();
+    const size_t n =
+        cfg_.val_limit > 0 ? std::min(val_set_->size(), static_cast<size_t>(cfg_.val_limit)) : val_set_->size();
     const eval::ImagePipeline pipeline(*vision_, text_features_, C_, cfg_.crop, &heads_);
     for (size_t i = 0; i < n; ++i) {
       mark(it, comm::ProgressWatchdog::kValidation);  // progress while the other ranks wait
@@ -399,8 +404,8 @@ class Trainer {
       cm_agree += eval::confusion_matrix(pl, pred, K);
     }
     const double pm = eval::scores(cm_pl).miou, sm = eval::scores(cm_seg).miou, am = eval::scores(cm_agree).miou;
-    LOG(INFO) << "validation on " << n << " images: pseudo-label mIoU " << 100 * pm << ", segmentation mIoU " << 100 * sm
-              << ", segmentation vs pseudo-labels mIoU " << 100 * am;
+    LOG(INFO) << "validation on " << n << " images: pseudo-label mIoU " << 100 * pm << ", segmentation mIoU "
+              << 100 * sm << ", segmentation vs pseudo-labels mIoU " << 100 * am;
     last_agree_ = am;
     tm_.validation(pm, sm);
     return {pm, sm};
@@ -410,7 +415,6 @@ class Trainer {
   double last_agree_ = -1, first_agree_ = -1;
 
  private:
-
   TrainConfig cfg_;
   comm::Communicator* comm_;
   int rank_, world_;

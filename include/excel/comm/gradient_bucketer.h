@@ -40,7 +40,7 @@ class GradientBucketer : public GradientSync {
   struct Bucket {
     std::vector<size_t> params;  // indices into params_
     std::vector<int64_t> offsets;
-    at::Tensor buffer;           // flat float32
+    at::Tensor buffer;  // flat float32
     size_t ready = 0;
     bool launched = false;
     std::unique_ptr<PendingSum> pending;

@@ -19,8 +19,16 @@ namespace excel::comm {
 
 class ProgressWatchdog {
  public:
-  enum Phase : int { kStep = 0, kForward = 1, kBackward = 2, kGradientSync = 3, kOptimizer = 4, kValidation = 5,
-                     kCheckpoint = 6, kFinished = 7 };
+  enum Phase : int {
+    kStep = 0,
+    kForward = 1,
+    kBackward = 2,
+    kGradientSync = 3,
+    kOptimizer = 4,
+    kValidation = 5,
+    kCheckpoint = 6,
+    kFinished = 7
+  };
   // Collective over comm. timeout_s <= 0 or a single rank: disabled (mark() does nothing).
   ProgressWatchdog(MPI_Comm comm, double timeout_s);
   ~ProgressWatchdog();  // collective

@@ -24,7 +24,7 @@ class File {
   hid_t id() const { return id_; }
   const std::string& path() const { return path_; }
 
-  bool exists(const std::string& name) const;  // dataset or group, nested names allowed
+  bool exists(const std::string& name) const;                     // dataset or group, nested names allowed
   std::vector<std::string> list(const std::string& group) const;  // direct children, sorted
   bool is_group(const std::string& name) const;
 

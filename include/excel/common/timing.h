@@ -6,7 +6,9 @@ namespace excel {
 
 using Clock = std::chrono::steady_clock;
 
-inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+inline double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // Adds the seconds a scope took to *sink when it ends.
 class ScopedTimer {

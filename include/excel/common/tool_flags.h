@@ -40,6 +40,6 @@ bool flag_finite(double v);
 // the condition (on FLAGS_flag and possibly other flags) must hold after parsing. The accepted
 // text is printed by --help, in the error line, and copied into the README table by
 // scripts/flag_table.py, so keep it a short literal.
-#define EXCEL_FLAG_RULE(flag, accepted, ...)                                              \
-  static const ::excel::FlagRule EXCEL_FLAG_RULE_CAT(excel_flag_rule_, __LINE__)(#flag, accepted, \
-                                                                                [] { return static_cast<bool>(__VA_ARGS__); })
+#define EXCEL_FLAG_RULE(flag, accepted, ...)                                      \
+  static const ::excel::FlagRule EXCEL_FLAG_RULE_CAT(excel_flag_rule_, __LINE__)( \
+      #flag, accepted, [] { return static_cast<bool>(__VA_ARGS__); })

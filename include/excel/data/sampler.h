@@ -6,7 +6,6 @@
 
 namespace excel::data {
 
-
 // Permutation of [0, n) for an epoch; identical on every rank.
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch);
 
@@ -17,7 +16,7 @@ struct BatchPosition {
 BatchPosition batch_position(int64_t step, int64_t n, int64_t global_batch);
 
 // The samples rank `rank` of `world` processes at global step `step`.
-std::vector<int64_t> rank_batch(const std::vector<int64_t>& permutation, int64_t batch_index,
-                                int64_t samples_per_rank, int world, int rank);
+std::vector<int64_t> rank_batch(const std::vector<int64_t>& permutation, int64_t batch_index, int64_t samples_per_rank,
+                                int world, int rank);
 
 }  // namespace excel::data

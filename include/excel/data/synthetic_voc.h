@@ -9,11 +9,11 @@
 namespace excel::data {
 
 struct SyntheticVocOptions {
-  std::string root;             // output folder (VOC layout)
+  std::string root;  // output folder (VOC layout)
   int num_images = 40;
-  int min_side = 200;           // image sides drawn uniformly in [min_side, max_side]
+  int min_side = 200;  // image sides drawn uniformly in [min_side, max_side]
   int max_side = 400;
-  double val_fraction = 0.25;   // last images go to val.txt
+  double val_fraction = 0.25;  // last images go to val.txt
   uint64_t seed = 0;
 };
 

@@ -12,26 +12,26 @@
 namespace excel::data {
 
 struct DatasetOptions {
-  std::string root;              // VOC: JPEGImages/, SegmentationClassAug/ (or SegmentationClass/)
-  std::string split = "train";   // list file: <root>/ImageSets/Segmentation/<split>.txt, or a path
-  std::string labels_file;       // "ID l0 .. l(C-1)" lines; empty: derived from the masks
-  std::string dataset = "voc";   // voc | coco
-  int64_t num_classes = 20;      // foreground classes
+  std::string root;             // VOC: JPEGImages/, SegmentationClassAug/ (or SegmentationClass/)
+  std::string split = "train";  // list file: <root>/ImageSets/Segmentation/<split>.txt, or a path
+  std::string labels_file;      // "ID l0 .. l(C-1)" lines; empty: derived from the masks
+  std::string dataset = "voc";  // voc | coco
+  int64_t num_classes = 20;     // foreground classes
 };
 
 struct TrainSample {
   std::string id;
-  at::Tensor image;      // [3,S,S] normalised float
-  at::Tensor label;      // [S,S] uint8 GT crop (255 = ignore / padding); for inspection only
-  at::Tensor cls;        // [C] float 0/1
+  at::Tensor image;  // [3,S,S] normalised float
+  at::Tensor label;  // [S,S] uint8 GT crop (255 = ignore / padding); for inspection only
+  at::Tensor cls;    // [C] float 0/1
 };
 
 struct ValSample {
   std::string id;
-  at::Tensor rgb;        // [H,W,3] uint8
-  at::Tensor image;      // [3,H,W] normalised float
-  at::Tensor gt;         // [H,W] uint8
-  at::Tensor cls;        // [C] float
+  at::Tensor rgb;    // [H,W,3] uint8
+  at::Tensor image;  // [3,H,W] normalised float
+  at::Tensor gt;     // [H,W] uint8
+  at::Tensor cls;    // [C] float
 };
 
 struct AugmentOptions {

@@ -29,20 +29,20 @@ struct EvalConfig {
   std::string mode = "training_free";  // training_free | checkpoint
   std::string checkpoint;              // checkpoint mode: excel_train's checkpoint.h5
   int64_t crop = 320, decoder_heads = 8;
-  double tau = 0.79;                            // box threshold of the pseudo-labels (§10.5)
+  double tau = 0.79;                                // box threshold of the pseudo-labels (§10.5)
   std::vector<int64_t> scales{320, 224, 384, 480};  // segmentation sides; the first is the base
-  bool flip_average_at_base = false;            // COCO: true (§10.2)
+  bool flip_average_at_base = false;                // COCO: true (§10.2)
   bool crf = false;
   DenseCrfParams crf_params;
   std::string output_dir = "eval";
-  int64_t save_masks = -1;     // first N images of each rank's share get mask PNGs (-1: all)
-  int64_t save_overlays = 8;   // first N images of each rank's share get CAM overlays (-1: all)
-  bool test_layout = false;    // also write results/VOC2012/Segmentation/comp6_test_cls/<id>.png
-  int64_t limit = 0;           // first N images of the split only (0: all)
+  int64_t save_masks = -1;    // first N images of each rank's share get mask PNGs (-1: all)
+  int64_t save_overlays = 8;  // first N images of each rank's share get CAM overlays (-1: all)
+  bool test_layout = false;   // also write results/VOC2012/Segmentation/comp6_test_cls/<id>.png
+  int64_t limit = 0;          // first N images of the split only (0: all)
 };
 
 struct EvalTable {
-  std::string name;  // pseudo_label | segmentation
+  std::string name;      // pseudo_label | segmentation
   at::Tensor confusion;  // [K,K] int64, summed over ranks
 };
 

@@ -39,11 +39,11 @@ enum class CamKind {
 
 // What one image's CAM pass produced.
 struct ImageCams {
-  at::Tensor x;            // [1,3,crop,crop] network input
-  at::Tensor cam;          // [P,C]
-  at::Tensor attn;         // [L,N,N] attention list of x
-  at::Tensor affinity;     // [P,P] the heads' G; undefined without heads
-  at::Tensor logits;       // heads logits at the crop: [1,K,g,g] static, [2,K,g,g] of [x; flip(x)] dynamic
+  at::Tensor x;         // [1,3,crop,crop] network input
+  at::Tensor cam;       // [P,C]
+  at::Tensor attn;      // [L,N,N] attention list of x
+  at::Tensor affinity;  // [P,P] the heads' G; undefined without heads
+  at::Tensor logits;    // heads logits at the crop: [1,K,g,g] static, [2,K,g,g] of [x; flip(x)] dynamic
 };
 
 struct MultiScaleOptions {

@@ -20,7 +20,7 @@ namespace excel::metrics {
 
 struct MetricsOptions {
   std::string bind = "127.0.0.1";
-  int port = 0;             // 0: no endpoint (metrics are still counted, and pushed if asked)
+  int port = 0;  // 0: no endpoint (metrics are still counted, and pushed if asked)
   std::string job_id = "local";
   int rank = 0, world_size = 1;
   std::string phase;        // precompute | train | eval | cam
@@ -38,8 +38,7 @@ class Metrics {
                                const std::map<std::string, std::string>& labels = {});
   prometheus::Gauge& gauge(const std::string& name, const std::string& help,
                            const std::map<std::string, std::string>& labels = {});
-  prometheus::Histogram& histogram(const std::string& name, const std::string& help,
-                                   const std::vector<double>& buckets,
+  prometheus::Histogram& histogram(const std::string& name, const std::string& help, const std::vector<double>& buckets,
                                    const std::map<std::string, std::string>& labels = {});
   int bound_port() const { return port_; }
   const std::string& target_file() const { return target_file_; }

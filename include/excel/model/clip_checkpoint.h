@@ -11,8 +11,8 @@ namespace excel::model {
 
 struct ClipConfig {
   int64_t vision_width = 0, vision_layers = 0, vision_heads = 0, patch = 0;
-  int64_t pos_grid = 0;          // side of the stored positional table (14 for ViT-B/16)
-  int64_t embed_dim = 0;         // joint space
+  int64_t pos_grid = 0;   // side of the stored positional table (14 for ViT-B/16)
+  int64_t embed_dim = 0;  // joint space
   int64_t text_width = 0, text_layers = 0, text_heads = 0;
   int64_t context_length = 0, vocab_size = 0;
   int64_t input_resolution() const { return pos_grid * patch; }
@@ -44,6 +44,5 @@ std::map<std::string, at::Tensor> read_torch_state_dict(const std::string& path)
 // Writes `tensors` (kept in their dtype) in either form; used by the demo-checkpoint generator.
 void save_clip_checkpoint(const std::map<std::string, at::Tensor>& tensors, const ClipConfig& cfg,
                           const std::string& path, CheckpointFormat format);
-
 
 }  // namespace excel::model

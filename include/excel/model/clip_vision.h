@@ -22,11 +22,11 @@ at::Tensor project_surgery(const at::Tensor& surgery, const at::Tensor& ln_w, co
                            const at::Tensor& proj);
 
 struct VisionOutputs {
-  at::Tensor features;   // [B,N,E] projected, normalised over tokens (§1.7)
-  at::Tensor attn_all;   // [L,B,N,N] per-layer attention as returned (§1.8); undefined if not kept
-  at::Tensor feats_all;  // [L,B,N,W] per-layer tokens with the reference's aliasing (§1.8)
-  at::Tensor surgery;    // [B,N,W] final surgery tokens before ln_post, row 0 = O_last row 0
-  at::Tensor value_proj; // [B,N,W] U = sum over surgery blocks of V_l W_out^T (§11.2), if asked
+  at::Tensor features;    // [B,N,E] projected, normalised over tokens (§1.7)
+  at::Tensor attn_all;    // [L,B,N,N] per-layer attention as returned (§1.8); undefined if not kept
+  at::Tensor feats_all;   // [L,B,N,W] per-layer tokens with the reference's aliasing (§1.8)
+  at::Tensor surgery;     // [B,N,W] final surgery tokens before ln_post, row 0 = O_last row 0
+  at::Tensor value_proj;  // [B,N,W] U = sum over surgery blocks of V_l W_out^T (§11.2), if asked
 };
 
 struct VisionOptions {

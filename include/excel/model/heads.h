@@ -16,9 +16,9 @@ class Communicator;
 namespace excel::model {
 
 struct HeadsConfig {
-  int64_t in_width = 768;    // CLIP vision width
-  int64_t num_layers = 12;   // feature entries fused by the adapter
-  int64_t dim = 256;         // adapter / decoder width
+  int64_t in_width = 768;   // CLIP vision width
+  int64_t num_layers = 12;  // feature entries fused by the adapter
+  int64_t dim = 256;        // adapter / decoder width
   int64_t decoder_layers = 3;
   int64_t decoder_heads = 8;
   int64_t num_classes = 21;  // K (background included)

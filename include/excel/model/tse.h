@@ -27,8 +27,8 @@ void write_class_descriptions(const std::string& path, const std::vector<ClassDe
 
 // T0 [C + n_bg, E] unit rows -> T_all [C + n_bg, E]: foreground rows enriched, all rows normalised.
 // keep_fraction 0.9 drops the int((1 - 0.9) * A) lowest logits per class, as the reference does.
-at::Tensor text_semantic_enrichment(const at::Tensor& text_features, int64_t num_classes,
-                                    const AttributeBank& bank, double keep_fraction = 0.9);
+at::Tensor text_semantic_enrichment(const at::Tensor& text_features, int64_t num_classes, const AttributeBank& bank,
+                                    double keep_fraction = 0.9);
 
 // Seeded k-means (k-means++ seeding, Lloyd iterations) on unit rows X [n, E]; returns [k, E].
 at::Tensor kmeans(const at::Tensor& x, int64_t k, uint64_t seed, int64_t max_iter = 300,

@@ -9,7 +9,7 @@
 namespace excel::train {
 
 struct OptimizerConfig {
-  double base_lr = 1e-4;     // group 0; the heads' group uses 10 x base_lr
+  double base_lr = 1e-4;  // group 0; the heads' group uses 10 x base_lr
   double weight_decay = 1e-2;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   int64_t warmup_iters = 50;

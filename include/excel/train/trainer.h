@@ -58,9 +58,9 @@ struct TrainConfig {
   std::vector<std::pair<double, double>>* loss_log = nullptr;
   // bookkeeping
   std::string output_dir = "run";
-  std::string resume;          // checkpoint path, "auto" (output_dir/checkpoint.h5 if present) or ""
+  std::string resume;  // checkpoint path, "auto" (output_dir/checkpoint.h5 if present) or ""
   int64_t log_every = 20, eval_every = 2000, ckpt_every = 2000, val_limit = 0;
-  int64_t stop_after = 0;      // stop (as if interrupted) after this many iterations of this run
+  int64_t stop_after = 0;  // stop (as if interrupted) after this many iterations of this run
 };
 
 struct TrainSummary {
@@ -68,8 +68,8 @@ struct TrainSummary {
   double first_seg_loss = 0, last_seg_loss = 0, first_div_loss = 0, last_div_loss = 0;
   double last_pseudo_miou = -1, last_seg_miou = -1, first_seg_miou = -1;
   double first_agree_miou = -1, last_agree_miou = -1;  // segmentation vs pseudo-labels on val
-  double mean_step_seconds = 0;  // training steps only (no validation, no checkpoint)
-  int64_t skipped_steps = 0;  // steps with a non-finite loss or gradient on some rank
+  double mean_step_seconds = 0;                        // training steps only (no validation, no checkpoint)
+  int64_t skipped_steps = 0;                           // steps with a non-finite loss or gradient on some rank
   double first_train_agree_miou = -1, last_train_agree_miou = -1;  // same, on training crops (first/last log interval)
 };
 
