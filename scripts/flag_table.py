@@ -17,16 +17,19 @@ import sys
 
 GROUPS = ["general", "data", "model", "train", "eval", "ckpt", "cache", "comm", "metrics", "fault", "bank", "bench"]
 STR = r'"(?:[^"\\]|\\.)*"'
-DEFINE = re.compile(r"\bDEFINE_(bool|int32|int64|uint64|double|string)\(\s*(\w+)\s*,\s*(" + STR + r"|[^,]+?)\s*,\s*(" + STR + r")\s*\)", re.S)
-RULE = re.compile(r"\bEXCEL_FLAG_RULE\(\s*(\w+)\s*,\s*(" + STR + r")", re.S)
+STRS = r"(?:" + STR + r"\s*)+"  # adjacent literals, as clang-format splits a long one
+DEFINE = re.compile(r"\bDEFINE_(bool|int32|int64|uint64|double|string)\(\s*(\w+)\s*,\s*(" + STR + r"|[^,]+?)\s*,\s*(" + STRS + r")\s*\)", re.S)
+RULE = re.compile(r"\bEXCEL_FLAG_RULE\(\s*(\w+)\s*,\s*(" + STRS + r")", re.S)
 BEGIN, END = "<!-- flags:begin (scripts/flag_table.py --write) -->", "<!-- flags:end -->"
 MPI_TOOLS = "MPI tools"
 
 
 def unquote(s):
+    s = s.strip()
     if not s.startswith('"'):
-        return s.strip()
-    return re.sub(r"\\(.)", lambda m: {"n": " ", "t": " "}.get(m.group(1), m.group(1)), s[1:-1])
+        return s
+    parts = re.findall(STR, s)  # one or more adjacent literals
+    return "".join(re.sub(r"\\(.)", lambda m: {"n": " ", "t": " "}.get(m.group(1), m.group(1)), p[1:-1]) for p in parts)
 
 
 def group_of(name):

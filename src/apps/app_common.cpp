@@ -21,8 +21,8 @@ EXCEL_FLAG_RULE(data_dataset, "voc or coco", excel::flag_one_of(FLAGS_data_datas
 DEFINE_string(model_clip, "", "CLIP checkpoint (OpenAI's ViT-B-16.pt or a torch.save state dict)");
 DEFINE_string(model_bank, "", "TSE attribute bank .h5 matching the checkpoint's text tower");
 DEFINE_string(model_bpe, "",
-              "BPE merge list (default: $EXCEL_BPE_PATH, else bpe_simple_vocab_16e6.txt.gz under data/; "
-              "model::default_bpe_path)");
+              "BPE merge list the checkpoint was trained with (default: $EXCEL_BPE_PATH, else CLIP's list in data/ "
+              "or in an installed clip/open_clip package; model::default_bpe_path)");
 DEFINE_int32(model_crop, 320, "network input side");
 EXCEL_FLAG_RULE(model_crop, ">= 1, a multiple of the checkpoint's patch (checked when it is loaded)",
                 FLAGS_model_crop >= 1);
