@@ -35,4 +35,15 @@ inline std::vector<float> features(const std::vector<uint8_t>& rgb, int H, int W
   return f;
 }
 
+// Squared distance between the feature rows i and j (d values each): the exponent of the exact
+// Gaussian kernel that the brute-force references compute.
+inline double squared_distance(const std::vector<float>& f, int d, int i, int j) {
+  double q = 0;
+  for (int c = 0; c < d; ++c) {
+    const double t = double(f[size_t(i) * d + c]) - f[size_t(j) * d + c];
+    q += t * t;
+  }
+  return q;
+}
+
 }  // namespace excel::test

@@ -38,11 +38,7 @@ std::vector<double> brute_mean_field(const std::vector<float>& probs, int K, int
     std::vector<double> deg(n, 0.0);
     for (int i = 0; i < n; ++i)
       for (int j = 0; j < n; ++j) {
-        double q = 0;
-        for (int c = 0; c < d; ++c) {
-          const double t = double(f[size_t(i) * d + c]) - f[size_t(j) * d + c];
-          q += t * t;
-        }
+        const double q = excel::test::squared_distance(f, d, i, j);
         deg[i] += ker.k[size_t(i) * n + j] = std::exp(-q / 2);
       }
     for (int i = 0; i < n; ++i)

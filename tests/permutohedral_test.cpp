@@ -22,11 +22,7 @@ std::vector<double> brute_filter(const std::vector<float>& f, int n, int d, cons
   std::vector<double> out(size_t(n) * vd, 0.0);
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < n; ++j) {
-      double q = 0;
-      for (int c = 0; c < d; ++c) {
-        const double t = double(f[size_t(i) * d + c]) - f[size_t(j) * d + c];
-        q += t * t;
-      }
+      const double q = excel::test::squared_distance(f, d, i, j);
       const double k = std::exp(-q / (2 * sigma * sigma));
       for (int c = 0; c < vd; ++c) out[size_t(i) * vd + c] += k * v[size_t(j) * vd + c];
     }
