@@ -134,9 +134,12 @@ bool flag_int_list(const std::string& value, long long min) {
   return value.back() != ',';
 }
 
-bool flag_ipv4(const std::string& value) {
+bool flag_ip_address(const std::string& value) {
   in_addr a{};
-  return inet_pton(AF_INET, value.c_str(), &a) == 1;
+  in6_addr a6{};
+  const bool bracketed = value.size() > 2 && value.front() == '[' && value.back() == ']';
+  const std::string v6 = bracketed ? value.substr(1, value.size() - 2) : value;
+  return (!bracketed && inet_pton(AF_INET, value.c_str(), &a) == 1) || inet_pton(AF_INET6, v6.c_str(), &a6) == 1;
 }
 
 bool flag_host_port(const std::string& value) {
