@@ -87,6 +87,7 @@ void print_help(const char* usage) {
     }
   }
   std::cout << "\nAny flag can also come from --flagfile=FILE (configs/). --helpfull lists every library's flags.\n"
+            << "Log lines go to stderr; glog's --log_dir=DIR writes them to files there as well (one set per rank).\n"
             << "Every flag of every tool: README.md, \"Flags\".\n";
 }
 
