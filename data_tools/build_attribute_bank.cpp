@@ -5,8 +5,6 @@
 #include <glog/logging.h>
 #include <torch/torch.h>
 
-#include <iostream>
-
 #include "excel/common/errors.h"
 #include "excel/common/logging.h"
 #include "excel/common/tool_flags.h"
@@ -66,7 +64,7 @@ int main(int argc, char** argv) {
     LOG(INFO) << "wrote " << FLAGS_model_bank << ": " << sentences.size() << " sentences, " << c << " classes, "
               << FLAGS_bank_clusters << " attributes of size " << centres.size(1);
   } catch (const std::exception& e) {
-    std::cerr << "build_attribute_bank: error: " << e.what() << "\n";
+    excel::log_error_and_flush(std::string("build_attribute_bank: error: ") + e.what());
     return 1;
   }
   return 0;

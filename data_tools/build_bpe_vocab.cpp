@@ -4,8 +4,6 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
-#include <iostream>
-
 #include "excel/common/errors.h"
 #include "excel/common/logging.h"
 #include "excel/common/tool_flags.h"
@@ -37,7 +35,7 @@ int main(int argc, char** argv) {
               << 512 + merges.size() + 2 << " tokens) from " << sentences.size() << " sentences and the "
               << FLAGS_data_dataset << " prompts";
   } catch (const std::exception& e) {
-    std::cerr << "build_bpe_vocab: error: " << e.what() << "\n";
+    excel::log_error_and_flush(std::string("build_bpe_vocab: error: ") + e.what());
     return 1;
   }
   return 0;

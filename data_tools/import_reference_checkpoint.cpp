@@ -6,8 +6,6 @@
 #include <glog/logging.h>
 #include <torch/torch.h>
 
-#include <iostream>
-
 #include "excel/common/errors.h"
 #include "excel/common/logging.h"
 #include "excel/common/tool_flags.h"
@@ -60,7 +58,7 @@ int main(int argc, char** argv) {
               << " parameters; adapter " << c.num_layers << "x" << c.in_width << "->" << c.dim << ", decoder "
               << c.decoder_layers << " layers, " << c.num_classes << " classes) into " << FLAGS_output;
   } catch (const std::exception& e) {
-    std::cerr << "import_reference_checkpoint: error: " << e.what() << "\n";
+    excel::log_error_and_flush(std::string("import_reference_checkpoint: error: ") + e.what());
     return 1;
   }
   return 0;

@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
       std::cout << "exported " << stem << "_crop.png, _static_label.png and " << exported << " CAM overlays\n";
     }
   } catch (const std::exception& e) {
-    std::cerr << "inspect_cache: error: " << e.what() << "\n";
+    excel::log_error_and_flush(std::string("inspect_cache: error: ") + e.what());
     return 1;
   }
   return 0;

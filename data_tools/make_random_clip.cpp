@@ -5,7 +5,6 @@
 #include <torch/torch.h>
 
 #include <filesystem>
-#include <iostream>
 
 #include "excel/common/logging.h"
 #include "excel/common/tool_flags.h"
@@ -66,7 +65,7 @@ int main(int argc, char** argv) {
     excel::model::save_clip_checkpoint(tensors, c, sd, excel::model::CheckpointFormat::kStateDict);
     LOG(INFO) << "wrote " << jit << " and " << sd << ": " << c.describe();
   } catch (const std::exception& e) {
-    std::cerr << "make_random_clip: error: " << e.what() << "\n";
+    excel::log_error_and_flush(std::string("make_random_clip: error: ") + e.what());
     return 1;
   }
   return 0;

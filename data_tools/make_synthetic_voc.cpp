@@ -2,8 +2,6 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
-#include <iostream>
-
 #include "excel/common/logging.h"
 #include "excel/common/tool_flags.h"
 #include "excel/data/synthetic_voc.h"
@@ -41,7 +39,7 @@ int main(int argc, char** argv) {
     LOG(INFO) << "wrote " << FLAGS_data_root << ": " << s.train_ids.size() << " train, " << s.val_ids.size()
               << " val, descriptions.json (" << names.size() << " classes)";
   } catch (const std::exception& e) {
-    std::cerr << "make_synthetic_voc: error: " << e.what() << "\n";
+    excel::log_error_and_flush(std::string("make_synthetic_voc: error: ") + e.what());
     return 1;
   }
   return 0;

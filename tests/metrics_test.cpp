@@ -2,8 +2,10 @@
 // label set, every series carries the constant labels, the /metrics endpoint on 127.0.0.1 serves
 // the text exposition (HELP, TYPE, values), the file_sd target file and finish() (Pushgateway
 // push, linger, target removed, endpoint stopped), ProgressMetrics' derived values.
-// Every endpoint here binds 127.0.0.1 on a port the kernel just handed out, and is stopped
-// within its test.
+// The endpoint under load: scrapes answered while 50 idle or trickling clients are connected,
+// two scrapes at once, 404/405/400/431, the read deadline, a prompt stop with clients connected.
+// Every endpoint here binds 127.0.0.1 on a port the kernel just handed out (one test binds ::1
+// and skips without an IPv6 loopback), and is stopped within its test.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -11,8 +13,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -64,6 +70,23 @@ int connect_local(int port) {
   timeval tv{10, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   return fd;
+}
+
+// Sends `raw` to 127.0.0.1:port and reads the whole response (until the server closes), or
+// nullopt when nothing listens there.
+std::optional<std::string> exchange(int port, const std::string& raw) {
+  const int fd = connect_local(port);
+  if (fd < 0) return std::nullopt;
+  ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL);
+  std::string resp;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return resp;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // GET `path` from 127.0.0.1:port; the whole response (status line, headers, body), or nullopt
@@ -465,4 +488,172 @@ TEST(MetricsTest, seconds_buckets_and_host_name) {
   char buf[256] = {0};
   ASSERT_EQ(::gethostname(buf, sizeof(buf) - 1), 0);
   EXPECT_EQ(metrics::host_name(), std::string(buf));
+}
+
+TEST(MetricsTest, a_scrape_is_answered_while_50_slow_clients_are_connected) {
+  MetricsOptions o = served("test");
+  Metrics mx(o);
+  mx.gauge("excel_unit_last", "Last value").Set(42);
+  // 25 clients connect and send nothing; 25 send a request one byte every 0.5 s.
+  std::vector<int> idle, trickle;
+  for (int i = 0; i < 50; ++i) {
+    const int fd = connect_local(o.port);
+    ASSERT_GE(fd, 0) << "connection " << i;
+    (i % 2 ? trickle : idle).push_back(fd);
+  }
+  std::atomic<bool> stop{false};
+  std::thread trickler([&] {
+    const std::string req = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    for (size_t k = 0; !stop; ++k) {
+      for (int fd : trickle) ::send(fd, req.data() + (k % req.size()), 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      for (int t = 0; t < 5 && !stop; ++t) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));  // every client connected and trickling
+
+  for (int round = 0; round < 3; ++round) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::optional<std::string> resp = http_get(o.port, "/metrics");
+    const double took = seconds_since(t0);
+    std::printf("[scrape latency] %.1f ms with %zu idle and %zu trickling clients connected\n", 1e3 * took, idle.size(),
+                trickle.size());
+    ASSERT_TRUE(resp.has_value());
+    EXPECT_EQ(resp->rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << *resp;
+    EXPECT_EQ(series_value(body_of(*resp), "excel_unit_last"), 42.0);
+    EXPECT_LT(took, 5.0) << "a scrape waited behind slow clients";
+  }
+
+  // The read deadline (5 s from the connection) closes a client that never completes its
+  // request: recv sees the end of the stream, not its own 10 s timeout.
+  const auto t1 = std::chrono::steady_clock::now();
+  char byte;
+  EXPECT_EQ(::recv(idle.front(), &byte, 1, 0), 0) << "an idle client was not closed by the server";
+  EXPECT_LT(seconds_since(t1), 6.0);
+
+  stop = true;
+  trickler.join();
+  // Stopping does not wait for the clients either (all still open; the server closed some).
+  const auto t2 = std::chrono::steady_clock::now();
+  mx.finish();
+  const double stop_s = seconds_since(t2);
+  std::printf("[finish] %.1f ms\n", 1e3 * stop_s);
+  EXPECT_LT(stop_s, 2.0);
+  EXPECT_FALSE(http_get(o.port, "/metrics").has_value());
+  for (int fd : idle) ::close(fd);
+  for (int fd : trickle) ::close(fd);
+}
+
+TEST(MetricsTest, two_scrapes_at_once_both_succeed) {
+  MetricsOptions o = served("test");
+  Metrics mx(o);
+  mx.counter("excel_unit_steps_total", "Steps").Increment(5);
+  // One scrape in progress: its request half sent.
+  const int first = connect_local(o.port);
+  ASSERT_GE(first, 0);
+  const std::string head = "GET /metrics HTTP/1.0\r\n";
+  ::send(first, head.data(), head.size(), MSG_NOSIGNAL);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // A second one, and two more at the same moment, are answered meanwhile.
+  std::future<std::optional<std::string>> a =
+      std::async(std::launch::async, [&] { return http_get(o.port, "/metrics"); });
+  std::future<std::optional<std::string>> b =
+      std::async(std::launch::async, [&] { return http_get(o.port, "/metrics"); });
+  for (auto* f : {&a, &b}) {
+    const std::optional<std::string> r = f->get();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << *r;
+    EXPECT_EQ(series_value(body_of(*r), "excel_unit_steps_total"), 5.0);
+  }
+  // The first completes its request and gets its answer too.
+  const std::string rest = "Host: 127.0.0.1\r\n\r\n";
+  ::send(first, rest.data(), rest.size(), MSG_NOSIGNAL);
+  std::string resp;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(first, buf, sizeof(buf), 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
+  ::close(first);
+  EXPECT_EQ(resp.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << resp;
+  EXPECT_EQ(series_value(body_of(resp), "excel_unit_steps_total"), 5.0);
+  mx.finish();
+}
+
+TEST(MetricsTest, only_get_and_head_of_exactly_metrics_are_served) {
+  MetricsOptions o = served("test");
+  Metrics mx(o);
+  auto status_of = [&](const std::string& raw) {
+    const std::string r = exchange(o.port, raw).value_or("");
+    return r.substr(0, r.find("\r\n"));
+  };
+  EXPECT_EQ(status_of("GET /metricsX HTTP/1.0\r\n\r\n"), "HTTP/1.0 404 Not Found");
+  EXPECT_EQ(status_of("GET /metrics/ HTTP/1.0\r\n\r\n"), "HTTP/1.0 404 Not Found");
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.0 404 Not Found");
+  EXPECT_EQ(status_of("GET /metrics?format=text HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.0 200 OK");
+  const std::string post = exchange(o.port, "POST /metrics HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc").value_or("");
+  EXPECT_EQ(post.rfind("HTTP/1.0 405 Method Not Allowed\r\n", 0), 0u) << post;
+  EXPECT_NE(post.find("Allow: GET, HEAD\r\n"), std::string::npos) << post;
+  EXPECT_EQ(status_of("DELETE /metrics HTTP/1.0\r\n\r\n"), "HTTP/1.0 405 Method Not Allowed");
+  EXPECT_EQ(status_of("GET /metrics\r\n\r\n"), "HTTP/1.0 400 Bad Request");
+  EXPECT_EQ(status_of("nonsense\r\n\r\n"), "HTTP/1.0 400 Bad Request");
+  // HEAD: the headers of a scrape, no body.
+  const std::string head = exchange(o.port, "HEAD /metrics HTTP/1.0\r\n\r\n").value_or("");
+  EXPECT_EQ(head.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << head;
+  EXPECT_EQ(body_of(head), "");
+  EXPECT_NE(head.find("Content-Length: "), std::string::npos) << head;
+  // A request head over 8 KiB is refused, not buffered.
+  const std::string big = "GET /metrics HTTP/1.0\r\nX-Filler: " + std::string(9000, 'x') + "\r\n\r\n";
+  EXPECT_EQ(status_of(big), "HTTP/1.0 431 Request Header Fields Too Large");
+  // A client that closes after half a request does no harm.
+  const int fd = connect_local(o.port);
+  ::send(fd, "GET /met", 8, MSG_NOSIGNAL);
+  ::close(fd);
+  EXPECT_EQ(status_of("GET /metrics HTTP/1.0\r\n\r\n"), "HTTP/1.0 200 OK");
+  mx.finish();
+}
+
+TEST(MetricsTest, an_ipv6_bind_address_serves_on_the_ipv6_loopback) {
+  // A free port on ::1, or a skip when this machine has no IPv6 loopback.
+  const int probe = ::socket(AF_INET6, SOCK_STREAM, 0);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_addr = in6addr_loopback;
+  if (probe < 0 || ::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    if (probe >= 0) ::close(probe);
+    GTEST_SKIP() << "no IPv6 loopback (::1) on this machine";
+  }
+  socklen_t len = sizeof(a);
+  ::getsockname(probe, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(probe);
+  const std::string dir = test::temp_dir("metrics_ipv6");
+  MetricsOptions o = served("test");
+  o.bind = "::1";
+  o.port = ntohs(a.sin6_port);
+  o.sd_dir = dir;
+  Metrics mx(o);
+  mx.gauge("excel_unit_last", "Last value").Set(7);
+  std::ifstream in(mx.target_file());
+  const std::string target((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(target.find("\"[::1]:" + std::to_string(o.port) + "\""), std::string::npos) << target;
+
+  const int fd = ::socket(AF_INET6, SOCK_STREAM, 0);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0) << std::strerror(errno);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  const std::string req = "GET /metrics HTTP/1.0\r\nHost: [::1]\r\n\r\n";
+  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string resp;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) resp.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  EXPECT_EQ(resp.rfind("HTTP/1.0 200 OK\r\n", 0), 0u) << resp;
+  EXPECT_EQ(series_value(body_of(resp), "excel_unit_last"), 7.0);
+  mx.finish();
+  fs::remove_all(dir);
+
+  // Bracketed literals are accepted; a bracketed IPv4 address is not.
+  MetricsOptions bracketed = served("test");
+  bracketed.bind = "[::1]";
+  bracketed.port = o.port;  // free again
+  EXPECT_NO_THROW(Metrics{bracketed});
+  MetricsOptions bad = served("test");
+  bad.bind = "[127.0.0.1]";
+  EXPECT_THROW(Metrics{bad}, ConfigError);
 }

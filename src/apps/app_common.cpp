@@ -4,7 +4,6 @@
 #include <mpi.h>
 
 #include <cstdlib>
-#include <iostream>
 
 #include "excel/comm/communicator.h"
 #include "excel/common/blas.h"
@@ -28,8 +27,8 @@ EXCEL_FLAG_RULE(model_crop, ">= 1, a multiple of the checkpoint's patch (checked
                 FLAGS_model_crop >= 1);
 DEFINE_int32(threads, 0, "intra-op threads per rank (0: the cores of this node / its ranks)");
 EXCEL_FLAG_RULE(threads, ">= 0", FLAGS_threads >= 0);
-DEFINE_string(metrics_bind, "127.0.0.1", "address of the Prometheus endpoint");
-EXCEL_FLAG_RULE(metrics_bind, "an IPv4 address", excel::flag_ipv4(FLAGS_metrics_bind));
+DEFINE_string(metrics_bind, "127.0.0.1", "address of the Prometheus endpoint (IPv4, or IPv6 such as ::1 or ::)");
+EXCEL_FLAG_RULE(metrics_bind, "an IPv4 or IPv6 address", excel::flag_ip_address(FLAGS_metrics_bind));
 DEFINE_int32(metrics_port, 0, "Prometheus port base, + local rank (0 disables)");
 EXCEL_FLAG_RULE(metrics_port, "0..65535", FLAGS_metrics_port >= 0 && FLAGS_metrics_port <= 65535);
 DEFINE_string(metrics_sd_dir, "", "write a Prometheus file_sd target file per rank here (removed at exit)");
@@ -89,7 +88,8 @@ int run_mpi_main(int argc, char** argv, const char* name, const char* usage,
   } catch (const std::exception& e) {
     // Inconsistent flags or configuration (ConfigError) exit 2 like a flag out of range; others 1.
     rc = dynamic_cast<const ConfigError*>(&e) ? 2 : 1;
-    std::cerr << name << " (rank " << rank << "): error: " << e.what() << std::endl;
+    // Through glog: the rank prefix, and the log file when there is --log_dir.
+    log_error_and_flush(std::string(name) + ": error: " + e.what());
     if (world > 1) MPI_Abort(MPI_COMM_WORLD, rc);
   }
   MPI_Finalize();

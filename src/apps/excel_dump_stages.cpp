@@ -4,8 +4,6 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
-#include <iostream>
-
 #include "excel/common/logging.h"
 #include "excel/common/tool_flags.h"
 #include "excel/stages/stage_dump.h"
@@ -29,7 +27,7 @@ int main(int argc, char** argv) {
     for (const auto& g : groups) list += (list.empty() ? "" : ",") + g;
     LOG(INFO) << "wrote " << FLAGS_output << " with stages " << list;
   } catch (const std::exception& e) {
-    std::cerr << "excel_dump_stages: error: " << e.what() << "\n";
+    excel::log_error_and_flush(std::string("excel_dump_stages: error: ") + e.what());
     return 1;
   }
   return 0;

@@ -3,6 +3,9 @@
 #include <glog/logging.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <string>
+#include <system_error>
 
 #include "excel/common/process.h"
 
@@ -25,9 +28,25 @@ void init_logging(const char* argv0, int rank) {
   if (done) return;
   done = true;
   log_rank = rank < 0 ? launcher_rank() : rank;
-  FLAGS_logtostderr = true;
+  if (FLAGS_log_dir.empty()) {
+    FLAGS_logtostderr = true;  // the launcher's stderr only
+  } else {
+    // Files in --log_dir (one per severity and process, named after the rank), and every line
+    // on stderr as well so that launchers still show the progress.
+    std::error_code ec;
+    std::filesystem::create_directories(FLAGS_log_dir, ec);
+    FLAGS_logtostderr = false;
+    FLAGS_alsologtostderr = true;
+  }
   google::InitGoogleLogging(argv0 ? argv0 : "excel", &rank_prefix, nullptr);
+  // After InitGoogleLogging, which names the <program>.<SEVERITY> links to the newest files.
+  if (!FLAGS_log_dir.empty()) google::SetLogFilenameExtension((".rank" + std::to_string(log_rank)).c_str());
   google::InstallFailureSignalHandler();
+}
+
+void log_error_and_flush(const std::string& message, const char* file, int line) {
+  google::LogMessage(file, line, google::GLOG_ERROR).stream() << message;
+  google::FlushLogFiles(google::GLOG_INFO);
 }
 
 }  // namespace excel

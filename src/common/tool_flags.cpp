@@ -87,6 +87,7 @@ void print_help(const char* usage) {
     }
   }
   std::cout << "\nAny flag can also come from --flagfile=FILE (configs/). --helpfull lists every library's flags.\n"
+            << "Log lines go to stderr; glog's --log_dir=DIR writes them to files there as well (one set per rank).\n"
             << "Every flag of every tool: README.md, \"Flags\".\n";
 }
 
@@ -134,9 +135,12 @@ bool flag_int_list(const std::string& value, long long min) {
   return value.back() != ',';
 }
 
-bool flag_ipv4(const std::string& value) {
+bool flag_ip_address(const std::string& value) {
   in_addr a{};
-  return inet_pton(AF_INET, value.c_str(), &a) == 1;
+  in6_addr a6{};
+  const bool bracketed = value.size() > 2 && value.front() == '[' && value.back() == ']';
+  const std::string v6 = bracketed ? value.substr(1, value.size() - 2) : value;
+  return (!bracketed && inet_pton(AF_INET, value.c_str(), &a) == 1) || inet_pton(AF_INET6, v6.c_str(), &a6) == 1;
 }
 
 bool flag_host_port(const std::string& value) {

@@ -28,8 +28,8 @@ class FlagRule {
 bool flag_one_of(const std::string& value, std::initializer_list<const char*> accepted);
 // "320,224,384" -> true when every comma-separated entry is an integer >= min (and there is one).
 bool flag_int_list(const std::string& value, long long min);
-bool flag_ipv4(const std::string& value);       // dotted IPv4 address
-bool flag_host_port(const std::string& value);  // HOST:PORT with PORT in 1..65535
+bool flag_ip_address(const std::string& value);  // IPv4 (dotted) or IPv6 literal, the latter bare or in [ ]
+bool flag_host_port(const std::string& value);   // HOST:PORT with PORT in 1..65535
 bool flag_finite(double v);
 
 }  // namespace excel
