@@ -15,6 +15,8 @@ PKGS=(
   libgtest-dev googletest
   libopencv-dev
   zlib1g-dev nlohmann-json3-dev
+  libjpeg-dev libpng-dev  # data/image_io, data/palette_png decode through libjpeg-turbo and libpng themselves
+  python3-pil  # tests/pillow_resize_test.cpp compares the resizes with Pillow itself
   python3 python3-h5py python3-numpy
   slurmctld slurmd slurm-client munge  # tests/slurm_train_test.sh runs a one-node SLURM cluster
   prometheus prometheus-pushgateway python3-yaml  # monitoring/ and its tests (promtool, a real scrape)

@@ -1,15 +1,19 @@
 // data/palette_png (src/data/palette_png.cpp): palette PNG round trip through the mask reader,
-// PNGs of every filter type as other encoders write them, the VOC colour map, errors naming the
-// file.
+// PNGs of every filter type as other encoders write them, 1/2/4/8-bit and interlaced palette
+// masks, CRC damage refused, the VOC colour map, errors naming the file.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <png.h>
 #include <zlib.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
+#include "excel/common/errors.h"
 #include "excel/data/image_io.h"
 #include "excel/data/palette_png.h"
 
@@ -78,6 +82,93 @@ TEST(PalettePngTest, DecodesAllFilterTypes) {
     FAIL() << "expected an error";
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("filters.png"), std::string::npos) << e.what();
+  }
+}
+
+// Writes an indexed PNG of the given bit depth with libpng (rows packed by png_set_packing).
+void write_indexed_with_libpng(const std::string& path, const std::vector<uint8_t>& idx, int h, int w, int depth,
+                               bool interlaced) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  if (setjmp(png_jmpbuf(png))) {
+    std::fclose(f);
+    FAIL() << "libpng could not write " << path;
+  }
+  png_init_io(png, f);
+  png_set_IHDR(png, info, static_cast<png_uint_32>(w), static_cast<png_uint_32>(h), depth, PNG_COLOR_TYPE_PALETTE,
+               interlaced ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  std::vector<png_color> pal(static_cast<size_t>(1) << depth);
+  for (size_t i = 0; i < pal.size(); ++i)
+    pal[i] = {static_cast<png_byte>(i * 3), static_cast<png_byte>(255 - i), static_cast<png_byte>(i)};
+  png_set_PLTE(png, info, pal.data(), static_cast<int>(pal.size()));
+  png_write_info(png, info);
+  png_set_packing(png);  // one index a byte in, packed in the file
+  std::vector<png_bytep> rows(static_cast<size_t>(h));
+  for (int y = 0; y < h; ++y) rows[static_cast<size_t>(y)] = const_cast<png_bytep>(idx.data() + y * w);
+  png_write_image(png, rows.data());
+  png_write_end(png, info);
+  png_destroy_write_struct(&png, &info);
+  std::fclose(f);
+}
+
+TEST(PalettePngTest, EveryBitDepthGivesTheIndices) {
+  const int h = 13, w = 21;  // odd width: the last byte of each packed row is partly padding
+  for (int depth : {1, 2, 4, 8})
+    for (bool interlaced : {false, true}) {
+      std::vector<uint8_t> idx(static_cast<size_t>(h * w));
+      for (int i = 0; i < h * w; ++i)
+        idx[static_cast<size_t>(i)] = static_cast<uint8_t>((i * 7 + i / w) % (1 << depth));
+      const std::string path =
+          ::testing::TempDir() + "/depth" + std::to_string(depth) + (interlaced ? "i" : "") + ".png";
+      write_indexed_with_libpng(path, idx, h, w, depth, interlaced);
+      at::Tensor back = data::read_label_png(path);
+      ASSERT_EQ(back.sizes(), (std::vector<int64_t>{h, w})) << path;
+      EXPECT_TRUE(torch::equal(back, torch::from_blob(idx.data(), {h, w}, torch::kByte))) << path;
+    }
+}
+
+std::string label_error(const std::string& path) {
+  try {
+    data::read_label_png(path);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(PalettePngTest, CrcDamageIsRefusedWithTheFileNamed) {
+  const std::string path = ::testing::TempDir() + "/crc_mask.png";
+  at::Tensor m = torch::randint(0, 21, {16, 16}, torch::kByte);
+  data::write_palette_png(path, m.data_ptr<uint8_t>(), 16, 16);
+  std::string png;
+  {
+    std::ifstream in(path, std::ios::binary);
+    png.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  // A flipped bit in the image data's CRC, in a palette entry, and an ancillary chunk whose CRC
+  // is wrong: each is refused, naming the file and the CRC.
+  const size_t plte = png.find("PLTE"), idat = png.find("IDAT");
+  ASSERT_NE(plte, std::string::npos);
+  ASSERT_NE(idat, std::string::npos);
+  const size_t idat_len = static_cast<size_t>(static_cast<uint8_t>(png[idat - 2])) << 8 |
+                          static_cast<uint8_t>(png[idat - 1]);  // a 16x16 mask: under 64 KiB
+  const size_t idat_crc = idat + 4 + idat_len;
+  std::string text = png;
+  std::string chunk = std::string("\0\0\0\4tEXtabcd\0\0\0\0", 16);  // length 4, "abcd", CRC 0 (wrong)
+  text.insert(plte - 4, chunk);
+  for (const auto& [name, bytes] : std::vector<std::pair<std::string, std::string>>{
+           {"crc_idat.png",
+            png.substr(0, idat_crc) + static_cast<char>(png[idat_crc] ^ 0x20) + png.substr(idat_crc + 1)},
+           {"crc_plte.png", png.substr(0, plte + 4) + static_cast<char>(png[plte + 4] ^ 0x01) + png.substr(plte + 5)},
+           {"crc_text.png", text}}) {
+    const std::string bad = ::testing::TempDir() + "/" + name;
+    std::ofstream(bad, std::ios::binary) << bytes;
+    const std::string msg = label_error(bad);
+    EXPECT_NE(msg.find(bad), std::string::npos) << name << ": " << msg;
+    EXPECT_NE(msg.find("CRC"), std::string::npos) << name << ": " << msg;
   }
 }
 

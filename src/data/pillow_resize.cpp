@@ -93,13 +93,32 @@ at::Tensor pillow_resize_bilinear(const at::Tensor& img, int64_t oh, int64_t ow)
   return res.clone();
 }
 
+namespace {
+
+// Pillow 9.4's Image.resize(size, NEAREST) is an affine transform (_imaging.c `_resize`: a[0] =
+// in_w / out_w, a[4] = in_h / out_h) run by Geometry.c's ImagingScaleAffine, which tabulates the
+// source index by accumulation: xo = a * 0.5, then xo += a per output pixel, the index being
+// (int) xo. The accumulated double drifts from (i + 0.5) * a, so where the exact value is an
+// integer (54 -> 61 rows: 30.5 * 54 / 61 = 27) it may land just below it (26). Reproduced here
+// step for step, in double precision, as Pillow does it.
+std::vector<int64_t> pillow_nearest_indices(int64_t in, int64_t out) {
+  const double a = static_cast<double>(in) / static_cast<double>(out);
+  std::vector<int64_t> idx(static_cast<size_t>(out));
+  double xo = a * 0.5;
+  for (int64_t i = 0; i < out; ++i) {
+    const int64_t v = xo < 0.0 ? -1 : static_cast<int64_t>(xo);
+    idx[static_cast<size_t>(i)] = std::min(std::max<int64_t>(v, 0), in - 1);
+    xo += a;
+  }
+  return idx;
+}
+
+}  // namespace
+
 at::Tensor pillow_resize_nearest(const at::Tensor& lab, int64_t oh, int64_t ow) {
   const int64_t H = lab.size(0), W = lab.size(1);
-  std::vector<int64_t> ys, xs;
-  for (int64_t i = 0; i < oh; ++i)
-    ys.push_back(std::min(H - 1, static_cast<int64_t>((i + 0.5) * H / static_cast<double>(oh))));
-  for (int64_t i = 0; i < ow; ++i)
-    xs.push_back(std::min(W - 1, static_cast<int64_t>((i + 0.5) * W / static_cast<double>(ow))));
+  if (oh == H && ow == W) return lab.contiguous().clone();  // Pillow copies an unchanged size
+  const std::vector<int64_t> ys = pillow_nearest_indices(H, oh), xs = pillow_nearest_indices(W, ow);
   return lab.index_select(0, torch::tensor(ys)).index_select(1, torch::tensor(xs)).contiguous();
 }
 

@@ -21,9 +21,19 @@ struct IndexedImage {
   std::vector<uint8_t> indices;  // h x w, row-major
 };
 
-// Reads the palette indices of an 8-bit indexed PNG (colour type 3), as VOC's SegmentationClass
-// masks are stored (OpenCV would expand them to colours). Returns false, leaving `out` alone,
-// for any other kind of PNG; throws InputError naming the file when it is a corrupt PNG.
+// Reads a PNG through libpng, checking the whole file: every chunk's CRC, the image data to its
+// end, up to IEND. For an indexed PNG (colour type 3) of any bit depth (1, 2, 4, 8), interlaced
+// or not, `out` receives the palette indices (not colours, as OpenCV would give) and it returns
+// true, as VOC's SegmentationClass masks are stored. Returns false, leaving `out` alone, for a
+// sound PNG of any other colour type and for a file that is no PNG at all. Throws InputError
+// naming the file and libpng's complaint ("IDAT: CRC error", "the file ends early (truncated)",
+// ...) when it is a corrupt PNG.
 bool read_indexed_png(const std::string& path, IndexedImage& out);
+
+// Whether `bytes` start with the PNG signature.
+bool is_png(const std::string& bytes);
+// The same whole-file check for PNG data already read (any colour type); throws InputError
+// naming `path` when libpng refuses it.
+void check_png(const std::string& path, const std::string& bytes);
 
 }  // namespace excel::data
