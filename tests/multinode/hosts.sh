@@ -19,7 +19,7 @@
 # bridge) and their /etc/netns entries, then checks that nothing of this test is left
 # (`ip netns list`, `ip link`, processes) and fails the script when something is.
 
-MN_PREFIX=${MN_PREFIX:-exmn$$}
+MN_PREFIX=exmn$$
 MN_BRIDGE=exbr$$
 MN_SUBNET=10.213.$(($$ % 256))
 MN_NET=$MN_SUBNET.0/24
