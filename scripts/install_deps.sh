@@ -20,6 +20,7 @@ PKGS=(
   python3 python3-h5py python3-numpy
   slurmctld slurmd slurm-client munge  # tests/slurm_train_test.sh runs a one-node SLURM cluster
   prometheus prometheus-pushgateway python3-yaml  # monitoring/ and its tests (promtool, a real scrape)
+  iproute2 util-linux  # tests/multinode_test.sh: simulated hosts (ip netns, unshare)
 )
 
 missing=()

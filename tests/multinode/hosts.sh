@@ -1,0 +1,193 @@
+# shellcheck shell=bash
+# Simulated hosts on one machine, for multi-node tests without a network (sourced; bash).
+#
+# Each host mnI is a network namespace of its own (named $MN_PREFIX"hI", unique to this shell) whose
+# processes also get a UTS namespace with host name mnI. The hosts' veths plug into a bridge that
+# lives in one more namespace ($MN_PREFIX"sw"), so the root namespace gets no interface, address or
+# route: the test's addresses ($MN_NET, mnI = .I) exist only inside its namespaces, and nothing can
+# leave them. Names resolve through /etc/netns/NS/hosts, which `ip netns exec` mounts over
+# /etc/hosts inside NS. mpirun runs on mn1 (mn_exec mn1 mpirun ...); OpenMPI reaches the other hosts
+# through the rsh agent $MN_AGENT, which enters the target host's namespaces like ssh would.
+#
+#   source tests/multinode/hosts.sh
+#   mn_require                       # exit 77 (SKIP) when not root or namespaces do not work; fail under CI=true
+#   mn_setup 2 "$work/mn"            # hosts mn1, mn2; the teardown is trapped on EXIT, INT and TERM
+#   mn_hostfile "$work/hosts" 2 2    # mn1 slots=2, mn2 slots=2
+#   mn_exec mn1 mpirun --hostfile "$work/hosts" -np 4 "${MN_MPIRUN_ARGS[@]}" CMD ...
+#
+# The teardown kills every process left in the namespaces, deletes them (and so the veths and the
+# bridge) and their /etc/netns entries, then checks that nothing of this test is left
+# (`ip netns list`, `ip link`, processes) and fails the script when something is.
+
+MN_PREFIX=exmn$$
+MN_BRIDGE=exbr$$
+MN_SUBNET=10.213.$(($$ % 256))
+MN_NET=$MN_SUBNET.0/24
+MN_HOSTS=()
+MN_DIR=""
+MN_AGENT=""
+MN_MPIRUN_ARGS=()
+
+mn_skip() {
+  [ "${CI:-}" = true ] && { echo "FAIL: CI=true but $*"; exit 1; }
+  echo "SKIP: $*"
+  exit 77
+}
+
+mn_ns() { echo "${MN_PREFIX}h${1#mn}"; }  # mn_ns HOST: the network namespace of HOST
+
+# mn_require: root, ip, unshare, and a namespace that can be made and entered.
+mn_require() {
+  [ "$(id -u)" = 0 ] || mn_skip "simulated hosts need root (network namespaces)"
+  command -v ip >/dev/null || mn_skip "ip (iproute2) is not installed"
+  command -v unshare >/dev/null || mn_skip "unshare (util-linux) is not installed"
+  local probe=${MN_PREFIX}probe
+  if ! ip netns add "$probe" 2>/dev/null; then mn_skip "cannot create network namespaces"; fi
+  local ok=1
+  ip netns exec "$probe" unshare --uts true 2>/dev/null || ok=0
+  ip netns exec "$probe" ip link add "${MN_BRIDGE}p" type bridge 2>/dev/null || ok=0
+  ip netns delete "$probe"
+  [ "$ok" = 1 ] || mn_skip "cannot enter a network and UTS namespace or create a bridge in it"
+  mn_reap_stale
+}
+
+# Namespaces and /etc/netns entries of earlier runs whose shell is gone (killed with SIGKILL, e.g.
+# by a ctest timeout, so that their teardown never ran): their processes are killed and they are
+# deleted. Only names of this harness's pattern (exmnPID...) with no live PID are touched.
+mn_reap_stale() {
+  local ns pid
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^exmn[0-9]+(h[0-9]+|sw|probe)$'); do
+    pid=${ns#exmn}
+    pid=${pid%%[!0-9]*}
+    kill -0 "$pid" 2>/dev/null && continue
+    echo "removing $ns, left by process $pid that is gone"
+    # shellcheck disable=SC2046  # a list of process ids
+    kill -9 $(ip netns pids "$ns" 2>/dev/null) 2>/dev/null || true
+    ip netns delete "$ns" 2>/dev/null || true
+    rm -rf "/etc/netns/$ns"
+  done
+  for ns in /etc/netns/exmn*; do
+    [ -e "$ns" ] || continue
+    pid=${ns#/etc/netns/exmn}
+    pid=${pid%%[!0-9]*}
+    kill -0 "$pid" 2>/dev/null || rm -rf "$ns"
+  done
+  rmdir /etc/netns 2>/dev/null || true  # only when empty
+  return 0
+}
+
+# mn_setup N DIR: hosts mn1..mnN on one bridge; DIR (created) holds the agent script.
+mn_setup() {
+  local n=$1 i ns sw=${MN_PREFIX}sw
+  MN_DIR=$2
+  mkdir -p "$MN_DIR"
+  [ -d /etc/netns ] || MN_MADE_ETC_NETNS=1
+  # The teardown may run while a command's output is redirected (a signal during `CMD > log`):
+  # it reports on the caller's stdout and stderr as they were here.
+  exec {MN_STDOUT}>&1 {MN_STDERR}>&2
+  trap mn_teardown EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  ip netns add "$sw"
+  ip netns exec "$sw" ip link add "$MN_BRIDGE" type bridge
+  ip netns exec "$sw" ip link set "$MN_BRIDGE" up
+  ip netns exec "$sw" ip link set lo up
+  local hosts=""
+  for ((i = 1; i <= n; i++)); do hosts+="$MN_SUBNET.$i mn$i"$'\n'; done
+  for ((i = 1; i <= n; i++)); do
+    ns=$(mn_ns "mn$i")
+    MN_HOSTS+=("mn$i")
+    ip netns add "$ns"
+    mkdir -p "/etc/netns/$ns"
+    printf '127.0.0.1 localhost\n%s' "$hosts" > "/etc/netns/$ns/hosts"
+    # Both ends are made in the switch namespace, then one moves to the host as mnet0.
+    ip netns exec "$sw" ip link add "exv$$h$i" type veth peer name "exp$$h$i"
+    ip netns exec "$sw" ip link set "exp$$h$i" netns "$ns"
+    ip netns exec "$sw" ip link set "exv$$h$i" master "$MN_BRIDGE" up
+    ip netns exec "$ns" ip link set "exp$$h$i" name mnet0
+    ip netns exec "$ns" ip addr add "$MN_SUBNET.$i/24" dev mnet0
+    ip netns exec "$ns" ip link set mnet0 up
+    ip netns exec "$ns" ip link set lo up
+  done
+  # The agent: OpenMPI calls it like ssh (AGENT HOST WORDS...), the words forming one command line.
+  MN_AGENT=$MN_DIR/agent.sh
+  cat > "$MN_AGENT" <<EOF
+#!/bin/sh
+# rsh agent for the simulated hosts of tests/multinode/hosts.sh (prefix $MN_PREFIX)
+host=\$1
+shift
+case "\$host" in
+  mn[0-9]*) ;;
+  *) echo "agent.sh: unknown host \$host" >&2; exit 255 ;;
+esac
+exec ip netns exec "${MN_PREFIX}h\${host#mn}" unshare --uts sh -c "hostname \$host && \$*"
+EOF
+  chmod +x "$MN_AGENT"
+  # mpirun options that keep OpenMPI on the simulated network.
+  # shellcheck disable=SC2034,SC2054  # used by the sourcing test; "tcp,vader,self" is one value
+  MN_MPIRUN_ARGS=(--mca plm_rsh_agent "$MN_AGENT" --mca oob_tcp_if_include "$MN_NET"
+                  --mca btl tcp,vader,self --mca btl_tcp_if_include "$MN_NET")
+}
+
+# mn_hostfile FILE SLOTS_mn1 SLOTS_mn2 ...: an OpenMPI host file over the first hosts.
+mn_hostfile() {
+  local file=$1 i=1
+  shift
+  : > "$file"
+  for s in "$@"; do echo "mn$i slots=$s" >> "$file"; i=$((i + 1)); done
+}
+
+# mn_exec HOST CMD [ARGS...]: run CMD on HOST (its network namespace, and a UTS namespace named HOST).
+mn_exec() {
+  local host=$1
+  shift
+  # shellcheck disable=SC2016  # expanded by the inner sh
+  ip netns exec "$(mn_ns "$host")" unshare --uts sh -c 'hostname "$0" && exec "$@"' "$host" "$@"
+}
+
+# mn_bytes HOST: bytes HOST has sent and received on the simulated network so far.
+mn_bytes() {
+  # shellcheck disable=SC2016  # expanded by the inner sh, in HOST's /sys
+  ip netns exec "$(mn_ns "$1")" sh -c \
+    'echo $(( $(cat /sys/class/net/mnet0/statistics/tx_bytes) + $(cat /sys/class/net/mnet0/statistics/rx_bytes) ))'
+}
+
+# Leftovers of this test: namespaces, links named after this shell's id, /etc/netns entries.
+mn_leftovers() {
+  ip netns list 2>/dev/null | grep "^$MN_PREFIX" | sed 's/^/namespace /'
+  ip -o link 2>/dev/null | grep -E "(exbr|exv|exp)$$" | sed 's/^/link /'
+  local f
+  for f in /etc/netns/"$MN_PREFIX"*; do [ -e "$f" ] && echo "file $f"; done
+  return 0
+}
+
+mn_teardown() {
+  local rc=$? ns pids left
+  trap - EXIT INT TERM
+  set +e
+  [ -n "${MN_STDOUT:-}" ] && exec 1>&"$MN_STDOUT" 2>&"$MN_STDERR"
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$MN_PREFIX"); do
+    pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
+    # shellcheck disable=SC2086  # a list of process ids
+    [ -n "$pids" ] && kill -9 $pids 2>/dev/null
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      [ -z "$(ip netns pids "$ns" 2>/dev/null)" ] && break
+      sleep 0.2
+    done
+    left=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
+    [ -n "$left" ] && { echo "FAIL: processes $left still run in $ns after kill -9"; rc=1; }
+    ip netns delete "$ns"
+  done
+  rm -rf /etc/netns/"$MN_PREFIX"*
+  [ -n "${MN_MADE_ETC_NETNS:-}" ] && rmdir /etc/netns 2>/dev/null
+  left=$(mn_leftovers)
+  if [ -n "$left" ]; then
+    echo "FAIL: the simulated hosts left:"
+    echo "$left"
+    rc=1
+  else
+    echo "teardown: no namespace, link, /etc/netns entry or process of this test is left"
+  fi
+  type mn_on_exit >/dev/null 2>&1 && mn_on_exit
+  exit "$rc"
+}
