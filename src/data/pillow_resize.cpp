@@ -47,49 +47,39 @@ uint8_t clip8(int64_t v) {
   return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
+// One pass of Pillow's separable resampling of HWC uint8 along `axis` (1: columns, then 0: rows),
+// with fixed-point taps accumulated in Pillow's order.
+at::Tensor resample_pass(const at::Tensor& src, int axis, int64_t out_size) {
+  const int64_t H = src.size(0), W = src.size(1), C = src.size(2);
+  std::vector<int64_t> b;
+  std::vector<int32_t> k;
+  int64_t ks;
+  coefficients(axis == 0 ? H : W, out_size, b, k, ks);
+  const int64_t oh = axis == 0 ? out_size : H, ow = axis == 0 ? W : out_size;
+  const int64_t step = axis == 0 ? W * C : C;  // from one source pixel to the next along the axis
+  at::Tensor res = torch::empty({oh, ow, C}, torch::kByte);
+  const uint8_t* in = src.data_ptr<uint8_t>();
+  uint8_t* out = res.data_ptr<uint8_t>();
+  for (int64_t y = 0; y < oh; ++y)
+    for (int64_t x = 0; x < ow; ++x) {
+      const int64_t i = axis == 0 ? y : x;  // output index along the axis
+      const int64_t first = b[2 * i], n = b[2 * i + 1];
+      const uint8_t* base = in + (axis == 0 ? (first * W + x) * C : (y * W + first) * C);
+      for (int64_t c = 0; c < C; ++c) {
+        int64_t acc = 1 << (kPrecisionBits - 1);
+        for (int64_t t = 0; t < n; ++t) acc += static_cast<int64_t>(base[t * step + c]) * k[i * ks + t];
+        out[(y * ow + x) * C + c] = clip8(acc);
+      }
+    }
+  return res;
+}
+
 }  // namespace
 
 at::Tensor pillow_resize_bilinear(const at::Tensor& img, int64_t oh, int64_t ow) {
-  at::Tensor src = img.contiguous();
-  const int64_t H = src.size(0), W = src.size(1), C = src.size(2);
-  at::Tensor tmp = src;
-  if (ow != W) {  // horizontal pass
-    std::vector<int64_t> b;
-    std::vector<int32_t> k;
-    int64_t ks;
-    coefficients(W, ow, b, k, ks);
-    tmp = torch::empty({H, ow, C}, torch::kByte);
-    const uint8_t* in = src.data_ptr<uint8_t>();
-    uint8_t* out = tmp.data_ptr<uint8_t>();
-    for (int64_t y = 0; y < H; ++y)
-      for (int64_t x = 0; x < ow; ++x)
-        for (int64_t c = 0; c < C; ++c) {
-          int64_t acc = 1 << (kPrecisionBits - 1);
-          const int64_t xmin = b[2 * x], n = b[2 * x + 1];
-          for (int64_t t = 0; t < n; ++t) acc += static_cast<int64_t>(in[(y * W + xmin + t) * C + c]) * k[x * ks + t];
-          out[(y * ow + x) * C + c] = clip8(acc);
-        }
-  }
-  at::Tensor res = tmp;
-  if (oh != H) {  // vertical pass
-    std::vector<int64_t> b;
-    std::vector<int32_t> k;
-    int64_t ks;
-    coefficients(H, oh, b, k, ks);
-    const int64_t w = tmp.size(1);
-    res = torch::empty({oh, w, C}, torch::kByte);
-    const uint8_t* in = tmp.data_ptr<uint8_t>();
-    uint8_t* out = res.data_ptr<uint8_t>();
-    for (int64_t y = 0; y < oh; ++y) {
-      const int64_t ymin = b[2 * y], n = b[2 * y + 1];
-      for (int64_t x = 0; x < w; ++x)
-        for (int64_t c = 0; c < C; ++c) {
-          int64_t acc = 1 << (kPrecisionBits - 1);
-          for (int64_t t = 0; t < n; ++t) acc += static_cast<int64_t>(in[((ymin + t) * w + x) * C + c]) * k[y * ks + t];
-          out[(y * w + x) * C + c] = clip8(acc);
-        }
-    }
-  }
+  at::Tensor res = img.contiguous();
+  if (ow != res.size(1)) res = resample_pass(res, 1, ow);  // horizontal pass first, as Pillow
+  if (oh != res.size(0)) res = resample_pass(res, 0, oh);
   return res.clone();
 }
 
