@@ -319,11 +319,9 @@ TEST(H5Test, attributes_round_trip_and_are_replaced) {
   std::filesystem::remove_all(dir);
 }
 
-// issue 15: integer attributes go through double. attr_int / attr_ints read every attribute as
-// double, so an int64 above 2^53 comes back rounded (2^53 + 1 reads as 2^53) and INT64_MAX
-// overflows the conversion back. This is how they should behave; enable once h5.cpp reads
-// integer attributes as int64.
-TEST(H5Test, DISABLED_int64_attributes_above_2_pow_53_round_trip_exactly) {
+// Integer attributes are read as int64, not through a double: above 2^53 a double rounds
+// (2^53 + 1 would read as 2^53) and INT64_MAX would overflow on the way back.
+TEST(H5Test, int64_attributes_above_2_pow_53_round_trip_exactly) {
   const std::string dir = test::temp_dir("h5_int64_attrs"), path = dir + "/i.h5";
   const std::vector<int64_t> values = {(int64_t{1} << 53) + 1, -((int64_t{1} << 53) + 1), int64_t{1234567890123456789},
                                        std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min()};
@@ -340,6 +338,28 @@ TEST(H5Test, DISABLED_int64_attributes_above_2_pow_53_round_trip_exactly) {
   h5::File in = h5::File::open(path);
   for (size_t i = 0; i < values.size(); ++i) EXPECT_EQ(in.attr_int("v" + std::to_string(i)), values[i]) << i;
   EXPECT_EQ(in.attr_ints("all"), values);
+  std::filesystem::remove_all(dir);
+}
+
+// A real-valued attribute reads as an integer only when it is one; an unsigned value above
+// INT64_MAX is refused rather than wrapped. Both errors name the file and the attribute.
+TEST(H5Test, integer_reads_refuse_fractions_and_values_int64_cannot_hold) {
+  const std::string dir = test::temp_dir("h5_int_checks"), path = dir + "/c.h5";
+  {
+    h5::File out = h5::File::create(path);
+    out.set_attr("whole", 42.0);
+    out.set_attr("half", 2.5);
+    const uint64_t big = (uint64_t{1} << 63) + 5;
+    const hid_t space = H5Screate(H5S_SCALAR);
+    const hid_t a = H5Acreate2(out.id(), "big", H5T_STD_U64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_UINT64, &big);
+    H5Aclose(a);
+    H5Sclose(space);
+  }
+  h5::File in = h5::File::open(path);
+  EXPECT_EQ(in.attr_int("whole"), 42);
+  expect_error_naming([&] { in.attr_int("half"); }, {path, "@half", "not an integer"});
+  expect_error_naming([&] { in.attr_int("big"); }, {path, "@big", "does not fit in int64"});
   std::filesystem::remove_all(dir);
 }
 

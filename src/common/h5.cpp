@@ -3,8 +3,10 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include "excel/common/errors.h"
 
@@ -383,12 +385,41 @@ std::vector<double> read_attr_numbers(hid_t file, const std::string& name, const
   if (H5Aread(a.id, H5T_NATIVE_DOUBLE, v.data()) < 0) throw FormatError(where + ": attribute is not numeric");
   return v;
 }
+// Integer attributes read as int64 (exact beyond 2^53, where a double is not); a floating-point
+// attribute is accepted when every value is a whole number that int64 holds.
+std::vector<int64_t> read_attr_ints(hid_t file, const std::string& name, const std::string& where) {
+  if (H5Aexists(file, name.c_str()) <= 0) throw FormatError(where + ": attribute missing");
+  Handle a{H5Aopen(file, name.c_str(), H5P_DEFAULT), H5Aclose};
+  Handle type{H5Aget_type(a.id), H5Tclose};
+  if (H5Tget_class(type.id) != H5T_INTEGER) {
+    std::vector<int64_t> out;
+    for (double d : read_attr_numbers(file, name, where)) {
+      if (!(d == std::floor(d) && d >= -9.2233720368547758e18 && d < 9.2233720368547758e18))
+        throw FormatError(where + ": " + std::to_string(d) + " is not an integer");
+      out.push_back(static_cast<int64_t>(d));
+    }
+    return out;
+  }
+  if (H5Tget_sign(type.id) == H5T_SGN_NONE && H5Tget_size(type.id) >= 8) {
+    Handle space{H5Aget_space(a.id), H5Sclose};
+    std::vector<uint64_t> u(static_cast<size_t>(H5Sget_simple_extent_npoints(space.id)));
+    if (H5Aread(a.id, H5T_NATIVE_UINT64, u.data()) < 0) throw FormatError(where + ": unreadable attribute");
+    for (uint64_t x : u)
+      if (x > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+        throw FormatError(where + ": " + std::to_string(x) + " does not fit in int64");
+    return std::vector<int64_t>(u.begin(), u.end());
+  }
+  Handle space{H5Aget_space(a.id), H5Sclose};
+  std::vector<int64_t> v(static_cast<size_t>(H5Sget_simple_extent_npoints(space.id)));
+  if (H5Aread(a.id, H5T_NATIVE_INT64, v.data()) < 0) throw FormatError(where + ": unreadable attribute");
+  return v;
+}
 }  // namespace
 
 int64_t File::attr_int(const std::string& name) const {
-  auto v = read_attr_numbers(id_, name, where("@" + name));
+  auto v = read_attr_ints(id_, name, where("@" + name));
   if (v.size() != 1) throw FormatError(where("@" + name) + ": expected a scalar");
-  return static_cast<int64_t>(v[0]);
+  return v[0];
 }
 
 double File::attr_double(const std::string& name) const {
@@ -398,8 +429,7 @@ double File::attr_double(const std::string& name) const {
 }
 
 std::vector<int64_t> File::attr_ints(const std::string& name) const {
-  auto v = read_attr_numbers(id_, name, where("@" + name));
-  return std::vector<int64_t>(v.begin(), v.end());
+  return read_attr_ints(id_, name, where("@" + name));
 }
 
 std::string File::attr_string(const std::string& name) const {
