@@ -10,7 +10,7 @@
 # through the rsh agent $MN_AGENT, which enters the target host's namespaces like ssh would.
 #
 #   source tests/multinode/hosts.sh
-#   mn_require                       # exit 77 (SKIP) when not root or namespaces do not work; fail under CI=true
+#   mn_require                       # exit 77 (SKIP) when not root or namespaces do not work; a missing tool fails under CI=true
 #   mn_setup 2 "$work/mn"            # hosts mn1, mn2; the teardown is trapped on EXIT, INT and TERM
 #   mn_hostfile "$work/hosts" 2 2    # mn1 slots=2, mn2 slots=2
 #   mn_exec mn1 mpirun --hostfile "$work/hosts" -np 4 "${MN_MPIRUN_ARGS[@]}" CMD ...
@@ -28,9 +28,15 @@ MN_DIR=""
 MN_AGENT=""
 MN_MPIRUN_ARGS=()
 
+# A missing tool fails under CI=true (scripts/install_deps.sh installs it); a machine whose kernel
+# or sandbox refuses namespaces is skipped everywhere, loudly, since no install can change that.
 mn_skip() {
   [ "${CI:-}" = true ] && { echo "FAIL: CI=true but $*"; exit 1; }
   echo "SKIP: $*"
+  exit 77
+}
+mn_skip_environment() {
+  echo "SKIP: $* (this machine does not allow it; the multi-node tests did not run)"
   exit 77
 }
 
@@ -38,16 +44,16 @@ mn_ns() { echo "${MN_PREFIX}h${1#mn}"; }  # mn_ns HOST: the network namespace of
 
 # mn_require: root, ip, unshare, and a namespace that can be made and entered.
 mn_require() {
-  [ "$(id -u)" = 0 ] || mn_skip "simulated hosts need root (network namespaces)"
+  [ "$(id -u)" = 0 ] || mn_skip_environment "simulated hosts need root (network namespaces)"
   command -v ip >/dev/null || mn_skip "ip (iproute2) is not installed"
   command -v unshare >/dev/null || mn_skip "unshare (util-linux) is not installed"
   local probe=${MN_PREFIX}probe
-  if ! ip netns add "$probe" 2>/dev/null; then mn_skip "cannot create network namespaces"; fi
+  if ! ip netns add "$probe" 2>/dev/null; then mn_skip_environment "cannot create network namespaces"; fi
   local ok=1
   ip netns exec "$probe" unshare --uts true 2>/dev/null || ok=0
   ip netns exec "$probe" ip link add "${MN_BRIDGE}p" type bridge 2>/dev/null || ok=0
   ip netns delete "$probe"
-  [ "$ok" = 1 ] || mn_skip "cannot enter a network and UTS namespace or create a bridge in it"
+  [ "$ok" = 1 ] || mn_skip_environment "cannot enter a network and UTS namespace or create a bridge in it"
   mn_reap_stale
 }
 
