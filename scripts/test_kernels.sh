@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD_DIR:-build}
 KERNELS=("$@")
 [ ${#KERNELS[@]} -gt 0 ] || KERNELS=(Sandybridge Haswell Zen SkylakeX)
-SENSITIVE='FixtureParityTest|fixture_compare_py|StageDumpTest|CachedTrainingTest|TrainerTest|mpi_data_parallel_2ranks|dist_faults_resume|eval_ranks_tables_masks|cache_precompute_kill_resume'
+SENSITIVE='FixtureParityTest|ImagePipelineTest|fixture_compare_py|StageDumpTest|CachedTrainingTest|TrainerTest|mpi_data_parallel_2ranks|dist_faults_resume|eval_ranks_tables_masks|cache_precompute_kill_resume'
 [ -x "$BUILD/tests/excel_tests" ] || { echo "test_kernels: no build in $BUILD (run scripts/test.sh first)"; exit 1; }
 
 needs() {  # CPU flags (from /proc/cpuinfo) each kernel's code uses
