@@ -4,8 +4,10 @@ if(NOT EXISTS "${FX}/fixture.h5")
   if("$ENV{CI}" STREQUAL "true")
     message(FATAL_ERROR "fixture missing at ${FX} (CI=true: the shared data must be present)")
   endif()
+  # CMake before 3.29 cannot set a script's exit status: ctest marks the test skipped by this line
+  # (SKIP_REGULAR_EXPRESSION in tests/CMakeLists.txt).
   message("SKIP: ${FX}/fixture.h5 not found")
-  cmake_language(EXIT 77)
+  return()
 endif()
 foreach(ckpt clip_tiny.jit.pt clip_tiny.state_dict.pt)
   execute_process(COMMAND ${DUMP} --checkpoint=${FX}/${ckpt} --input=${FX}/fixture.h5 --output=${OUT}
