@@ -5,10 +5,7 @@ set -euo pipefail
 BUILD=$1
 # shellcheck source=tests/test_lib.sh
 source "$(dirname "$0")/test_lib.sh"
-work=$(mktemp -d)
-bg=""
-cleanup() { [ -n "$bg" ] && kill -9 -- -"$bg" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+use_work_dir
 
 make_tiny_data "$work" 16 200 320
 P=("$BUILD/src/excel_precompute" --data_root="$work/voc" --data_split=train --model_clip="$work/clip/clip.jit.pt"

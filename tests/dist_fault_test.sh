@@ -7,10 +7,7 @@ set -euo pipefail
 BUILD=$1
 # shellcheck source=tests/test_lib.sh
 source "$(dirname "$0")/test_lib.sh"
-work=$(mktemp -d)
-bg=""
-cleanup() { [ -n "$bg" ] && kill -9 -- -"$bg" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+use_work_dir
 PY=/usr/bin/python3
 
 make_tiny_data "$work" 16 120 200

@@ -8,10 +8,7 @@ set -euo pipefail
 BUILD=$1
 # shellcheck source=tests/test_lib.sh
 source "$(dirname "$0")/test_lib.sh"
-work=$(mktemp -d)
-bg=""
-cleanup() { [ -n "$bg" ] && kill -9 -- -"$bg" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+use_work_dir
 PY=/usr/bin/python3
 "$PY" -c "import h5py" 2>/dev/null || {
   [ "${CI:-}" = true ] && fail "CI=true but python3-h5py is missing (scripts/install_deps.sh)"

@@ -5,6 +5,14 @@ SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 fail() { echo "FAIL: $*"; exit 1; }
 
+# use_work_dir: $work, a temporary folder removed at exit, and $bg, a background process group
+# (setsid) that is killed at exit when set.
+use_work_dir() {
+  work=$(mktemp -d)
+  bg=""
+  trap 'if [ -n "$bg" ]; then kill -9 -- -"$bg" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
+}
+
 # make_tiny_data DIR NUM_IMAGES MIN_SIDE MAX_SIDE: the demo's world (launch/make_tiny_world.sh) in
 # DIR: DIR/voc, DIR/bpe.txt.gz, DIR/clip/clip.jit.pt, DIR/bank.h5; the tools then find the
 # vocabulary through EXCEL_BPE_PATH.
