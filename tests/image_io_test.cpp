@@ -1,6 +1,6 @@
 // data/image_io (src/data/image_io.cpp): JPEGs decoded as OpenCV decodes them, truncated or corrupt
 // JPEG/PNG files refused with the file named, EXIF orientation applied to JPEGs as the reference's
-// imageio 2.26 JPEG-PIL reader applies it (§9.1).
+// imageio 2.26 JPEG-PIL reader applies it (§9.1); masks coloured with the VOC palette.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -13,6 +13,7 @@
 
 #include "excel/common/errors.h"
 #include "excel/data/image_io.h"
+#include "excel/data/palette_png.h"
 
 namespace excel {
 namespace {
@@ -177,6 +178,20 @@ TEST(ImageIoTest, JpegExifOrientationIsAppliedAsTheReferenceDoes) {
       torch::equal(data::read_rgb(write_file("exif2.jpg", with_orientation(plain, 2))), torch::flip(upright, {1})));
   EXPECT_TRUE(
       torch::equal(data::read_rgb(write_file("exif5.jpg", with_orientation(plain, 5))), upright.transpose(0, 1)));
+}
+
+TEST(ImageIoTest, PaletteRgbColoursEachIndexWithTheVocPalette) {
+  const at::Tensor labels = torch::tensor({{0, 1, 15}, {255, 2, 0}}, torch::kByte);
+  const at::Tensor rgb = data::palette_rgb(labels);
+  ASSERT_EQ(rgb.sizes(), (std::vector<int64_t>{2, 3, 3}));
+  ASSERT_EQ(rgb.scalar_type(), torch::kByte);
+  const auto pal = data::voc_palette();
+  for (int64_t y = 0; y < 2; ++y)
+    for (int64_t x = 0; x < 3; ++x)
+      for (int64_t c = 0; c < 3; ++c)
+        EXPECT_EQ(rgb[y][x][c].item<int>(), pal[static_cast<size_t>(labels[y][x].item<int>())][static_cast<size_t>(c)]);
+  EXPECT_EQ(rgb[0][1][0].item<int>(), 128);  // class 1 (aeroplane) is (128, 0, 0)
+  EXPECT_EQ(rgb[1][0][0].item<int>(), 224);  // 255 (ignore) is (224, 224, 192)
 }
 
 }  // namespace

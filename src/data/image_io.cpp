@@ -249,4 +249,13 @@ at::Tensor heatmap_overlay(const at::Tensor& rgb, const at::Tensor& map, double 
   return from_mat(out);
 }
 
+at::Tensor palette_rgb(const at::Tensor& labels) {
+  TORCH_CHECK(labels.dim() == 2, "palette_rgb: expected a [H,W] mask");
+  std::vector<uint8_t> flat;
+  for (const auto& rgb : voc_palette()) flat.insert(flat.end(), rgb.begin(), rgb.end());
+  const at::Tensor table = torch::from_blob(flat.data(), {256, 3}, torch::kByte);
+  return table.index_select(0, labels.to(torch::kLong).clamp(0, 255).flatten())
+      .view({labels.size(0), labels.size(1), 3});
+}
+
 }  // namespace excel::data

@@ -14,5 +14,7 @@ void write_rgb(const std::string& path, const at::Tensor& rgb_hwc);
 void write_gray(const std::string& path, const at::Tensor& hw_u8);
 // Blends a [h,w] map in [0,1] (resized to the image) as a JET heat map over rgb [H,W,3].
 at::Tensor heatmap_overlay(const at::Tensor& rgb_hwc, const at::Tensor& map_hw, double alpha = 0.5);
+// A [H,W] class-index mask coloured with the VOC palette (voc_palette) -> [H,W,3] uint8 RGB.
+at::Tensor palette_rgb(const at::Tensor& labels_hw);
 
 }  // namespace excel::data
