@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # excel_eval with real mpirun ranks: the table of 2 ranks equals the table of 1 rank (training-free
-# and checkpoint modes, with and without CRF), masks are VOC-palette PNGs, overlays are written,
-# test-split layout, and bad input is refused with an error naming the file.
+# and checkpoint modes, with and without CRF), the CRF run also scores without the CRF (the same
+# tables as the run without it), masks are VOC-palette PNGs, overlays and picture strips are
+# written, test-split layout, and bad input is refused with an error naming the file.
 set -euo pipefail
 BUILD=$1
 # shellcheck source=tests/test_lib.sh
@@ -42,13 +43,42 @@ for mode in training_free checkpoint; do
     for np in 1 2; do
       out="$work/$mode-$crf-$np"
       timeout 300 mpirun -np $np "${E[@]}" --data_split=val --eval_mode=$mode --eval_checkpoint="$work/run/checkpoint.h5" \
-        --eval_crf=$crf --eval_scales=64,48,80 --eval_save_overlays=2 --output_dir="$out" > "$out.log" 2>&1 \
+        --eval_crf=$crf --eval_scales=64,48,80 --eval_save_overlays=2 --eval_strips=3 --output_dir="$out" > "$out.log" 2>&1 \
         || { cat "$out.log"; fail "$mode crf=$crf np=$np"; }
     done
     same_tables "$work/$mode-$crf-1/table.json" "$work/$mode-$crf-2/table.json" "$mode crf=$crf" || fail "$mode crf=$crf: 1 rank != 2 ranks"
     grep -q "^mean" "$work/$mode-$crf-2.log" || fail "$mode: no table printed"
   done
 done
+
+# One pass with the CRF scores without it too: its plain tables are those of the run without the CRF.
+"$PY" - "$work" <<'PYEOF' || fail "CRF and plain tables"
+import json, sys
+for mode, want in (("training_free", ["pseudo_label", "pseudo_label_crf"]),
+                   ("checkpoint", ["pseudo_label", "pseudo_label_crf", "segmentation", "segmentation_crf"])):
+    plain, crf = (json.load(open(f"{sys.argv[1]}/{mode}-{c}-2/table.json"))["tables"] for c in ("false", "true"))
+    assert sorted(crf) == want and sorted(plain) == [n for n in want if not n.endswith("_crf")], (mode, list(crf))
+    for name in plain:
+        assert plain[name]["confusion_matrix"] == crf[name]["confusion_matrix"], f"{mode} {name}: CRF run differs"
+    print(mode, ", ".join(f"{n} {crf[n]['miou']:.2f}" for n in want))
+PYEOF
+
+# Picture strips: the first 3 images of the split, whichever rank had them; 5 panels with a
+# checkpoint, 4 training-free (no segmentation), each as wide as the image, 4-pixel separators.
+"$PY" - "$work" <<'PYEOF' || fail "picture strips"
+import os, struct, sys
+w = sys.argv[1]
+ids = open(f"{w}/voc/ImageSets/Segmentation/val.txt").read().split()[:3]
+size = lambda p: struct.unpack(">II", open(p, "rb").read()[16:24])
+for run, panels in (("checkpoint-true-2", 5), ("checkpoint-false-1", 5), ("training_free-false-2", 4)):
+    got = sorted(f[:-4] for f in os.listdir(f"{w}/{run}/strips"))
+    assert got == sorted(ids), (run, got, ids)
+    for i in ids:
+        gw, gh = size(f"{w}/voc/SegmentationClassAug/{i}.png")
+        sw, sh = size(f"{w}/{run}/strips/{i}.png")
+        assert (sw, sh) == (panels * gw + 4 * (panels - 1), gh), (run, i, (sw, sh), (gw, gh))
+print("strips:", ", ".join(ids))
+PYEOF
 
 # Outputs: one palette PNG per val image for each label kind, overlays for the first images.
 nval=$(wc -l < "$work/voc/ImageSets/Segmentation/val.txt")

@@ -65,6 +65,7 @@ expect_bad "$work/eval" eval_tau 0 "${E[@]}" --eval_tau=0
 expect_bad "$work/eval" eval_scales 64,x "${E[@]}" --eval_scales=64,x
 expect_bad "$work/eval" eval_checkpoint '""' "${E[@]}" --eval_mode=checkpoint
 expect_bad "$work/eval" eval_save_masks -2 "${E[@]}" --eval_save_masks=-2
+expect_bad "$work/eval" eval_strips -1 "${E[@]}" --eval_strips=-1
 expect_bad "$work/eval" metrics_bind localhost "${E[@]}" --metrics_bind=localhost
 expect_bad "$work/cache" cache_dtype fp8 "${P[@]}" --cache_dtype=fp8
 expect_bad "$work/cache" data_views 0 "${P[@]}" --data_views=0

@@ -2,7 +2,7 @@
 //   --model_bank=... [--eval_checkpoint=run/checkpoint.h5] [--eval_crf] --output_dir=DIR
 // Scores pseudo-labels (and, with a checkpoint, multi-scale segmentation) against the ground
 // truth on every rank's share of the split; prints the §10.4 table and writes table.csv/json,
-// palette masks and CAM overlays under DIR.
+// palette masks, CAM overlays and picture strips under DIR.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
@@ -39,6 +39,10 @@ DEFINE_int32(eval_save_masks, -1, "mask PNGs for the first N images of each rank
 EXCEL_FLAG_RULE(eval_save_masks, ">= -1", FLAGS_eval_save_masks >= -1);
 DEFINE_int32(eval_save_overlays, 8, "CAM overlays for the first N images of each rank (-1: all)");
 EXCEL_FLAG_RULE(eval_save_overlays, ">= -1", FLAGS_eval_save_overlays >= -1);
+DEFINE_int32(eval_strips, 0,
+             "picture strips (image | CAM | pseudo-label | segmentation | ground truth) of the first N images of the "
+             "split, under <output_dir>/strips/ (0: none)");
+EXCEL_FLAG_RULE(eval_strips, ">= 0", FLAGS_eval_strips >= 0);
 DEFINE_bool(eval_test_layout, false, "also write masks as results/VOC2012/Segmentation/comp6_test_cls/<id>.png");
 DEFINE_int32(eval_limit, 0, "first N images of the split only (0: all)");
 EXCEL_FLAG_RULE(eval_limit, ">= 0", FLAGS_eval_limit >= 0);
@@ -88,6 +92,7 @@ int main(int argc, char** argv) {
         c.save_overlays = FLAGS_eval_save_overlays;
         c.test_layout = FLAGS_eval_test_layout;
         c.limit = FLAGS_eval_limit;
+        c.strips = FLAGS_eval_strips;
         excel::comm::MpiCommunicator comm;  // confusion matrices are tiny: MPI on every build
         excel::metrics::Metrics mx(excel::apps::metrics_options("eval", rank, world));
         excel::eval::EvalReport r = excel::eval::run_evaluation(c, &mx, &comm);
@@ -97,6 +102,7 @@ int main(int argc, char** argv) {
           const auto& names = excel::model::dataset_text(c.dataset).table_names;
           for (const auto& t : r.tables) std::cout << excel::eval::format_table(t, names) << "\n";
           std::cout << "wrote " << c.output_dir << "/table.csv and table.json" << std::endl;
+          if (c.strips > 0) std::cout << "picture strips in " << c.output_dir << "/strips/" << std::endl;
         }
         mx.finish();
       });

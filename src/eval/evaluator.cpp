@@ -12,6 +12,7 @@
 #include "excel/data/palette_png.h"
 #include "excel/data/voc_layout_dataset.h"
 #include "excel/eval/image_pipeline.h"
+#include "excel/eval/picture_strip.h"
 #include "excel/eval/seg_metrics.h"
 #include "excel/metrics/metrics.h"
 #include "excel/model/clip_checkpoint.h"
@@ -29,6 +30,13 @@ void write_mask(const std::string& path, const at::Tensor& labels_hw) {
   at::Tensor m = labels_hw.to(torch::kByte).contiguous();
   data::write_palette_png(path, m.data_ptr<uint8_t>(), m.size(0), m.size(1));
 }
+
+// Confusion matrices of one label kind, without and (when the CRF is on) with the CRF.
+struct KindMatrices {
+  at::Tensor plain, crf;
+  explicit KindMatrices(int64_t K)
+      : plain(torch::zeros({K, K}, torch::kLong)), crf(torch::zeros({K, K}, torch::kLong)) {}
+};
 
 }  // namespace
 
@@ -80,7 +88,7 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
   for (int64_t i = rank; i < n; i += world) mine.push_back(i);
   metrics::ProgressMetrics progress(mx, "excel_eval", "images", "image");
   progress.planned(static_cast<int64_t>(mine.size()));
-  at::Tensor cm_pl = torch::zeros({K, K}, torch::kLong), cm_seg = torch::zeros({K, K}, torch::kLong);
+  KindMatrices cm_pl(K), cm_seg(K);
   int64_t scored = 0;
   const auto t_start = std::chrono::steady_clock::now();
   torch::NoGradGuard ng;
@@ -90,30 +98,53 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
     LabelledImage s = load_image(set, static_cast<size_t>(mine[j]));
     const bool masks = cfg.save_masks < 0 || static_cast<int64_t>(j) < cfg.save_masks;
     const bool overlays = cfg.save_overlays < 0 || static_cast<int64_t>(j) < cfg.save_overlays;
+    const bool strip = mine[j] < cfg.strips && s.gt.defined();
+    std::vector<at::Tensor> panels;  // picture strip: image | CAM | pseudo-label | segmentation | ground truth
+    if (strip) panels.push_back(s.rgb);
     at::Tensor base_logits;  // heads logits of [x; flip(x)] at the base side, when computed below
     // Pseudo-labels need the image-level labels, which a test split does not have.
     if (s.cls.defined()) {
       ImageCams cams = pipeline.cams(s.image, cam_kind);
       if (cam_kind == CamKind::kDynamic && cfg.scales[0] == cfg.crop) base_logits = cams.logits;
       model::RefinedCams refined = pipeline.refine(cams, s.cls, cfg.tau);
-      at::Tensor pl = pipeline.pseudo_label(cams, refined, s.rgb, crf);
-      if (s.gt.defined()) cm_pl += confusion_matrix(s.gt, pl, K);
-      if (masks) write_mask(cfg.output_dir + "/pseudo_labels/" + s.id + ".png", pl);
+      at::Tensor pl = pipeline.pseudo_label(cams, refined, s.rgb);
+      at::Tensor pl_crf = crf ? pipeline.pseudo_label(cams, refined, s.rgb, crf) : at::Tensor();
+      if (s.gt.defined()) {
+        cm_pl.plain += confusion_matrix(s.gt, pl, K);
+        if (crf) cm_pl.crf += confusion_matrix(s.gt, pl_crf, K);
+      }
+      const at::Tensor& pl_shown = crf ? pl_crf : pl;
+      if (masks) write_mask(cfg.output_dir + "/pseudo_labels/" + s.id + ".png", pl_shown);
+      at::Tensor maps = cams.cam.t().reshape({C, g, g});
       if (overlays) {
-        at::Tensor maps = cams.cam.t().reshape({C, g, g});
         for (int64_t c : refined.classes)
           data::write_rgb(
               cfg.output_dir + "/overlays/" + s.id + "_" + dt.table_names[static_cast<size_t>(c + 1)] + ".png",
               data::heatmap_overlay(s.rgb, maps[c]));
       }
+      if (strip) {
+        const int64_t c = strip_cam_class(maps, refined.classes);
+        panels.push_back(c >= 0 ? data::heatmap_overlay(s.rgb, maps[c]) : s.rgb);
+        panels.push_back(data::palette_rgb(pl_shown));
+      }
     }
     if (heads) {
       at::Tensor logits = pipeline.segmentation_logits(s.rgb.unsqueeze(0), msc, base_logits)[0];  // [K,H,W]
-      at::Tensor pred = crf ? crf_argmax(torch::softmax(logits, 0), s.rgb, *crf) : logits.argmax(0);
-      if (s.gt.defined()) cm_seg += confusion_matrix(s.gt, pred, K);
-      if (masks) write_mask(cfg.output_dir + "/segmentation/" + s.id + ".png", pred);
+      at::Tensor pred = logits.argmax(0);
+      at::Tensor pred_crf = crf ? crf_argmax(torch::softmax(logits, 0), s.rgb, *crf) : at::Tensor();
+      if (s.gt.defined()) {
+        cm_seg.plain += confusion_matrix(s.gt, pred, K);
+        if (crf) cm_seg.crf += confusion_matrix(s.gt, pred_crf, K);
+      }
+      const at::Tensor& pred_shown = crf ? pred_crf : pred;
+      if (masks) write_mask(cfg.output_dir + "/segmentation/" + s.id + ".png", pred_shown);
       if (cfg.test_layout)
-        write_mask(cfg.output_dir + "/results/VOC2012/Segmentation/comp6_test_cls/" + s.id + ".png", pred);
+        write_mask(cfg.output_dir + "/results/VOC2012/Segmentation/comp6_test_cls/" + s.id + ".png", pred_shown);
+      if (strip) panels.push_back(data::palette_rgb(pred_shown));
+    }
+    if (strip) {
+      panels.push_back(data::palette_rgb(s.gt));
+      data::write_rgb(cfg.output_dir + "/strips/" + s.id + ".png", picture_strip(panels));
     }
     if (s.gt.defined()) ++scored;
     progress.advance(1, seconds_since(t_img), static_cast<int64_t>(j + 1), static_cast<int64_t>(mine.size()),
@@ -126,14 +157,17 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
   r.seconds = seconds_since(t_start);
   at::Tensor counts = torch::tensor({static_cast<int64_t>(mine.size()), scored}, torch::kLong);
   if (comm && world > 1) {
-    comm->all_reduce_sum(cm_pl);
-    comm->all_reduce_sum(cm_seg);
+    for (at::Tensor* m : {&cm_pl.plain, &cm_pl.crf, &cm_seg.plain, &cm_seg.crf}) comm->all_reduce_sum(*m);
     comm->all_reduce_sum(counts);
   }
   r.images = counts[0].item<int64_t>();
   r.scored_images = counts[1].item<int64_t>();
-  if (cm_pl.sum().item<int64_t>() > 0) r.tables.push_back({"pseudo_label", cm_pl});
-  if (cm_seg.sum().item<int64_t>() > 0) r.tables.push_back({"segmentation", cm_seg});
+  const std::vector<EvalTable> all{{"pseudo_label", cm_pl.plain},
+                                   {"pseudo_label_crf", cm_pl.crf},
+                                   {"segmentation", cm_seg.plain},
+                                   {"segmentation_crf", cm_seg.crf}};
+  for (const EvalTable& t : all)
+    if (t.confusion.sum().item<int64_t>() > 0) r.tables.push_back(t);
   if (rank == 0) {
     for (const auto& t : r.tables)
       if (mx)

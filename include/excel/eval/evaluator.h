@@ -5,7 +5,9 @@
 //   training_free: static CAMs -> §4 without G (tau 0.79) -> PAR -> pseudo-labels (§10.5);
 //   checkpoint:    dynamic CAMs with flip fusion and G = P (§4.8) -> pseudo-labels, and
 //                  multi-scale + flip segmentation (§10.2).
-// Optional dense CRF (§10.3). Masks are written as VOC-palette PNGs, CAM overlays as PNGs.
+// Optional dense CRF (§10.3): then each kind is scored both without it (PAR for pseudo-labels, the
+// arg-max for segmentation) and with it, in one pass. Masks are written as VOC-palette PNGs (the
+// CRF's when on), CAM overlays and picture strips (picture_strip.h) as PNGs.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -39,10 +41,11 @@ struct EvalConfig {
   int64_t save_overlays = 8;  // first N images of each rank's share get CAM overlays (-1: all)
   bool test_layout = false;   // also write results/VOC2012/Segmentation/comp6_test_cls/<id>.png
   int64_t limit = 0;          // first N images of the split only (0: all)
+  int64_t strips = 0;         // picture strips of the first N images of the split (with ground truth)
 };
 
 struct EvalTable {
-  std::string name;      // pseudo_label | segmentation
+  std::string name;      // pseudo_label | segmentation, and pseudo_label_crf | segmentation_crf with the CRF
   at::Tensor confusion;  // [K,K] int64, summed over ranks
 };
 
