@@ -43,15 +43,23 @@ mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_train" --flagfile=configs/tin
 
 # Evaluation (mpirun -np 2, confusion matrices summed over ranks): ExCEL's training-free
 # pseudo-labels, then the trained checkpoint (dynamic-CAM pseudo-labels and multi-scale + flip
-# segmentation) with dense CRF. Tables, palette masks and CAM overlays under $OUT/eval_*/.
+# segmentation) scored without and with the dense CRF in one pass. Tables, palette masks, CAM
+# overlays and picture strips (image | CAM | pseudo-label | [segmentation |] ground truth) of the
+# first ${STRIPS:-4} val images under $OUT/eval_*/.
 rm -rf "$OUT/eval_training_free" "$OUT/eval_checkpoint"
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_eval" --data_root="$OUT/voc" --data_split=val \
   --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_bpe="$OUT/bpe.txt.gz" --model_crop=128 --eval_mode=training_free \
-  --output_dir="$OUT/eval_training_free" --metrics_port="$(( ${METRICS_PORT:-9400} + 6 ))"
+  --eval_strips="${STRIPS:-4}" --output_dir="$OUT/eval_training_free" --metrics_port="$(( ${METRICS_PORT:-9400} + 6 ))"
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_eval" --data_root="$OUT/voc" --data_split=val \
   --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_bpe="$OUT/bpe.txt.gz" --model_crop=128 --eval_mode=checkpoint \
   --eval_checkpoint="$OUT/train/checkpoint.h5" --eval_scales=128,96,160,192 --eval_crf \
-  --output_dir="$OUT/eval_checkpoint" --metrics_port="$(( ${METRICS_PORT:-9400} + 6 ))"
+  --eval_strips="${STRIPS:-4}" --output_dir="$OUT/eval_checkpoint" --metrics_port="$(( ${METRICS_PORT:-9400} + 6 ))"
 
 echo "demo: overlays in $OUT/cams/overlays/, CAMs in $OUT/cams/cams.h5, cache in $OUT/cache/, checkpoints in $OUT/train_cached/ and $OUT/train/,"
-echo "      eval tables, masks and overlays in $OUT/eval_training_free/ and $OUT/eval_checkpoint/"
+echo "      eval tables, masks, overlays and strips in $OUT/eval_training_free/ and $OUT/eval_checkpoint/"
+
+# Summary: the four scores side by side, printed and written to $OUT/summary.md.
+echo
+python3 scripts/eval_summary.py --training_free="$OUT/eval_training_free" --checkpoint="$OUT/eval_checkpoint" \
+  --strips="$OUT/eval_checkpoint/strips/ (training-free: $OUT/eval_training_free/strips/)" --output="$OUT/summary.md"
+echo "demo: summary in $OUT/summary.md"
