@@ -59,6 +59,13 @@ std::vector<std::string> hand_written_texts() {
       "\u3072\u3089\u304c\u306a \u30ab\u30bf\u30ab\u30ca",
       "\uff8a\uff9d\uff76\uff78",
       "2024\u5e74",
+      // other scripts with combining marks; Hangul jamo that NFC composes; Cyrillic capitals
+      "\u0928\u092e\u0938\u094d\u0924\u0947",
+      "\u0e41\u0e21\u0e27",
+      "\u0642\u0637\u0629",
+      "\u05e9\u05b8\u05dc\u05d5\u05b9\u05dd",
+      "\u1112\u1161\u11ab \u1100\u1169",
+      "\u041a\u041e\u0428\u041a\u0410",
       // numbers of other scripts
       "\u0663 cats",
       "\u096a\u0968",
@@ -166,6 +173,8 @@ std::vector<std::string> hand_written_texts() {
       "\ufeffbom",
       "a\u206ab",
       "\u001b[31mred\u001b[0m",
+      "\u001b[\u0663;\u0664mx\u001b[",
+      "\u001b[1;\u00e9",
       "a\rb",
       "a\r\nb",
       "\u0080",

@@ -1,5 +1,7 @@
 // The character-level steps of ftfy.fix_text (default settings), written from ftfy's documented
 // behaviour; the mojibake repair is not reproduced (docs/algorithm.md §2.1).
+#include <unicode/uchar.h>
+
 #include <string_view>
 
 #include "excel/model/text_cleanup.h"
@@ -99,10 +101,10 @@ std::u32string fix_once(const std::u32string& line, bool unescape) {
     s += c;
   }
   t.clear();
-  for (size_t i = 0; i < s.size(); ++i) {  // remove_terminal_escapes: ESC [ digits/';' letter
+  for (size_t i = 0; i < s.size(); ++i) {  // remove_terminal_escapes: ESC [ (digits|';')* letter
     if (s[i] == 0x1B && i + 1 < s.size() && s[i + 1] == U'[') {
-      size_t k = i + 2;
-      while (k < s.size() && ((s[k] >= U'0' && s[k] <= U'9') || s[k] == U';')) ++k;
+      size_t k = i + 2;  // \d of a str pattern: any decimal digit (Nd)
+      while (k < s.size() && (s[k] == U';' || u_charType(static_cast<UChar32>(s[k])) == U_DECIMAL_DIGIT_NUMBER)) ++k;
       if (k < s.size() && ((s[k] | 0x20) >= U'a' && (s[k] | 0x20) <= U'z')) {
         i = k;
         continue;
