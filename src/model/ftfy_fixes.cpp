@@ -10,12 +10,6 @@
 namespace excel::model {
 namespace {
 
-// windows-1252 for the C1 range 0x80-0x9F; the five bytes it leaves undefined keep their value.
-constexpr char32_t kWindows1252C1[32] = {0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
-                                         0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8D,   0x017D, 0x8F,
-                                         0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
-                                         0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178};
-
 // Ligatures and digraphs of Latin letters that ftfy takes apart (not æ, œ and the like).
 std::u32string_view latin_ligature(char32_t c) {
   switch (c) {
@@ -80,7 +74,7 @@ std::u32string fix_once(const std::u32string& line, bool unescape) {
   std::u32string s = unescape ? unicode::ftfy_unescape_html(line) : line;
   std::u32string t;
   for (char32_t c : s) {
-    if (c >= 0x80 && c <= 0x9F) c = kWindows1252C1[c - 0x80];  // fix_c1_controls
+    if (c >= 0x80 && c <= 0x9F) c = unicode::windows1252_c1(c);  // fix_c1_controls
     if (std::u32string_view lig = latin_ligature(c); !lig.empty()) {
       t += lig;
     } else if (c == 0x3000) {  // fix_character_width: the ideographic space too

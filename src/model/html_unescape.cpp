@@ -108,6 +108,12 @@ bool replace_reference(std::u32string_view text, size_t i, std::u32string& out, 
 
 namespace unicode {
 
+char32_t windows1252_c1(char32_t c) {
+  for (const RemappedNumber& r : kRemappedNumbers)
+    if (r.number == c && c >= 0x80) return static_cast<char32_t>(r.code_point);
+  return c;
+}
+
 std::u32string html_unescape(std::u32string_view text) {
   std::u32string out;
   for (size_t i = 0; i < text.size();) {

@@ -19,5 +19,7 @@ std::u32string lower(const std::u32string& text);
 // (src/model/html_unescape.cpp).
 std::u32string html_unescape(std::u32string_view text);
 std::u32string ftfy_unescape_html(std::u32string_view text);
+// The windows-1252 character of a C1 control U+0080-U+009F (itself where windows-1252 has none).
+char32_t windows1252_c1(char32_t c);
 
 }  // namespace excel::model::unicode
