@@ -15,6 +15,8 @@ PKGS=(
   libgtest-dev googletest
   libopencv-dev
   zlib1g-dev nlohmann-json3-dev
+  libicu-dev  # model/text_cleanup: Unicode classes, lower-casing and NFC as the reference tokenizer
+  python3-regex  # tests/clip_tokenizer_reference.py: the reference's pattern (ftfy, used where present, is not in bookworm)
   libjpeg-dev libpng-dev  # data/image_io, data/palette_png decode through libjpeg-turbo and libpng themselves
   python3-pil  # tests/pillow_resize_test.cpp compares the resizes with Pillow itself
   python3 python3-h5py python3-numpy

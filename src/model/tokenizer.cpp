@@ -3,14 +3,13 @@
 #include <torch/torch.h>
 #include <zlib.h>
 
-#include <clocale>
-#include <cwctype>
 #include <filesystem>
 #include <limits>
 #include <sstream>
 
 #include "excel/build_config.h"
 #include "excel/common/errors.h"
+#include "excel/model/text_cleanup.h"
 
 namespace excel::model {
 namespace {
@@ -60,75 +59,6 @@ std::string utf8_join(const std::vector<uint32_t>& cps, size_t b, size_t e) {
   return s;
 }
 
-// Unicode classes through glibc's C.UTF-8 locale (full Unicode tables).
-struct Classifier {
-  locale_t loc;
-  Classifier() {
-    loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
-    if (!loc) loc = newlocale(LC_CTYPE_MASK, "C", static_cast<locale_t>(0));
-  }
-  bool space(uint32_t c) const {
-    return c < 128 ? std::isspace(static_cast<int>(c)) != 0
-                   : iswspace_l(static_cast<wint_t>(c), loc) || c == 0x85 || c == 0xA0;
-  }
-  bool letter(uint32_t c) const {
-    return c < 128 ? std::isalpha(static_cast<int>(c)) != 0
-                   : iswalpha_l(static_cast<wint_t>(c), loc) && !iswdigit_l(static_cast<wint_t>(c), loc);
-  }
-  bool number(uint32_t c) const {
-    return c < 128 ? std::isdigit(static_cast<int>(c)) != 0 : iswdigit_l(static_cast<wint_t>(c), loc) != 0;
-  }
-  uint32_t lower(uint32_t c) const {
-    return c < 128 ? static_cast<uint32_t>(std::tolower(static_cast<int>(c)))
-                   : static_cast<uint32_t>(towlower_l(static_cast<wint_t>(c), loc));
-  }
-};
-const Classifier& classifier() {
-  static Classifier c;
-  return c;
-}
-
-std::string html_unescape(const std::string& s) {
-  static const std::vector<std::pair<std::string, uint32_t>> named = {{"amp", '&'},  {"lt", '<'},    {"gt", '>'},
-                                                                      {"quot", '"'}, {"apos", '\''}, {"nbsp", 0xA0}};
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '&') {
-      out += s[i];
-      continue;
-    }
-    size_t semi = s.find(';', i);
-    if (semi != std::string::npos && semi - i <= 10) {
-      std::string ent = s.substr(i + 1, semi - i - 1);
-      bool done = false;
-      if (!ent.empty() && ent[0] == '#') {
-        try {
-          uint32_t cp = (ent.size() > 1 && (ent[1] == 'x' || ent[1] == 'X'))
-                            ? static_cast<uint32_t>(std::stoul(ent.substr(2), nullptr, 16))
-                            : static_cast<uint32_t>(std::stoul(ent.substr(1)));
-          out += utf8_encode(cp);
-          done = true;
-        } catch (const std::exception&) {
-        }
-      } else {
-        for (const auto& n : named) {
-          if (n.first == ent) {
-            out += utf8_encode(n.second);
-            done = true;
-            break;
-          }
-        }
-      }
-      if (done) {
-        i = semi;
-        continue;
-      }
-    }
-    out += '&';
-  }
-  return out;
-}
-
 // §2.1: printable Latin-1 bytes keep their code point; the other bytes take 256, 257, ... in byte
 // order. Returns the bytes in vocabulary order (printable ones first).
 std::vector<int> byte_vocabulary_order() {
@@ -154,72 +84,7 @@ std::vector<std::string> byte_symbol_table() {
   return table;
 }
 
-// The reference's pre-tokeniser on cleaned text: special tokens, contractions, runs of letters,
-// single digits, runs of other non-space characters.
-std::vector<std::string> pre_tokenize(const std::string& text) {
-  const Classifier& cls = classifier();
-  std::vector<uint32_t> cps = utf8_decode(clean_text(text));
-  std::vector<std::string> pieces;
-  static const std::vector<std::string> specials = {"<|startoftext|>", "<|endoftext|>"};
-  static const std::vector<std::string> contractions = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
-  auto starts_with = [&](size_t i, const std::string& lit) {
-    std::vector<uint32_t> l = utf8_decode(lit);
-    if (i + l.size() > cps.size()) return false;
-    for (size_t k = 0; k < l.size(); ++k)
-      if (cls.lower(cps[i + k]) != l[k]) return false;
-    return true;
-  };
-  for (size_t i = 0; i < cps.size();) {
-    bool matched = false;
-    for (const auto* group : {&specials, &contractions}) {
-      for (const std::string& lit : *group) {
-        if (starts_with(i, lit)) {
-          size_t len = utf8_decode(lit).size();
-          pieces.push_back(utf8_join(cps, i, i + len));
-          i += len;
-          matched = true;
-          break;
-        }
-      }
-      if (matched) break;
-    }
-    if (matched) continue;
-    uint32_t c = cps[i];
-    size_t j = i + 1;
-    if (cls.letter(c)) {
-      while (j < cps.size() && cls.letter(cps[j])) ++j;
-    } else if (cls.number(c)) {
-      // single digit
-    } else if (cls.space(c)) {
-      i = j;
-      continue;
-    } else {
-      while (j < cps.size() && !cls.space(cps[j]) && !cls.letter(cps[j]) && !cls.number(cps[j])) ++j;
-    }
-    pieces.push_back(utf8_join(cps, i, j));
-    i = j;
-  }
-  return pieces;
-}
-
 }  // namespace
-
-std::string clean_text(const std::string& text) {
-  const Classifier& cls = classifier();
-  std::vector<uint32_t> cps = utf8_decode(html_unescape(html_unescape(text)));
-  std::vector<uint32_t> out;
-  bool pending_space = false;
-  for (uint32_t c : cps) {
-    if (cls.space(c)) {
-      pending_space = !out.empty();
-      continue;
-    }
-    if (pending_space) out.push_back(' ');
-    pending_space = false;
-    out.push_back(cls.lower(c));
-  }
-  return utf8_join(out, 0, out.size());
-}
 
 Tokenizer::Tokenizer(const std::string& merges_path) {
   if (!std::filesystem::is_regular_file(merges_path))
@@ -270,6 +135,8 @@ std::vector<std::string> Tokenizer::bpe(const std::string& token) const {
     auto it = cache_.find(token);
     if (it != cache_.end()) return it->second;
   }
+  // The reference's cache starts with the special tokens: they are never split.
+  if (token == "<|startoftext|>" || token == "<|endoftext|>") return {token};
   std::vector<std::string> word;
   for (uint32_t cp : utf8_decode(token)) word.push_back(utf8_encode(cp));
   word.back() += "</w>";
@@ -312,7 +179,7 @@ std::vector<int64_t> Tokenizer::encode(const std::string& text) const {
 std::vector<std::string> bpe_words(const std::string& text) {
   static const std::vector<std::string> symbols = byte_symbol_table();
   std::vector<std::string> words;
-  for (const std::string& piece : pre_tokenize(text)) {
+  for (const std::string& piece : pre_tokenize(clean_text(text))) {
     std::string mapped;
     for (unsigned char b : piece) mapped += symbols[b];
     words.push_back(mapped);

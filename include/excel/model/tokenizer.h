@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "excel/model/text_cleanup.h"  // clean_text, which encode() applies
+
 namespace excel::model {
 
 class Tokenizer {
@@ -40,9 +42,6 @@ class Tokenizer {
   mutable std::unordered_map<std::string, std::vector<std::string>> cache_;
   mutable std::mutex cache_mu_;
 };
-
-// Text clean-up of the reference: HTML-unescape twice, collapse whitespace, strip, lower-case.
-std::string clean_text(const std::string& text);
 
 // The words BPE runs on: the text cleaned and split as encode() splits it, each byte mapped to its
 // symbol (§2.1). What a merge list is learned from (model/bpe_training.h).
