@@ -68,6 +68,8 @@ FeatureStore::FeatureStore(const std::string& path) : manifest_(read_manifest(pa
     throw FormatError(manifest_.path + ": shards hold " + std::to_string(next) + " samples, manifest says " +
                       std::to_string(manifest_.num_samples));
   for (const auto& s : manifest_.shards) {
+    if (!fs::is_regular_file(dir + "/" + s.file))
+      throw InputError(dir + "/" + s.file + ": shard listed in " + manifest_.path + " is missing");
     // The whole shard's CRC32 once, here, per process (docs/robustness.md).
     auto o = std::make_unique<Open>(Open{h5::File::open(dir + "/" + s.file, false, h5::Checksum::kRequired), s});
     if (o->file.shape("feats")[0] != s.rows)
