@@ -141,7 +141,8 @@ std::string message_kind(std::string msg, const std::string& path) {
       msg.replace(p, name.size(), name == path ? "<file>" : "<dir>");
   std::string out, word;
   auto flush = [&] {
-    const bool number = word.find_first_of("0123456789") != std::string::npos;
+    const bool number = word.find_first_of("0123456789") != std::string::npos ||
+                        (word.size() == 8 && word.find_first_not_of("0123456789abcdef") == std::string::npos);
     out += number ? "#" : word;
     word.clear();
   };

@@ -70,6 +70,10 @@ Manifest read_manifest(const std::string& dir_or_manifest) {
     c.seed = mj.seed;
     c.dtype = mj.dtype;
     c.tau = mj.tau;
+    if (c.dtype != "fp32" && c.dtype != "fp16" && c.dtype != "bf16")
+      throw FormatError(path + ": storage dtype '" + c.dtype + "' is none of fp32, fp16, bf16");
+    if (c.crop <= 0 || c.views <= 0 || mj.num_samples < 0)
+      throw FormatError(path + ": crop and views must be positive, num_samples not negative");
     m.checkpoint_crc32 = mj.checkpoint_crc32;
     m.num_samples = mj.num_samples;
     for (const ShardJson& s : mj.shards) {
