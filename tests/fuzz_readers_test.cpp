@@ -5,6 +5,7 @@
 // throws an excel error whose message contains the file's path. The loop runs in a forked child
 // with an alarm per input and an address-space limit, so a crash, a hang or a huge allocation is
 // a failure naming the reader and the mutation rather than the end of this binary.
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -158,6 +160,30 @@ std::string message_kind(std::string msg, const std::string& path) {
   return out.substr(0, 100);
 }
 
+// "A" (accepted), "R <message kind>" (refused as it should be) or "F <why>" (a failure) for one call.
+std::string verdict_of(const std::function<void()>& reader, const std::string& path) {
+  std::string v;
+  try {
+    reader();
+    v = "A";
+  } catch (const std::exception& e) {
+    const std::string what = e.what();
+    const bool ours = dynamic_cast<const InputError*>(&e) || dynamic_cast<const FormatError*>(&e) ||
+                      dynamic_cast<const ConfigError*>(&e);
+    if (!ours)
+      v = "F other exception: " + what;
+    else if (what.find(path) == std::string::npos)
+      v = "F excel error without the path: " + what;
+    else
+      v = "R " + message_kind(what, path);
+  } catch (...) {
+    v = "F unknown exception";
+  }
+  for (char& c : v)
+    if (c == '\n') c = ' ';  // one line through the pipe
+  return v;
+}
+
 struct Tally {
   int run = 0, accepted = 0, rejected = 0;
   std::map<std::string, int> kinds;
@@ -182,38 +208,17 @@ Tally fuzz(const std::string& name, const std::string& path, int count, const st
     long pages = 0;
     std::ifstream("/proc/self/statm") >> pages;
     const rlim_t limit = static_cast<rlim_t>(pages) * ::sysconf(_SC_PAGESIZE) + (3ULL << 30);
-    rlimit rl{limit, limit};
+    rlimit rl{limit, limit}, no_core{0, 0};
     ::setrlimit(RLIMIT_AS, &rl);
+    ::setrlimit(RLIMIT_CORE, &no_core);  // a crash is reported, not dumped
     for (int i = 0; i < count; ++i) {
       std::string what;
       spill(path, mutate(seed, std::hash<std::string>()(name) ^ static_cast<uint64_t>(i), what));
       std::fprintf(out, "S %d %s\n", i, what.c_str());
       std::fflush(out);
       ::alarm(static_cast<unsigned>(alarm_s));
-      std::string verdict;
-      try {
-        reader();
-        verdict = "A";
-      } catch (const InputError& e) {
-        verdict = std::string(e.what()).find(path) != std::string::npos
-                      ? "R " + message_kind(e.what(), path)
-                      : "F excel error without the path: " + std::string(e.what());
-      } catch (const FormatError& e) {
-        verdict = std::string(e.what()).find(path) != std::string::npos
-                      ? "R " + message_kind(e.what(), path)
-                      : "F excel error without the path: " + std::string(e.what());
-      } catch (const ConfigError& e) {
-        verdict = std::string(e.what()).find(path) != std::string::npos
-                      ? "R " + message_kind(e.what(), path)
-                      : "F excel error without the path: " + std::string(e.what());
-      } catch (const std::exception& e) {
-        verdict = std::string("F other exception: ") + e.what();
-      } catch (...) {
-        verdict = "F unknown exception";
-      }
+      const std::string verdict = verdict_of(reader, path);
       ::alarm(0);
-      for (char& c : verdict)
-        if (c == '\n') c = ' ';
       std::fprintf(out, "%s\n", verdict.substr(0, 400).c_str());
       std::fflush(out);
     }
@@ -271,6 +276,50 @@ class FuzzReaders : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
   std::string dir_;
 };
+
+// The harness itself: a crash, a hang and an exception of another type in a reader each come back
+// as one failure naming the reader, the mutation and what happened.
+TEST_F(FuzzReaders, HarnessReportsCrashesHangsAndForeignErrors) {
+  const std::string p = dir_ + "/seed.txt";
+  spill(p, "a seed file of some length");
+  auto mutated = [&] { return slurp(p) != "a seed file of some length"; };
+  auto failures_of = [&](const std::string& name, const std::function<void()>& reader) {
+    ::testing::TestPartResultArray results;
+    {
+      ::testing::ScopedFakeTestPartResultReporter intercept(
+          ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
+      fuzz(name, p, 1, reader, /*alarm_s=*/1);
+    }
+    std::vector<std::string> out;
+    for (int i = 0; i < results.size(); ++i) out.push_back(results.GetTestPartResult(i).message());
+    return out;
+  };
+  auto expect_one = [](const std::vector<std::string>& failures, const std::string& words) {
+    ASSERT_EQ(failures.size(), 1u);
+    EXPECT_NE(failures[0].find(words), std::string::npos) << failures[0];
+  };
+  const std::vector<std::string> crashed = failures_of("crashing", [&] {
+    if (mutated()) std::raise(SIGSEGV);
+  });
+  expect_one(crashed, "crashing: mutation 0 ");
+  expect_one(crashed, "killed by signal " + std::to_string(SIGSEGV));
+  const auto hang = [&] {
+    if (mutated()) ::pause();
+  };
+  expect_one(failures_of("hanging", hang), "hang (no answer in 1 s)");
+  const auto foreign = [&] {
+    if (mutated()) throw std::out_of_range("index");
+  };
+  expect_one(failures_of("foreign", foreign), "other exception: index");
+  const auto nameless = [&] {
+    if (mutated()) throw FormatError("something is wrong");
+  };
+  expect_one(failures_of("nameless", nameless), "excel error without the path");
+  const auto named = [&] {
+    if (mutated()) throw FormatError(p + ": refused");
+  };
+  EXPECT_TRUE(failures_of("named", named).empty());
+}
 
 // A small image with structure (so JPEG has non-trivial blocks).
 at::Tensor test_image() {
