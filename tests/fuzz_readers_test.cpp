@@ -7,6 +7,7 @@
 // a failure naming the reader and the mutation rather than the end of this binary.
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
+#include <hdf5.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
@@ -404,6 +405,27 @@ TEST_F(FuzzReaders, AttributeBank) {
   const std::string p = dir_ + "/bank.h5";
   model::save_attribute_bank({torch::randn({16, 8}), torch::ones({20, 8})}, p);
   fuzz("attribute bank", p, 300, [&] { EXPECT_EQ(model::load_attribute_bank(p).centroids.dim(), 2); });
+}
+
+// A bank as h5py writes it (no checksum block, like the authors' banks): HDF5 parses the mutated
+// metadata itself, bounded by h5::File's size checks.
+TEST_F(FuzzReaders, ForeignAttributeBank) {
+  const std::string p = dir_ + "/foreign_bank.h5";
+  {
+    const hid_t f = H5Fcreate(p.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    for (const auto& [name, rows] : {std::pair<const char*, hsize_t>{"centroids", 16}, {"class_flags", 20}}) {
+      const hsize_t dims[2] = {rows, 8};
+      const std::vector<float> values(rows * 8, 0.5f);
+      const hid_t space = H5Screate_simple(2, dims, nullptr);
+      const hid_t ds = H5Dcreate2(f, name, H5T_IEEE_F32LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data());
+      H5Dclose(ds);
+      H5Sclose(space);
+    }
+    H5Fclose(f);
+  }
+  fuzz("attribute bank (foreign, no checksum)", p, 1000,
+       [&] { EXPECT_EQ(model::load_attribute_bank(p).centroids.dim(), 2); });
 }
 
 TEST_F(FuzzReaders, ClipCheckpoints) {

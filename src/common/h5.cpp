@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -227,9 +228,11 @@ void File::check_size(const std::string& name, double bytes, hid_t dataset) cons
     Handle dcpl{H5Dget_create_plist(dataset), H5Pclose};
     if (dcpl.id >= 0 && H5Pget_nfilters(dcpl.id) > 0) bound = file_bytes_ * 1100 + 1e6;
   }
-  if (bytes < 0 || bytes > bound)
-    throw FormatError(where(name) + ": claims " + std::to_string(static_cast<long double>(bytes)) +
-                      " bytes, more than the file holds (corrupt sizes?)");
+  if (bytes < 0 || bytes > bound) {
+    char n[32];
+    std::snprintf(n, sizeof n, "%.0f", bytes);
+    throw FormatError(where(name) + ": claims " + n + " bytes, more than the file holds (corrupt sizes?)");
+  }
 }
 
 std::string File::where(const std::string& name) const {
