@@ -103,13 +103,15 @@ void run(int rank, int world) {
     h5::File f = h5::File::create(part);
     f.write("cams", cams.empty() ? torch::zeros({0, g * g, C}) : torch::stack(cams));
     f.write_strings("ids", mine.empty() ? std::vector<std::string>{""} : mine);
+    f.close();
   }
   MPI_Barrier(MPI_COMM_WORLD);
   if (rank == 0) {
     std::vector<at::Tensor> parts;
     std::vector<std::vector<std::string>> part_ids;
     for (int r = 0; r < world; ++r) {
-      h5::File f = h5::File::open(FLAGS_output_dir + "/cams.part" + std::to_string(r) + ".h5");
+      h5::File f =
+          h5::File::open(FLAGS_output_dir + "/cams.part" + std::to_string(r) + ".h5", false, h5::Checksum::kRequired);
       parts.push_back(f.read("cams"));
       part_ids.push_back(f.read_strings("ids"));
     }
@@ -127,6 +129,7 @@ void run(int rank, int world) {
         out.write_strings("class_names", dt.class_names);
         out.set_attr("checkpoint", FLAGS_model_clip);
         out.set_attr("crop", static_cast<int64_t>(FLAGS_model_crop));
+        out.close();
       }
     });
     for (int r = 0; r < world; ++r) fs::remove(FLAGS_output_dir + "/cams.part" + std::to_string(r) + ".h5");

@@ -31,7 +31,7 @@ void verify_cache(const Manifest& m) {
     if (crc != s.crc32)
       throw FormatError(p + ": checksum " + crc32_hex(crc) + " differs from the manifest's " + crc32_hex(s.crc32) +
                         " (truncated or altered shard)");
-    h5::File f = h5::File::open(p);
+    h5::File f = h5::File::open(p, false, h5::Checksum::kRequired);
     for (const char* ds : {"feats", "value_proj", "cls_row", "attn_mean", "attn_sel", "static_label", "crop", "labels",
                            "sample_index", "view"}) {
       if (!f.exists(ds)) throw FormatError(p + ": dataset '" + std::string(ds) + "' missing");
@@ -54,14 +54,30 @@ struct FeatureStore::Open {
 
 FeatureStore::FeatureStore(const std::string& path) : manifest_(read_manifest(path)) {
   const std::string dir = manifest_.config.cache_dir;
+  // The manifest's own numbers first: shards covering the samples in order, views rows each.
+  int64_t next = 0;
   for (const auto& s : manifest_.shards) {
-    auto o = std::make_unique<Open>(Open{h5::File::open(dir + "/" + s.file), s});
+    if (s.first_sample != next || s.num_samples < 0 || s.num_samples > (int64_t{1} << 40) ||
+        manifest_.config.views < 1 || manifest_.config.views > 1024 || s.rows != s.num_samples * manifest_.config.views)
+      throw FormatError(manifest_.path + ": shard " + s.file + " does not continue the samples (first " +
+                        std::to_string(s.first_sample) + ", " + std::to_string(s.num_samples) + " samples, " +
+                        std::to_string(s.rows) + " rows)");
+    next += s.num_samples;
+  }
+  if (next != manifest_.num_samples)
+    throw FormatError(manifest_.path + ": shards hold " + std::to_string(next) + " samples, manifest says " +
+                      std::to_string(manifest_.num_samples));
+  for (const auto& s : manifest_.shards) {
+    if (!fs::is_regular_file(dir + "/" + s.file))
+      throw InputError(dir + "/" + s.file + ": shard listed in " + manifest_.path + " is missing");
+    // The whole shard's CRC32 once, here, per process (docs/robustness.md).
+    auto o = std::make_unique<Open>(Open{h5::File::open(dir + "/" + s.file, false, h5::Checksum::kRequired), s});
     if (o->file.shape("feats")[0] != s.rows)
       throw FormatError(dir + "/" + s.file + ": " + std::to_string(o->file.shape("feats")[0]) +
                         " rows, manifest says " + std::to_string(s.rows) + " (truncated shard?)");
     shards_.push_back(std::move(o));
   }
-  h5::File c = h5::File::open(dir + "/constants.h5");
+  h5::File c = h5::File::open(dir + "/constants.h5", false, h5::Checksum::kRequired);
   text_features = c.read("text_features");
   ln_post_weight = c.read("ln_post_weight");
   ln_post_bias = c.read("ln_post_bias");
@@ -83,6 +99,8 @@ CachedSample FeatureStore::read(int64_t sample, int64_t view) const {
       break;
     }
   }
+  if (!o) throw FormatError(manifest_.path + ": no shard holds sample " + std::to_string(sample));
+  const std::string shard = manifest_.config.cache_dir + "/" + o->info.file;
   const int64_t row = (sample - o->info.first_sample) * manifest_.config.views + view;
   const std::string& dt = manifest_.config.dtype;
   CachedSample c;
@@ -102,8 +120,8 @@ CachedSample FeatureStore::read(int64_t sample, int64_t view) const {
   c.sample = rd("sample_index").item<int64_t>();
   c.view = rd("view").item<int64_t>();
   if (c.sample != sample || c.view != view)
-    throw FormatError(manifest_.path + ": row for sample " + std::to_string(sample) + " holds sample " +
-                      std::to_string(c.sample) + " (shard and manifest disagree)");
+    throw FormatError(shard + ": row for sample " + std::to_string(sample) + " holds sample " +
+                      std::to_string(c.sample) + " (shard and " + manifest_.path + " disagree)");
   return c;
 }
 

@@ -1,7 +1,5 @@
 #include "excel/cache/manifest.h"
 
-#include <zlib.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -45,24 +43,6 @@ std::string shard_name(int index, int count) {
   return b;
 }
 
-std::string crc32_hex(uint32_t crc) {
-  char b[16];
-  std::snprintf(b, sizeof(b), "%08x", crc);
-  return b;
-}
-
-uint32_t file_crc32(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot open");
-  std::vector<char> buf(1 << 20);
-  uLong crc = crc32(0L, Z_NULL, 0);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(in.gcount()));
-  }
-  return static_cast<uint32_t>(crc);
-}
-
 Manifest read_manifest(const std::string& dir_or_manifest) {
   const std::string path = fs::is_directory(dir_or_manifest) ? dir_or_manifest + "/manifest.json" : dir_or_manifest;
   std::ifstream in(path);
@@ -90,9 +70,15 @@ Manifest read_manifest(const std::string& dir_or_manifest) {
     c.seed = mj.seed;
     c.dtype = mj.dtype;
     c.tau = mj.tau;
+    if (c.dtype != "fp32" && c.dtype != "fp16" && c.dtype != "bf16")
+      throw FormatError(path + ": storage dtype '" + c.dtype + "' is none of fp32, fp16, bf16");
+    if (c.crop <= 0 || c.views <= 0 || mj.num_samples < 0)
+      throw FormatError(path + ": crop and views must be positive, num_samples not negative");
     m.checkpoint_crc32 = mj.checkpoint_crc32;
     m.num_samples = mj.num_samples;
     for (const ShardJson& s : mj.shards) {
+      if (s.file.empty() || s.file.find('/') != std::string::npos || s.file == "." || s.file == "..")
+        throw FormatError(path + ": shard name '" + s.file + "' is not a file name beside the manifest");
       size_t parsed = 0;
       const unsigned long crc = std::stoul(s.crc32, &parsed, 16);
       if (parsed != s.crc32.size() || s.crc32.size() != 8)

@@ -77,7 +77,7 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
   const auto ident = identity(cfg, ckpt_crc, world, n);
 
   if (fs::exists(final_path)) {  // complete shard from an earlier run: keep it if it matches
-    h5::File f = h5::File::open(final_path);
+    h5::File f = h5::File::open(final_path, false, h5::Checksum::kRequired);
     if (!f.has_attr("format") || f.attr_string("format") != kCacheFormat)
       throw FormatError(final_path + ": not a feature-cache shard");
     for (const auto& kv : ident) {
@@ -165,6 +165,7 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
         LOG(INFO) << info.file << ": " << r1 << "/" << info.rows << " rows";
         if (progress) progress({r1, info.rows, B, seconds_since(t_batch), bytes});
       }
+      f.close();  // writes the checksum block
     }
     info.crc32 = file_crc32(tmp);
   });
@@ -185,6 +186,7 @@ void write_manifest(const CacheConfig& cfg, const std::vector<ShardInfo>& shards
         f.write("proj", weights.get("visual.proj"));
         f.set_attr("vision_heads", weights.config.vision_heads);
         f.set_attr("patch", weights.config.patch);
+        f.close();
       }
     });
   }

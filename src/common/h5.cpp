@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <limits>
 
+#include "excel/common/checksum.h"
 #include "excel/common/errors.h"
 
 namespace excel::h5 {
@@ -107,6 +109,27 @@ hid_t native_of(at::ScalarType s) {
   }
 }
 
+// Whether `path` starts with the HDF5 signature (a file written without our checksum block).
+bool starts_with_hdf5_signature(const std::string& path) {
+  char head[8] = {0};
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw InputError(path + ": cannot open");
+  const size_t n = std::fread(head, 1, sizeof head, f);
+  std::fclose(f);
+  return n == sizeof head && std::memcmp(head, "\x89HDF\r\n\x1a\n", 8) == 0;
+}
+
+// Number of elements of a dataspace, as a double (no overflow on corrupt dimensions).
+double points_of(hid_t space) {
+  const int rank = H5Sget_simple_extent_ndims(space);
+  if (rank < 0) return -1;
+  std::vector<hsize_t> dims(static_cast<size_t>(rank));
+  H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  double n = 1;
+  for (hsize_t d : dims) n *= static_cast<double>(d);
+  return n;
+}
+
 // Creates every missing parent group of `name`.
 void make_parents(hid_t file, const std::string& name) {
   size_t pos = 0;
@@ -136,36 +159,80 @@ hid_t H5T_IEEE_F16LE_compat() {
   return t;
 }
 
-File File::open(const std::string& path, bool writable) {
+File File::open(const std::string& path, bool writable, Checksum checksum) {
   silence_hdf5();
-  if (!std::filesystem::exists(path)) throw InputError(path + ": file not found");
+  if (!std::filesystem::is_regular_file(path)) throw InputError(path + ": file not found");
+  // The checksum comes first: HDF5 1.10 trusts the sizes and offsets it reads.
+  const bool sealed = has_checksum_block(path);
+  if (!sealed && checksum == Checksum::kIfPresent && !starts_with_hdf5_signature(path))
+    throw FormatError(path +
+                      ": not an HDF5 file, or one damaged at its start (neither the HDF5 signature nor an "
+                      "ExCEL checksum block)");
+  if (sealed || checksum == Checksum::kRequired) verify_checksum_block(path);
   if (H5Fis_hdf5(path.c_str()) <= 0) throw FormatError(path + ": not an HDF5 file (or truncated)");
   hid_t id = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
   if (id < 0) throw FormatError(path + ": cannot open HDF5 file (truncated or corrupt?)");
-  return File(id, path);
+  File f(id, path, writable && sealed);
+  if (!writable) f.file_bytes_ = static_cast<double>(std::filesystem::file_size(path));
+  return f;
 }
 
 File File::create(const std::string& path) {
   silence_hdf5();
-  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  Handle fcpl{H5Pcreate(H5P_FILE_CREATE), H5Pclose};
+  H5Pset_userblock(fcpl.id, kChecksumBlockBytes);
+  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.id, H5P_DEFAULT);
   if (id < 0) throw InputError(path + ": cannot create HDF5 file");
-  return File(id, path);
+  return File(id, path, true);
 }
 
-File::File(File&& o) noexcept : id_(o.id_), path_(std::move(o.path_)) {
+File::File(hid_t id, std::string path, bool seal)
+    : id_(id), path_(std::move(path)), seal_(seal), file_bytes_(std::numeric_limits<double>::infinity()) {}
+
+File::File(File&& o) noexcept : id_(o.id_), path_(std::move(o.path_)), seal_(o.seal_), file_bytes_(o.file_bytes_) {
   o.id_ = -1;
 }
 File& File::operator=(File&& o) noexcept {
   if (this != &o) {
-    if (id_ >= 0) H5Fclose(id_);
+    try {
+      close();
+    } catch (...) {  // a later open of this file reports the missing checksum
+    }
     id_ = o.id_;
     path_ = std::move(o.path_);
+    seal_ = o.seal_;
+    file_bytes_ = o.file_bytes_;
     o.id_ = -1;
   }
   return *this;
 }
 File::~File() {
-  if (id_ >= 0) H5Fclose(id_);
+  try {
+    close();
+  } catch (...) {  // a later open of this file reports the missing checksum
+  }
+}
+
+void File::close() {
+  if (id_ < 0) return;
+  const herr_t rc = H5Fclose(id_);
+  id_ = -1;
+  if (rc < 0) throw InputError(path_ + ": cannot close HDF5 file (disk full?)");
+  if (seal_) write_checksum_block(path_);
+  seal_ = false;
+}
+
+void File::check_size(const std::string& name, double bytes, hid_t dataset) const {
+  double bound = file_bytes_;
+  if (dataset >= 0) {  // compressed data can expand: deflate by at most ~1032 x
+    Handle dcpl{H5Dget_create_plist(dataset), H5Pclose};
+    if (dcpl.id >= 0 && H5Pget_nfilters(dcpl.id) > 0) bound = file_bytes_ * 1100 + 1e6;
+  }
+  if (bytes < 0 || bytes > bound) {
+    char n[32];
+    std::snprintf(n, sizeof n, "%.0f", bytes);
+    throw FormatError(where(name) + ": claims " + n + " bytes, more than the file holds (corrupt sizes?)");
+  }
 }
 
 std::string File::where(const std::string& name) const {
@@ -192,6 +259,7 @@ std::vector<std::string> File::list(const std::string& group) const {
   H5Gget_info(g.id, &info);
   for (hsize_t i = 0; i < info.nlinks; ++i) {
     ssize_t n = H5Lget_name_by_idx(g.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    if (n < 0) throw FormatError(where(group) + ": unreadable member " + std::to_string(i));
     std::string s(static_cast<size_t>(n), '\0');
     H5Lget_name_by_idx(g.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, s.data(), n + 1, H5P_DEFAULT);
     names.push_back(s);
@@ -217,6 +285,7 @@ at::Tensor File::read(const std::string& name) const {
   H5Sget_simple_extent_dims(space.id, dims.data(), nullptr);
   Handle type{H5Dget_type(ds.id), H5Tclose};
   TypeMap tm = from_file_type(type.id, where(name));
+  check_size(name, points_of(space.id) * static_cast<double>(H5Tget_size(type.id)), ds.id);
   std::vector<int64_t> shape(dims.begin(), dims.end());
   at::ScalarType hold = tm.scalar == at::kHalf ? at::kShort : tm.scalar;
   at::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(hold));
@@ -304,6 +373,10 @@ at::Tensor File::read_rows(const std::string& name, int64_t first_row, int64_t c
   auto sp = select_rows(ds.id, first_row, count, where(name));
   Handle f{sp.first, H5Sclose}, m{sp.second, H5Sclose};
   std::vector<int64_t> shape = this->shape(name);
+  {
+    Handle space{H5Dget_space(ds.id), H5Sclose};
+    check_size(name, points_of(space.id) * static_cast<double>(H5Tget_size(type.id)), ds.id);
+  }
   shape[0] = count;
   at::ScalarType hold = tm.scalar == at::kHalf ? at::kShort : tm.scalar;
   at::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(hold));
@@ -326,10 +399,12 @@ std::vector<int64_t> File::shape(const std::string& name) const {
 std::vector<std::string> File::read_strings(const std::string& name) const {
   if (!exists(name)) throw FormatError(where(name) + ": dataset missing");
   Handle ds{H5Dopen2(id_, name.c_str(), H5P_DEFAULT), H5Dclose};
+  if (ds.id < 0) throw FormatError(where(name) + ": cannot open dataset");
   Handle type{H5Dget_type(ds.id), H5Tclose};
   if (H5Tget_class(type.id) != H5T_STRING) throw FormatError(where(name) + ": not a string dataset");
   Handle space{H5Dget_space(ds.id), H5Sclose};
   hssize_t n = H5Sget_simple_extent_npoints(space.id);
+  check_size(name, static_cast<double>(n) * static_cast<double>(H5Tget_size(type.id)), ds.id);
   std::vector<std::string> out;
   if (H5Tis_variable_str(type.id) > 0) {
     std::vector<char*> ptrs(static_cast<size_t>(n));
@@ -376,12 +451,19 @@ bool File::has_attr(const std::string& name) const {
 }
 
 namespace {
+// Elements of an attribute; attributes here are small (scalars, short lists), so a count beyond
+// 2^20 is a corrupt file rather than a reason to allocate.
+size_t attr_points(hid_t attr, const std::string& where) {
+  Handle space{H5Aget_space(attr), H5Sclose};
+  const hssize_t n = H5Sget_simple_extent_npoints(space.id);
+  if (n < 0 || n > (1 << 20)) throw FormatError(where + ": unreadable or oversized attribute");
+  return static_cast<size_t>(n);
+}
+
 std::vector<double> read_attr_numbers(hid_t file, const std::string& name, const std::string& where) {
   if (H5Aexists(file, name.c_str()) <= 0) throw FormatError(where + ": attribute missing");
   Handle a{H5Aopen(file, name.c_str(), H5P_DEFAULT), H5Aclose};
-  Handle space{H5Aget_space(a.id), H5Sclose};
-  hssize_t n = H5Sget_simple_extent_npoints(space.id);
-  std::vector<double> v(static_cast<size_t>(n));
+  std::vector<double> v(attr_points(a.id, where));
   if (H5Aread(a.id, H5T_NATIVE_DOUBLE, v.data()) < 0) throw FormatError(where + ": attribute is not numeric");
   return v;
 }
@@ -401,16 +483,14 @@ std::vector<int64_t> read_attr_ints(hid_t file, const std::string& name, const s
     return out;
   }
   if (H5Tget_sign(type.id) == H5T_SGN_NONE && H5Tget_size(type.id) >= 8) {
-    Handle space{H5Aget_space(a.id), H5Sclose};
-    std::vector<uint64_t> u(static_cast<size_t>(H5Sget_simple_extent_npoints(space.id)));
+    std::vector<uint64_t> u(attr_points(a.id, where));
     if (H5Aread(a.id, H5T_NATIVE_UINT64, u.data()) < 0) throw FormatError(where + ": unreadable attribute");
     for (uint64_t x : u)
       if (x > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
         throw FormatError(where + ": " + std::to_string(x) + " does not fit in int64");
     return std::vector<int64_t>(u.begin(), u.end());
   }
-  Handle space{H5Aget_space(a.id), H5Sclose};
-  std::vector<int64_t> v(static_cast<size_t>(H5Sget_simple_extent_npoints(space.id)));
+  std::vector<int64_t> v(attr_points(a.id, where));
   if (H5Aread(a.id, H5T_NATIVE_INT64, v.data()) < 0) throw FormatError(where + ": unreadable attribute");
   return v;
 }
@@ -437,18 +517,21 @@ std::string File::attr_string(const std::string& name) const {
   Handle a{H5Aopen(id_, name.c_str(), H5P_DEFAULT), H5Aclose};
   Handle type{H5Aget_type(a.id), H5Tclose};
   if (H5Tget_class(type.id) != H5T_STRING) throw FormatError(where("@" + name) + ": not a string");
+  // One string only: H5Aread fills as many as the attribute holds.
+  if (attr_points(a.id, where("@" + name)) != 1) throw FormatError(where("@" + name) + ": expected one string");
   if (H5Tis_variable_str(type.id) > 0) {
     char* p = nullptr;
     Handle mt{H5Tcopy(H5T_C_S1), H5Tclose};
     H5Tset_size(mt.id, H5T_VARIABLE);
-    H5Aread(a.id, mt.id, &p);
+    if (H5Aread(a.id, mt.id, &p) < 0) throw FormatError(where("@" + name) + ": unreadable string");
     std::string s = p ? p : "";
     H5free_memory(p);
     return s;
   }
   size_t len = H5Tget_size(type.id);
+  if (len == 0 || len > (1 << 20)) throw FormatError(where("@" + name) + ": unreadable or oversized string");
   std::string s(len, '\0');
-  H5Aread(a.id, type.id, s.data());
+  if (H5Aread(a.id, type.id, s.data()) < 0) throw FormatError(where("@" + name) + ": unreadable string");
   return std::string(s.c_str());
 }
 

@@ -98,10 +98,10 @@ int exif_orientation(jpeg_saved_marker_ptr m) {
     const size_t n = m->data_length - 6;
     const bool le = t[0] == 'I' && t[1] == 'I';
     if (!le && !(t[0] == 'M' && t[1] == 'M')) return 1;
-    const uint32_t ifd = exif_u32(t + 4, le);
+    const uint64_t ifd = exif_u32(t + 4, le);  // 64-bit sums: an offset near 2^32 must not wrap
     if (ifd + 2 > n) return 1;
     const uint32_t count = exif_u16(t + ifd, le);
-    for (uint32_t i = 0; i < count && ifd + 2 + 12 * (i + 1) <= n; ++i) {
+    for (uint64_t i = 0; i < count && ifd + 2 + 12 * (i + 1) <= n; ++i) {
       const uint8_t* e = t + ifd + 2 + 12 * i;
       if (exif_u16(e, le) != 0x0112) continue;
       const uint32_t type = exif_u16(e + 2, le);
@@ -135,6 +135,12 @@ bool decode_jpeg_into(const std::string& bytes, JpegErrors& err, Decoded& out) {
   out.orientation = exif_orientation(cinfo.marker_list);
   const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;  // grey is replicated to RGB by libjpeg
+  if (static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height > static_cast<uint64_t>(kMaxImagePixels)) {
+    std::snprintf(err.message, sizeof err.message, "%u x %u pixels, more than the %lld accepted", cinfo.image_width,
+                  cinfo.image_height, static_cast<long long>(kMaxImagePixels));
+    jpeg_destroy_decompress(&cinfo);
+    return false;
+  }
   jpeg_start_decompress(&cinfo);
   out.h = static_cast<int>(cinfo.output_height);
   out.w = static_cast<int>(cinfo.output_width);

@@ -81,7 +81,7 @@ bool decode_png(PngSource& src, bool& indexed, int64_t& h, int64_t& w, std::vect
   h = png_get_image_height(png, info);
   w = png_get_image_width(png, info);
   const size_t row_bytes = png_get_rowbytes(png, info);
-  if (static_cast<double>(row_bytes) * static_cast<double>(h) > 2e9) png_error(png, "image too large");
+  if (h * w > kMaxImagePixels) png_error(png, "image too large (more pixels than kMaxImagePixels)");
   pixels.resize(row_bytes * static_cast<size_t>(h));
   rows.resize(static_cast<size_t>(h));
   for (int64_t y = 0; y < h; ++y) rows[static_cast<size_t>(y)] = pixels.data() + row_bytes * static_cast<size_t>(y);

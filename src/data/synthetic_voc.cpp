@@ -229,7 +229,11 @@ std::vector<std::pair<std::string, std::vector<int>>> read_cls_labels(const std:
     ss >> id;
     std::vector<int> v;
     int x;
-    while (ss >> x) v.push_back(x);
+    while (ss >> x) {
+      if (x != 0 && x != 1)
+        throw FormatError(path + ":" + std::to_string(lineno) + ": label " + std::to_string(x) + " is not 0 or 1");
+      v.push_back(x);
+    }
     if (static_cast<int>(v.size()) != num_classes)
       throw FormatError(path + ":" + std::to_string(lineno) + ": expected " + std::to_string(num_classes) +
                         " labels after the id, found " + std::to_string(v.size()));

@@ -33,7 +33,13 @@ VocLayoutDataset::VocLayoutDataset(const DatasetOptions& opt) : opt_(opt) {
   std::ifstream in(list);
   if (!in) throw InputError(list + ": list file not found (data root " + opt.root + ")");
   std::string id;
-  while (in >> id) ids_.push_back(id);
+  while (in >> id) {
+    for (unsigned char c : id)
+      if (c < 0x20 || c == 0x7f)
+        throw InputError(list + ": entry " + std::to_string(ids_.size() + 1) +
+                         " holds a control character (not a list of image ids?)");
+    ids_.push_back(id);
+  }
   if (ids_.empty()) throw InputError(list + ": list is empty");
   mask_dir_ = opt.root + "/SegmentationClassAug";
   if (!fs::is_directory(mask_dir_)) mask_dir_ = opt.root + "/SegmentationClass";
@@ -43,7 +49,8 @@ VocLayoutDataset::VocLayoutDataset(const DatasetOptions& opt) : opt_(opt) {
       by_id[kv.first] = std::vector<float>(kv.second.begin(), kv.second.end());
     for (const auto& i : ids_) {
       auto it = by_id.find(i);
-      if (it == by_id.end()) throw InputError(opt.labels_file + ": no labels for image '" + i + "'");
+      if (it == by_id.end())
+        throw InputError(opt.labels_file + ": no labels for image '" + i + "' (listed in " + list + ")");
       labels_.push_back(it->second);
     }
   }

@@ -12,6 +12,7 @@
 #include "excel/common/atomic_file.h"
 #include "excel/common/errors.h"
 #include "excel/common/shape.h"
+#include "excel/common/zip_check.h"
 
 namespace excel::model {
 namespace {
@@ -70,6 +71,8 @@ std::map<std::string, at::Tensor> read_torchscript(const std::string& path) {
   } catch (const c10::Error& e) {
     throw FormatError(
         path + ": cannot load TorchScript archive (truncated or corrupt?): " + first_line(e.what_without_backtrace()));
+  } catch (const std::exception& e) {  // the TorchScript compiler's ErrorReport on damaged code
+    throw FormatError(path + ": cannot load TorchScript archive (corrupt code?): " + first_line(e.what()));
   }
   std::map<std::string, at::Tensor> out;
   for (const auto& p : m.named_parameters(/*recurse=*/true)) out[p.name] = p.value;
@@ -86,6 +89,8 @@ std::map<std::string, at::Tensor> read_state_dict(const std::string& path, bool 
   } catch (const c10::Error& e) {
     throw FormatError(path + ": cannot read torch.save state dict (truncated or corrupt?): " +
                       first_line(e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    throw FormatError(path + ": cannot read torch.save state dict (corrupt?): " + first_line(e.what()));
   }
   // Accept {"state_dict": {...}} / {"model": {...}} wrappers as written by training scripts.
   for (int depth = 0; depth < 2 && v.isGenericDict(); ++depth) {
@@ -119,6 +124,7 @@ std::map<std::string, at::Tensor> read_state_dict(const std::string& path, bool 
 
 std::map<std::string, at::Tensor> read_torch_state_dict(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) throw InputError(path + ": file not found");
+  check_zip_archive(path);  // LibTorch checks no CRC
   return read_state_dict(path, /*skip_non_tensors=*/true);
 }
 
@@ -209,6 +215,7 @@ ClipWeights load_clip_checkpoint(const std::string& path) {
                       ": unknown checkpoint format (expected a TorchScript archive or a "
                       "torch.save state dict, both zip files)");
   }
+  check_zip_archive(path);  // LibTorch checks no CRC: damaged weights would load
   bool is_jit = false;
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);

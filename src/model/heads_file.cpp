@@ -27,7 +27,7 @@ void read_heads_params(const h5::File& f, const std::string& path, Heads& heads)
 
 h5::File open_train_checkpoint(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) throw InputError(path + ": checkpoint not found");
-  h5::File f = h5::File::open(path);
+  h5::File f = h5::File::open(path, false, h5::Checksum::kRequired);
   if (!f.has_attr("format") || f.attr_string("format") != kTrainCheckpointFormat)
     throw FormatError(path + ": not an ExCEL training checkpoint (format attribute missing or different)");
   return f;

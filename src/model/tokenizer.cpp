@@ -96,7 +96,13 @@ Tokenizer::Tokenizer(const std::string& merges_path) {
   std::string content;
   char buf[1 << 16];
   int n;
-  while ((n = gzread(gz, buf, sizeof(buf))) > 0) content.append(buf, static_cast<size_t>(n));
+  constexpr size_t kMaxBytes = size_t{64} << 20;  // CLIP's list is 1.4 MB: more is not a merge list
+  while ((n = gzread(gz, buf, sizeof(buf))) > 0 && content.size() <= kMaxBytes)
+    content.append(buf, static_cast<size_t>(n));
+  if (content.size() > kMaxBytes) {
+    gzclose(gz);
+    throw FormatError(merges_path + ": more than 64 MiB of text (not a BPE merge list?)");
+  }
   int err = 0;
   gzerror(gz, &err);
   gzclose(gz);

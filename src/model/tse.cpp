@@ -60,6 +60,7 @@ void save_attribute_bank(const AttributeBank& bank, const std::string& path) {
       f.write("centroids", bank.centroids.to(torch::kFloat));
       f.write("class_flags", bank.class_flags.to(torch::kFloat));
       f.set_attr("num_clusters", static_cast<int64_t>(bank.centroids.size(1)));
+      f.close();  // writes the checksum block
     }
   });
 }

@@ -29,6 +29,7 @@ void save_checkpoint(const std::string& path, const model::Heads& heads, PolyWar
       f.set_attr("optimizer_steps", opt.steps_taken());
       f.set_attr("seed", static_cast<int64_t>(meta.seed));
       f.set_attr("batch", meta.batch);
+      f.close();  // writes the checksum block
     }
   });
 }

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "excel/common/checksum.h"
+
 namespace excel::cache {
 
 // Written into manifest.json and every shard; a reader refuses any other.
@@ -45,7 +47,6 @@ Manifest read_manifest(const std::string& path);
 void check_compatible(const Manifest& m, const CacheConfig& cfg);
 // manifest.json for `shards` of the cache `cfg` describes (atomically), with `checkpoint_crc32`.
 void write_manifest_json(const CacheConfig& cfg, const std::vector<ShardInfo>& shards);
-uint32_t file_crc32(const std::string& path);
-std::string crc32_hex(uint32_t crc);  // 8 lower-case hex digits, as the manifest stores it
+// (file_crc32 and crc32_hex, the form the manifest stores: excel/common/checksum.h.)
 
 }  // namespace excel::cache

@@ -11,15 +11,26 @@
 
 namespace excel::h5 {
 
+// Whether opening a file needs our checksum block (common/checksum.h). Every file File::create
+// writes carries one; kIfPresent also reads files written elsewhere (h5py: the authors' fixtures
+// and banks), which start with the HDF5 signature; a file with any other start must carry a
+// valid block. kRequired is for our own artefacts (checkpoints, cache shards, CAM parts).
+enum class Checksum { kIfPresent, kRequired };
+
 class File {
  public:
-  static File open(const std::string& path, bool writable = false);
-  static File create(const std::string& path);  // truncates
+  // Verifies the checksum block (a CRC32 over the whole file) before HDF5 sees the file.
+  static File open(const std::string& path, bool writable = false, Checksum checksum = Checksum::kIfPresent);
+  // Truncates; reserves the checksum block, written when the file is closed.
+  static File create(const std::string& path);
   File(File&& other) noexcept;
   File& operator=(File&& other) noexcept;
   File(const File&) = delete;
   File& operator=(const File&) = delete;
-  ~File();
+  ~File();  // close(), errors ignored
+  // Closes the file and, when it was created or opened writable with a block, writes its
+  // checksum block; InputError naming the file on failure. Writers call it before renaming.
+  void close();
 
   hid_t id() const { return id_; }
   const std::string& path() const { return path_; }
@@ -50,10 +61,14 @@ class File {
   void set_attr(const std::string& name, const std::string& v);
 
  private:
-  File(hid_t id, std::string path) : id_(id), path_(std::move(path)) {}
+  File(hid_t id, std::string path, bool seal);
   std::string where(const std::string& name) const;
+  // FormatError unless `bytes` of data can come from this file (a bound against corrupt sizes).
+  void check_size(const std::string& name, double bytes, hid_t dataset) const;
   hid_t id_ = -1;
   std::string path_;
+  bool seal_ = false;      // write the checksum block on close
+  double file_bytes_ = 0;  // size when opened
 };
 
 }  // namespace excel::h5

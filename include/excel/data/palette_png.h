@@ -8,6 +8,10 @@
 
 namespace excel::data {
 
+// The largest image any reader decodes (twice Pillow's decompression-bomb warning limit): a
+// header asking for more is refused before any allocation.
+inline constexpr int64_t kMaxImagePixels = 2 * 89478485;
+
 // The PASCAL VOC colour map: 256 RGB entries (class 0 black, 255 = (224, 224, 192)).
 std::vector<std::array<uint8_t, 3>> voc_palette();
 
