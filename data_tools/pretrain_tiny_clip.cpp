@@ -50,6 +50,9 @@ DEFINE_double(train_weight_decay, 0.1, "AdamW weight decay of the weight matrice
 EXCEL_FLAG_RULE(train_weight_decay, ">= 0", FLAGS_train_weight_decay >= 0);
 DEFINE_double(train_dense_weight, 1.0, "weight of the pooled-patch InfoNCE term (0: class token only)");
 EXCEL_FLAG_RULE(train_dense_weight, ">= 0", FLAGS_train_dense_weight >= 0);
+DEFINE_string(train_dense_pool, "max", "patch pooling of that term: mean, max, or lse (soft maximum over patches)");
+EXCEL_FLAG_RULE(train_dense_pool, "mean, max or lse",
+                excel::flag_one_of(FLAGS_train_dense_pool, {"mean", "max", "lse"}));
 DEFINE_int32(train_log_every, 20, "log loss, accuracy and ETA every N steps");
 EXCEL_FLAG_RULE(train_log_every, ">= 1", FLAGS_train_log_every >= 1);
 DEFINE_int32(ckpt_every, 100, "write the resumable state every N steps");
@@ -88,6 +91,7 @@ int main(int argc, char** argv) {
     o.lr = FLAGS_train_lr;
     o.weight_decay = FLAGS_train_weight_decay;
     o.dense_weight = FLAGS_train_dense_weight;
+    o.dense_pool = FLAGS_train_dense_pool;
     o.crop = FLAGS_model_crop;
     o.pool = FLAGS_data_num_images;
     o.seed = static_cast<uint64_t>(FLAGS_model_seed);

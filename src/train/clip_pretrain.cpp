@@ -93,6 +93,17 @@ at::Tensor unit_rows(const at::Tensor& x) {
   return x / x.norm(2, {-1}, true).clamp_min(1e-6);
 }
 
+// Image-caption similarity from patch tokens [B,P,E] and captions [T,E] (unit rows) -> [B,T]:
+// "mean" pools the patches first; "max" takes each caption's best patch, "lse" a soft maximum
+// (log-mean-exp at sharpness 10): the caption need only match some patches.
+at::Tensor pooled_patch_similarity(const at::Tensor& patches, const at::Tensor& txt, const std::string& pool) {
+  if (pool == "mean") return torch::matmul(unit_rows(patches.mean(1)), txt.t());
+  const at::Tensor s = torch::matmul(patches, txt.t());  // [B,P,T]
+  if (pool == "max") return std::get<0>(s.max(1));
+  const double r = 10.0;
+  return (torch::logsumexp(r * s, 1) - std::log(static_cast<double>(s.size(1)))) / r;
+}
+
 double scheduled_lr(const ClipPretrainOptions& opt, int64_t step) {
   if (step < opt.warmup) return opt.lr * static_cast<double>(step + 1) / static_cast<double>(opt.warmup);
   const double t =
@@ -220,13 +231,14 @@ ClipPretrainResult pretrain_clip(const ClipPretrainOptions& opt) {
     adam.zero_grad();
     const at::Tensor surgery = vision.forward(b.pixels, at::Tensor(), vopt).surgery;  // [B,N,W]
     const at::Tensor img_cls = unit_rows(vision.embed_tokens(surgery.select(1, 0)));
-    const at::Tensor img_dense = unit_rows(vision.embed_tokens(surgery.slice(1, 1)).mean(1));
+    const at::Tensor patches = unit_rows(vision.embed_tokens(surgery.slice(1, 1)));  // [B,P,E]
     const at::Tensor txt = unit_rows(text.encode(tok.tokenize(b.captions, cfg.context_length, /*truncate=*/true)));
     const at::Tensor scale = logit_scale.exp().clamp_max(100.0);
     const at::Tensor logits_cls = scale * torch::matmul(img_cls, txt.t());
     at::Tensor loss = clip_loss(logits_cls, targets);
     if (opt.dense_weight > 0)
-      loss = loss + opt.dense_weight * clip_loss(scale * torch::matmul(img_dense, txt.t()), targets);
+      loss =
+          loss + opt.dense_weight * clip_loss(scale * pooled_patch_similarity(patches, txt, opt.dense_pool), targets);
     loss.backward();
     adam.step();
     {

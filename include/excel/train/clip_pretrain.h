@@ -19,6 +19,7 @@ struct ClipPretrainOptions {
   int64_t steps = 300, batch = 32, warmup = 20, log_every = 20, ckpt_every = 100;
   double lr = 2e-3, weight_decay = 0.1;
   double dense_weight = 1.0;           // weight of the pooled-patch InfoNCE term beside the class-token one
+  std::string dense_pool = "max";      // how patch tokens meet a caption: mean, max or lse (soft maximum)
   int64_t crop = 128;                  // images are drawn and resized to crop x crop
   int64_t pool = 2048;                 // training images, drawn once; each step samples the batch from them
   int min_side = 128, max_side = 256;  // generator's image sides before the resize
