@@ -210,7 +210,8 @@ ClipPretrainResult pretrain_clip(const ClipPretrainOptions& opt) {
   vopt.autograd = true;
 
   const auto pool_start = std::chrono::steady_clock::now();
-  const std::vector<data::SyntheticImage> pool = draw_pool(opt);
+  const std::vector<data::SyntheticImage> pool =
+      first < opt.steps ? draw_pool(opt) : std::vector<data::SyntheticImage>{};
   LOG(INFO) << "drew " << pool.size() << " training images in "
             << std::chrono::duration<double>(std::chrono::steady_clock::now() - pool_start).count() << " s";
   ClipPretrainResult res;
