@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the embedded default, no downloads: synthetic VOC-layout data + a random tiny
-# CLIP -> attribute bank -> `mpirun -np 2` static CAMs (heat-map overlays + cams.h5) ->
+# The main job on the embedded default, no downloads: synthetic VOC-layout data + a tiny
+# CLIP pre-trained on it -> attribute bank -> `mpirun -np 2` static CAMs (heat-map overlays + cams.h5) ->
 # `mpirun -np 2` feature-cache precompute -> `mpirun -np 2` training from the cache -> `mpirun -np 2`
 # online training with validation (configs/tiny_demo.flags, global batch 4). Every rank serves
 # Prometheus metrics on 127.0.0.1: CAM ranks on ${METRICS_PORT:-9400}+local_rank, cached training
