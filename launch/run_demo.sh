@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the embedded default, no downloads: synthetic VOC-layout data + a random tiny
-# CLIP -> attribute bank -> `mpirun -np 2` static CAMs (heat-map overlays + cams.h5) ->
+# The main job on the embedded default, no downloads: synthetic VOC-layout data + a tiny
+# CLIP pre-trained on it -> attribute bank -> `mpirun -np 2` static CAMs (heat-map overlays + cams.h5) ->
 # `mpirun -np 2` feature-cache precompute -> `mpirun -np 2` training from the cache -> `mpirun -np 2`
 # online training with validation (configs/tiny_demo.flags, global batch 4). Every rank serves
 # Prometheus metrics on 127.0.0.1: CAM ranks on ${METRICS_PORT:-9400}+local_rank, cached training
@@ -18,7 +18,8 @@ fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mkdir -p "$OUT"
 
-bash launch/make_tiny_world.sh "$BUILD" "$OUT" --data_num_images="${NUM_IMAGES:-24}" --data_seed=0 --model_seed=0
+# The tiny CLIP is pre-trained on the world (data_tools/pretrain_tiny_clip, docs/tiny_clip.md).
+bash launch/make_tiny_world.sh "$BUILD" "$OUT" --data_num_images="${NUM_IMAGES:-24}" --data_seed=0 --model_seed=0 --pretrain
 
 mpirun --oversubscribe -np "$NP" "$BUILD/src/excel_cam_demo" --data_root="$OUT/voc" --data_split=train \
   --model_clip="$OUT/clip/clip.jit.pt" --model_bank="$OUT/bank.h5" --model_bpe="$OUT/bpe.txt.gz" --model_crop=320 --output_dir="$OUT/cams" \

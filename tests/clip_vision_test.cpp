@@ -72,3 +72,26 @@ TEST(ClipVisionTest, rejects_inputs_that_are_not_patch_multiples) {
   model::ClipVision vit(w);
   EXPECT_THROW(vit.forward(torch::randn({1, 3, 50, 48})), std::exception);
 }
+
+TEST(ClipVisionTest, autograd_mode_computes_the_same_tokens_and_reaches_every_weight) {
+  model::ClipWeights w = small_weights();
+  model::ClipVision vit(w);
+  torch::manual_seed(2);
+  at::Tensor x = torch::randn({2, 3, 64, 64});
+  model::VisionOptions opt;
+  opt.keep_value_proj = true;
+  const model::VisionOutputs plain = vit.forward(x, {}, opt);
+  for (auto& kv : w.tensors) kv.second.requires_grad_(true);
+  opt.autograd = true;
+  const model::VisionOutputs grad = vit.forward(x, {}, opt);
+  EXPECT_LT((grad.surgery - plain.surgery).abs().max().item<double>(), 1e-4);
+  EXPECT_LT((grad.attn_all - plain.attn_all).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((grad.value_proj - plain.value_proj).abs().max().item<double>(), 1e-4);
+  EXPECT_FALSE(grad.features.defined());
+  vit.embed_tokens(grad.surgery).sum().backward();
+  for (const auto& kv : w.tensors) {
+    if (kv.first.rfind("visual.", 0) == 0) {
+      EXPECT_TRUE(kv.second.grad().defined()) << kv.first;
+    }
+  }
+}

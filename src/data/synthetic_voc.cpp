@@ -100,6 +100,57 @@ void background(cv::Mat& img, Rng& rng) {
   }
 }
 
+// Image i of the world with `seed`: BGR image and class mask; returns the present classes.
+std::vector<int> draw(uint64_t seed, int i, int min_side, int max_side, cv::Mat& img, cv::Mat& mask) {
+  Rng rng(seed * 1000003ULL + static_cast<uint64_t>(i) + 1);
+  const int w = rng.range(min_side, max_side), h = rng.range(min_side, max_side);
+  img.create(h, w, CV_8UC3);
+  mask = cv::Mat(h, w, CV_8UC1, cv::Scalar(0));
+  background(img, rng);
+  const int n_obj = rng.range(1, 3);
+  std::vector<int> classes;
+  while (static_cast<int>(classes.size()) < n_obj) {
+    int c = rng.range(0, kClasses - 1);
+    if (std::find(classes.begin(), classes.end(), c) == classes.end()) classes.push_back(c);
+  }
+  for (int c : classes) {
+    const int side = std::min(w, h), r = rng.range(side / 8, side / 4);
+    const int cx = rng.range(r / 2, w - r / 2), cy = rng.range(r / 2, h - r / 2);
+    cv::Mat shape(h, w, CV_8UC1, cv::Scalar(0));
+    draw_shape(shape, c % 7, cx, cy, r, rng.uniform() * CV_PI);
+    paint(img, shape, c, rng);
+    mask.setTo(c + 1, shape);
+  }
+  std::vector<int> present;
+  for (int c = 0; c < kClasses; ++c)
+    if (cv::countNonZero(mask == c + 1) >= 16)
+      present.push_back(c);
+    else
+      mask.setTo(0, mask == c + 1);
+  return present;
+}
+
+}  // namespace
+
+SyntheticImage draw_synthetic_image(uint64_t seed, int index, int min_side, int max_side, int out_side) {
+  if (min_side < 64 || max_side < min_side) throw ConfigError("synthetic VOC: bad image side range");
+  cv::Mat img, mask;
+  SyntheticImage out;
+  out.classes = draw(seed, index, min_side, max_side, img, mask);
+  if (out_side > 0) {
+    cv::resize(img, img, cv::Size(out_side, out_side), 0, 0, cv::INTER_AREA);
+    cv::resize(mask, mask, cv::Size(out_side, out_side), 0, 0, cv::INTER_NEAREST);
+  }
+  cv::cvtColor(img, img, cv::COLOR_BGR2RGB);
+  out.width = img.cols;
+  out.height = img.rows;
+  out.rgb.assign(img.data, img.data + img.total() * 3);
+  out.mask.assign(mask.data, mask.data + mask.total());
+  return out;
+}
+
+namespace {
+
 void write_list(const fs::path& p, const std::vector<std::string>& ids) {
   std::ofstream out(p);
   for (const auto& id : ids) out << id << "\n";
@@ -172,32 +223,10 @@ SyntheticVocSummary make_synthetic_voc(const SyntheticVocOptions& opt) {
   const int n_val = std::max(1, static_cast<int>(opt.num_images * opt.val_fraction));
   std::ofstream labels_out(root / "cls_labels.txt");
   for (int i = 0; i < opt.num_images; ++i) {
-    Rng rng(opt.seed * 1000003ULL + static_cast<uint64_t>(i) + 1);
     char id[32];
     std::snprintf(id, sizeof(id), "synth_%06d", i);
-    const int w = rng.range(opt.min_side, opt.max_side), h = rng.range(opt.min_side, opt.max_side);
-    cv::Mat img(h, w, CV_8UC3), mask(h, w, CV_8UC1, cv::Scalar(0));
-    background(img, rng);
-    const int n_obj = rng.range(1, 3);
-    std::vector<int> classes;
-    while (static_cast<int>(classes.size()) < n_obj) {
-      int c = rng.range(0, kClasses - 1);
-      if (std::find(classes.begin(), classes.end(), c) == classes.end()) classes.push_back(c);
-    }
-    for (int c : classes) {
-      const int side = std::min(w, h), r = rng.range(side / 8, side / 4);
-      const int cx = rng.range(r / 2, w - r / 2), cy = rng.range(r / 2, h - r / 2);
-      cv::Mat shape(h, w, CV_8UC1, cv::Scalar(0));
-      draw_shape(shape, c % 7, cx, cy, r, rng.uniform() * CV_PI);
-      paint(img, shape, c, rng);
-      mask.setTo(c + 1, shape);
-    }
-    std::vector<int> present;
-    for (int c = 0; c < kClasses; ++c)
-      if (cv::countNonZero(mask == c + 1) >= 16)
-        present.push_back(c);
-      else
-        mask.setTo(0, mask == c + 1);
+    cv::Mat img, mask;
+    const std::vector<int> present = draw(opt.seed, i, opt.min_side, opt.max_side, img, mask);
     if (!cv::imwrite((root / "JPEGImages" / (std::string(id) + ".jpg")).string(), img,
                      {cv::IMWRITE_JPEG_QUALITY, 95}) ||
         !cv::imwrite((root / "SegmentationClassAug" / (std::string(id) + ".png")).string(), mask))

@@ -24,7 +24,7 @@ ClipText::ClipText(const ClipWeights& wt) : cfg_(wt.config) {
 }
 
 at::Tensor ClipText::encode(const at::Tensor& ids) const {
-  torch::NoGradGuard ng;
+  torch::AutoGradMode grad_mode(tok_emb_.requires_grad());  // gradients only while pre-training the tower
   if (ids.dim() != 2 || ids.size(1) != cfg_.context_length)
     throw InputError("token ids must be [n, " + std::to_string(cfg_.context_length) + "]");
   if (ids.numel() && (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= cfg_.vocab_size))

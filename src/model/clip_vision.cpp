@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <optional>
 
 #include "batched_matmul.h"
 #include "excel/common/errors.h"
@@ -69,6 +70,10 @@ at::Tensor ClipVision::project(const at::Tensor& surgery) const {
   return project_surgery(surgery, ln_post_w_, ln_post_b_, proj_);
 }
 
+at::Tensor ClipVision::embed_tokens(const at::Tensor& tokens) const {
+  return torch::matmul(torch::layer_norm(tokens, {tokens.size(-1)}, ln_post_w_, ln_post_b_, 1e-5), proj_);
+}
+
 at::Tensor lvc_dynamic_features(const at::Tensor& surgery, const at::Tensor& u_patch, const at::Tensor& E,
                                 int64_t heads, const at::Tensor& ln_w, const at::Tensor& ln_b, const at::Tensor& proj) {
   torch::NoGradGuard ng;
@@ -83,7 +88,9 @@ at::Tensor ClipVision::dynamic_features(const at::Tensor& surgery, const at::Ten
 }
 
 VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, const VisionOptions& opt) const {
-  torch::NoGradGuard ng;
+  const bool grad = opt.autograd;
+  std::optional<torch::NoGradGuard> no_grad;
+  if (!grad) no_grad.emplace();
   if (x.dim() != 4 || x.size(1) != 3 || x.size(2) % cfg_.patch || x.size(3) % cfg_.patch)
     throw InputError("vision input must be [B,3,H,W] with H, W multiples of " + std::to_string(cfg_.patch));
   const int64_t B = x.size(0), gh = x.size(2) / cfg_.patch, gw = x.size(3) / cfg_.patch;
@@ -96,11 +103,18 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
   // Every GEMM sees one sample's rows (attention maps per sample and head, linear layers through
   // per_sample_linear), and everything else is row-wise: a sample's outputs are the same bits in
   // any batch on the CPU (docs/numerics.md).
+  // With autograd: torch::linear / matmul / softmax instead (out= kernels have no gradients).
+  auto linear = [&](const at::Tensor& in, const at::Tensor& w, const at::Tensor& bias) {
+    return grad ? torch::linear(in, w, bias) : per_sample_linear(in, w, bias);
+  };
+  auto mm = [&](const at::Tensor& a, const at::Tensor& b, at::Tensor* workspace = nullptr) {
+    return grad ? torch::matmul(a, b) : batched_mm(a, b, workspace);
+  };
   auto mlp = [&](const at::Tensor& in, const Block& b) {
-    return quick_gelu_mlp(in, b.fc_w, b.fc_b, b.proj_w, b.proj_b, /*per_sample=*/true);
+    return quick_gelu_mlp(in, b.fc_w, b.fc_b, b.proj_w, b.proj_b, /*per_sample=*/!grad);
   };
   at::Tensor patches;
-  if (x.device().is_cpu() && B > 1) {
+  if (!grad && x.device().is_cpu() && B > 1) {
     std::vector<at::Tensor> per;
     for (int64_t i = 0; i < B; ++i) per.push_back(torch::conv2d(x.narrow(0, i, 1), conv_w_, {}, cfg_.patch));
     patches = torch::cat(per, 0);
@@ -108,7 +122,9 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
     patches = torch::conv2d(x, conv_w_, {}, cfg_.patch);
   }
   at::Tensor t = patches.flatten(2).transpose(1, 2);
-  t = torch::cat({class_emb_.view({1, 1, W}).expand({B, 1, W}), t}, 1) + positional_table(gh, gw);
+  const bool stored_grid = gh == pos_side_ && gw == pos_side_;
+  at::Tensor pos = grad && !stored_grid ? interpolate_table(pos_, pos_side_, gh, gw) : positional_table(gh, gw);
+  t = torch::cat({class_emb_.view({1, 1, W}).expand({B, 1, W}), t}, 1) + pos;
   at::Tensor X = torch::layer_norm(t, {W}, ln_pre_w_, ln_pre_b_, 1e-5);
 
   std::vector<at::Tensor> attn(static_cast<size_t>(L)), feats(static_cast<size_t>(L));
@@ -117,20 +133,21 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
   };
 
   const int64_t map_elems = B * H * N * N;
-  if (!ws_maps_.defined() || ws_maps_.numel() < 4 * map_elems) {
+  if (!grad && (!ws_maps_.defined() || ws_maps_.numel() < 4 * map_elems)) {
     ws_maps_ = torch::empty({4 * map_elems});
     ws_sur_ = torch::empty({map_elems});
   }
-  auto softmax_inplace = [](at::Tensor t) {  // row-wise: each element is read before it is written
+  auto softmax_inplace = [&](at::Tensor t) {  // row-wise: each element is read before it is written
+    if (grad) return torch::softmax(t, -1);
     at::_softmax_out(t, t, -1, false);
     return t;
   };
   for (int64_t l = 0; l < s0; ++l) {
     const Block& b = blocks_[static_cast<size_t>(l)];
-    at::Tensor qkv = heads(per_sample_linear(torch::layer_norm(X, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b));
-    at::Tensor a = softmax_inplace(batched_mm(qkv[0] * scale, qkv[1].transpose(-1, -2), &ws_maps_));
-    at::Tensor o = batched_mm(a, qkv[2]).transpose(1, 2).reshape({B, N, W});
-    X = X + per_sample_linear(o, b.out_w, b.out_b);
+    at::Tensor qkv = heads(linear(torch::layer_norm(X, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b));
+    at::Tensor a = softmax_inplace(mm(qkv[0] * scale, qkv[1].transpose(-1, -2), &ws_maps_));
+    at::Tensor o = mm(a, qkv[2]).transpose(1, 2).reshape({B, N, W});
+    X = X + linear(o, b.out_w, b.out_b);
     X = X + mlp(torch::layer_norm(X, {W}, b.ln2_w, b.ln2_b, 1e-5), b);
     if (opt.keep_attn) attn[static_cast<size_t>(l)] = a.mean(1);
     if (opt.keep_feats) feats[static_cast<size_t>(l)] = X;
@@ -139,28 +156,33 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
   at::Tensor S = X, O = X, U;
   for (int64_t l = s0; l < L; ++l) {
     const Block& b = blocks_[static_cast<size_t>(l)];
-    at::Tensor qkv_flat = per_sample_linear(torch::layer_norm(O, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b);
+    at::Tensor qkv_flat = linear(torch::layer_norm(O, {W}, b.ln1_w, b.ln1_b, 1e-5), b.in_w, b.in_b);
     at::Tensor qkv = heads(qkv_flat);
     at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
     // One batched product and one softmax for the original map and the three intra-correlations.
     at::Tensor lhs = torch::stack({q, q, k, v}) * scale;
     at::Tensor rhs = torch::stack({k, q, k, v}).transpose(-1, -2);
-    at::Tensor sm = softmax_inplace(batched_mm(lhs, rhs, &ws_maps_));  // [4,B,H,N,N]
+    at::Tensor sm = softmax_inplace(mm(lhs, rhs, &ws_maps_));  // [4,B,H,N,N]
     at::Tensor ori = sm[0];
-    at::Tensor sur = ws_sur_.narrow(0, 0, map_elems).view({B, H, N, N});
-    at::add_out(sur, sm[1], sm[2]).add_(sm[3]).div_(3.0);  // [B,H,N,N]
+    at::Tensor sur;  // [B,H,N,N]
+    if (grad) {
+      sur = (sm[1] + sm[2] + sm[3]) / 3.0;
+    } else {
+      sur = ws_sur_.narrow(0, 0, map_elems).view({B, H, N, N});
+      at::add_out(sur, sm[1], sm[2]).add_(sm[3]).div_(3.0);
+    }
     if (extra.defined()) sur.slice(2, 1).slice(3, 1).add_(extra.unsqueeze(1));
     at::Tensor abar = sur.sum(1);  // head sum (quirk 4, §12.4)
     at::Tensor v_full = qkv_flat.slice(2, 2 * W, 3 * W);
-    at::Tensor r_sur = per_sample_linear(batched_mm(abar, v_full), b.out_w, b.out_b);
-    at::Tensor r_ori = per_sample_linear(batched_mm(ori, v).transpose(1, 2).reshape({B, N, W}), b.out_w, b.out_b);
+    at::Tensor r_sur = linear(mm(abar, v_full), b.out_w, b.out_b);
+    at::Tensor r_ori = linear(mm(ori, v).transpose(1, 2).reshape({B, N, W}), b.out_w, b.out_b);
     at::Tensor M = O + r_ori;
     if (opt.keep_feats && l > s0) feats[static_cast<size_t>(l - 1)] = M;  // aliasing, §1.8 (quirk 2, §12.2)
     O = M + mlp(torch::layer_norm(M, {W}, b.ln2_w, b.ln2_b, 1e-5), b);
     S = S + r_sur;
     if (opt.keep_attn) attn[static_cast<size_t>(l)] = ori.sum(1);
     if (opt.keep_value_proj) {
-      at::Tensor u = per_sample_linear(v_full, b.out_w, at::Tensor());
+      at::Tensor u = linear(v_full, b.out_w, at::Tensor());
       U = U.defined() ? U + u : u;
     }
   }
@@ -169,7 +191,7 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
 
   VisionOutputs out;
   out.surgery = S;
-  out.features = project(S);
+  if (!grad) out.features = project(S);
   if (opt.keep_feats) {
     feats[static_cast<size_t>(s0 - 1)] = S;
     feats[static_cast<size_t>(L - 1)] = O;

@@ -22,6 +22,17 @@ struct SyntheticVocSummary {
   std::vector<std::vector<int>> labels;  // per image (train then val), present class indices 0..19
 };
 
+// One image of the world in memory: image `index` of the data set made with `seed` (the same
+// drawing make_synthetic_voc writes, before JPEG), sides drawn in [min_side, max_side]; with
+// out_side > 0 resized to out_side x out_side (area for the image, nearest for the mask).
+struct SyntheticImage {
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgb;   // [height, width, 3]
+  std::vector<uint8_t> mask;  // [height, width], 0 = background, c+1 = class c
+  std::vector<int> classes;   // present class indices, ascending
+};
+SyntheticImage draw_synthetic_image(uint64_t seed, int index, int min_side, int max_side, int out_side = 0);
+
 // Writes JPEGImages/*.jpg, SegmentationClassAug/*.png (0 = background, c+1 = class c),
 // ImageSets/Segmentation/{train,train_aug,val}.txt and cls_labels.txt ("ID l0 ... l19").
 SyntheticVocSummary make_synthetic_voc(const SyntheticVocOptions& opt);

@@ -1,4 +1,5 @@
-// CLIP text tower (§2.2) and prompt encoding (§2.4). Runs without autograd.
+// CLIP text tower (§2.2) and prompt encoding (§2.4). Runs without autograd unless its weights require
+// grad (pre-training, data_tools/pretrain_tiny_clip).
 #pragma once
 #include <ATen/core/Tensor.h>
 

@@ -1,6 +1,7 @@
 // CLIP image encoder with ExCEL's dual-path "surgery" blocks (docs/algorithm.md §1, §5).
 // One QKV projection per block feeds both paths; all attention maps come from batched matmuls.
-// Runs without autograd. Not thread-safe (the positional-table cache is per instance).
+// Runs without autograd unless VisionOptions::autograd (pre-training the tower, data_tools/pretrain_tiny_clip).
+// Not thread-safe (the positional-table cache and attention workspaces are per instance).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -33,6 +34,10 @@ struct VisionOptions {
   bool keep_attn = true;
   bool keep_feats = true;
   bool keep_value_proj = false;
+  // Differentiable: the same computation with plain torch ops (batched GEMMs, no workspaces, no
+  // batch-invariance guarantee), gradients reaching the weights when they require grad. Returns
+  // surgery (and the kept tensors) but not features; see embed_tokens.
+  bool autograd = false;
 };
 
 class ClipVision {
@@ -59,6 +64,10 @@ class ClipVision {
 
   // ln_post + projection + token-axis normalisation of final surgery tokens [B,N,W] (§1.7).
   at::Tensor project(const at::Tensor& surgery) const;
+
+  // ln_post + projection of tokens [..., W] -> [..., E], not normalised: row 0 of `surgery` is CLIP's
+  // image embedding. Differentiable (pre-training).
+  at::Tensor embed_tokens(const at::Tensor& tokens) const;
 
   // Features of the dynamic (LVC) pass without a second backbone pass, by the exact linear
   // update of §11.2: S_dyn = S + heads * pad(E) U, from the plain pass's `surgery` and `value_proj`

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The method end to end on a small world with a pre-trained tiny CLIP (data_tools/pretrain_tiny_clip,
+# docs/tiny_clip.md): fails when a stage is miswired. (1) ExCEL's training-free pseudo-labels on the
+# val split must clear a floor well above what a random CLIP scores there; (2) after a short
+# training, the dynamic-CAM pseudo-labels of the checkpoint must not fall more than DYN_SLACK below
+# the training-free ones (see the note at the end). Seeded throughout: the same build gives the
+# same numbers. Fails early when the floor is missed.
+set -euo pipefail
+BUILD=$1
+# shellcheck source=tests/test_lib.sh
+source "$(dirname "$0")/test_lib.sh"
+use_work_dir
+PY=/usr/bin/python3
+TF_FLOOR=${TF_FLOOR:-35}  # on this split a random CLIP scores 18.6, the pre-trained one 42.6
+DYN_SLACK=${DYN_SLACK:-3}
+
+start=$(date +%s)
+bash "$SRC_DIR/launch/make_tiny_world.sh" "$BUILD" "$work" --data_num_images=40 --data_val_fraction=0.5 \
+  --data_seed=0 --model_seed=0 --pretrain --train_max_iters="${PRETRAIN_ITERS:-300}" >"$work/world.log" 2>&1 \
+  || { tail -5 "$work/world.log"; fail "making the world and pre-training"; }
+export EXCEL_BPE_PATH="$work/bpe.txt.gz"
+M=(--data_root="$work/voc" --model_clip="$work/clip/clip.jit.pt" --model_bank="$work/bank.h5" --model_crop=128
+  --threads=1 --metrics_port=0)
+
+miou() {  # TABLE_JSON TABLE_NAME: mIoU over the classes with ground truth
+  "$PY" - "$1" "$2" <<'PYEOF'
+import json, math, sys
+t = json.load(open(sys.argv[1]))["tables"][sys.argv[2]]["classes"]
+v = [c["iou"] for c in t if c["iou"] != "nan" and not (isinstance(c["iou"], float) and math.isnan(c["iou"]))]
+print(f"{sum(v) / len(v):.2f}")
+PYEOF
+}
+
+"$BUILD/src/excel_eval" "${M[@]}" --data_split=val --eval_mode=training_free --output_dir="$work/tf" \
+  >"$work/tf.log" 2>&1 || { tail -5 "$work/tf.log"; fail "training-free evaluation"; }
+tf=$(miou "$work/tf/table.json" pseudo_label)
+echo "training-free pseudo-label mIoU on val: $tf (floor $TF_FLOOR)"
+"$PY" -c "import sys; sys.exit(0 if $tf >= $TF_FLOOR else 1)" \
+  || fail "training-free pseudo-label mIoU $tf is below the floor $TF_FLOOR (a random CLIP's level: a stage is miswired)"
+
+timeout 600 "$BUILD/src/excel_train" "${M[@]}" --data_train_split=train --data_val_split=val \
+  --model_adapter_dim=32 --train_batch=4 --train_max_iters=80 --train_warmup_iters=5 --train_switch_iter=40 \
+  --train_pred_target_iter=60 --train_lr=5e-4 --eval_every=1000 --ckpt_every=1000 --train_log_every=20 \
+  --output_dir="$work/run" >"$work/train.log" 2>&1 || { tail -5 "$work/train.log"; fail "training"; }
+"$BUILD/src/excel_eval" "${M[@]}" --data_split=val --eval_mode=checkpoint --eval_checkpoint="$work/run/checkpoint.h5" \
+  --output_dir="$work/ck" >"$work/ck.log" 2>&1 || { tail -5 "$work/ck.log"; fail "checkpoint evaluation"; }
+dyn=$(miou "$work/ck/table.json" pseudo_label)
+seg=$(miou "$work/ck/table.json" segmentation)
+echo "after training: dynamic-CAM pseudo-label mIoU $dyn, segmentation mIoU $seg ($(($(date +%s) - start)) s)"
+
+# The method claims the dynamic-CAM pseudo-labels beat the training-free ones; at this scale (20
+# training images, 80 steps) they do not yet (41.8 vs 42.6 measured), so this bounds the loss:
+# a miswired LVC or dynamic pass falls far below.
+"$PY" -c "import sys; sys.exit(0 if $dyn >= $tf - $DYN_SLACK else 1)" \
+  || fail "training made the pseudo-labels worse: dynamic-CAM mIoU $dyn < training-free $tf - $DYN_SLACK"
+echo "PASS"
