@@ -32,8 +32,8 @@ ITERS=12
 TIMEOUT_S=10  # the watchdog's --comm_timeout_s
 T=("$BUILD/src/excel_train" --data_root="$work/voc" --model_clip="$work/clip/clip.jit.pt" --model_bank="$work/bank.h5"
    --model_crop=64 --threads=1 --data_train_split=train --data_val_split=val --model_adapter_dim=32 --train_batch=1
-   --train_max_iters=$ITERS --train_warmup_iters=2 --train_switch_iter=100 --train_pred_target_iter=100 --train_lr=1e-4
-   --eval_every=1000 --ckpt_every=6 --train_log_every=1 --comm_timeout_s=$TIMEOUT_S)
+   --train_max_iters="$ITERS" --train_warmup_iters=2 --train_switch_iter=100 --train_pred_target_iter=100 --train_lr=1e-4
+   --eval_every=1000 --ckpt_every=6 --train_log_every=1 --comm_timeout_s="$TIMEOUT_S")
 
 # The uninterrupted reference.
 mn_job 1x4 full "${T[@]}" --output_dir="$work/full"

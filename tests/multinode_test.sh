@@ -91,7 +91,7 @@ mn_compare_ckpt "$work/train_cached-2x2/checkpoint.h5" "$work/train_cached-1x4/c
 # target files; the ranks linger long enough for discovery and a few scrapes.
 mn_prometheus_start
 JOB=mn$$
-MX=(--metrics_port=9700 --metrics_bind=host --metrics_sd_dir="$work/sd" --metrics_job_id=$JOB --metrics_linger_s=15)
+MX=(--metrics_port=9700 --metrics_bind=host --metrics_sd_dir="$work/sd" --metrics_job_id="$JOB" --metrics_linger_s=15)
 for layout in 2x2 1x4; do
   extra=()
   [ $layout = 2x2 ] && extra=("${MX[@]}")

@@ -189,9 +189,10 @@ std::string ProgressWatchdog::diagnosis(double stalled_s) const {
     behind[hosts_[static_cast<size_t>(r)]].push_back(r);
   }
   o << " at " << where(lo) << (mixed ? " or later" : "");
-  if (behind.size() == 1 && ranks_on(behind.begin()->first).size() < static_cast<size_t>(world_))
+  const bool one_host = ranks_on(hosts_[0]).size() == static_cast<size_t>(world_);
+  if (behind.size() == 1 && !one_host)
     o << "; all on host " << host_ranks(behind.begin()->first);  // one host's fault: name it
-  else
+  else if (!one_host)
     for (const auto& [host, ranks] : behind) o << "; on " << host << ": " << ranks.size() << " of them";
   o << "; the furthest rank is at " << where(hi);
   return o.str() + network_check();

@@ -27,6 +27,7 @@ mn_job_bg() {
   shift 2
   mn_mpirun "$layout" "$@"
   "${MN_CMD[@]}" > "$work/$name-$layout.log" 2>&1 &
+  # shellcheck disable=SC2034  # read by the sourcing test
   MN_JOB=$!
 }
 

@@ -6,6 +6,7 @@
 #   mn_scrape_report JOB_ID N      after the job: from Prometheus' own data, each of the N targets
 #                                  answered (up 1), with its sample count and its host/rank labels;
 #                                  fails unless every target's host label is the host of its address
+# shellcheck disable=SC2154  # $work is the sourcing test's
 mn_prometheus_start() {
   mn_root_port
   MN_PROM_PORT=$("$MN_PY" "$SRC_DIR/tests/monitoring_check.py" ports 1)
@@ -16,6 +17,7 @@ mn_prometheus_start() {
   grep -q "$work/sd/excel_\*.json" "$work/prom/prometheus.yml" || fail "prometheus.yml: no target file glob to rewrite"
   setsid timeout 280 prometheus --config.file="$work/prom/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
     --web.listen-address="127.0.0.1:$MN_PROM_PORT" --log.level=warn > "$work/prometheus.log" 2>&1 &
+  # shellcheck disable=SC2034  # read by the sourcing test's exit hook
   MN_PROM_PID=$!
   for _ in $(seq 1 150); do
     "$MN_PY" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$MN_PROM_PORT/-/ready', timeout=1)" 2>/dev/null \
