@@ -30,10 +30,10 @@ daemons=()
 job=""
 mn_on_exit() {
   [ -n "$job" ] && mn_exec mn1 scancel "$job" 2>/dev/null
-  local p
-  for p in "${daemons[@]}"; do kill "$p" 2>/dev/null; done  # the rest goes with the namespaces
-  for p in "${daemons[@]}"; do wait "$p" 2>/dev/null; done
+  local rc=0
+  mn_stop_pids "${daemons[@]}" || rc=1  # munged; the rest went with the namespaces
   rm -rf "$work"
+  return $rc
 }
 mn_setup 3 "$work/mn"
 mkdir -p "$work"/{munge,state,log,out,spool}

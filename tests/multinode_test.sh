@@ -22,8 +22,10 @@ mn_require
 work=$(mktemp -d)
 MN_PROM_PID=""
 mn_on_exit() {
-  [ -n "$MN_PROM_PID" ] && { kill -- -"$MN_PROM_PID" 2>/dev/null; wait "$MN_PROM_PID" 2>/dev/null; }
+  local rc=0
+  if [ -n "$MN_PROM_PID" ]; then mn_stop_pids "$MN_PROM_PID" || rc=1; fi
   rm -rf "$work"
+  return $rc
 }
 mn_setup 2 "$work/mn"
 mn_hostfile "$work/hosts2x2" 2 2

@@ -172,12 +172,11 @@ std::string ProgressWatchdog::diagnosis(double stalled_s) const {
   const std::vector<int64_t> v = snapshot(false);
   o << "rank " << rank_ << ": no progress on any rank for " << static_cast<int64_t>(stalled_s) << " s; this rank is at "
     << where(v[static_cast<size_t>(rank_)]);
-  if (!windowed_) return o.str() + " (other ranks unknown: a peer rank is hung or dead)" + network_check();
+  if (!windowed_) return o.str() + " (other ranks unknown: a peer rank is hung or dead)";
   int64_t lo = v[0], hi = v[0];
   for (int64_t x : v) lo = std::min(lo, x), hi = std::max(hi, x);
   if (lo == hi)
-    return o.str() + "; every rank is at the same point (a collective that never completes, or a network partition)" +
-           network_check();
+    return o.str() + "; every rank is at the same point (a collective that never completes, or a network partition)";
   // Behind: every rank short of the furthest one, grouped by host.
   std::map<std::string, std::vector<int>> behind;
   o << "; hung or dead: ";
@@ -195,7 +194,7 @@ std::string ProgressWatchdog::diagnosis(double stalled_s) const {
   else if (!one_host)
     for (const auto& [host, ranks] : behind) o << "; on " << host << ": " << ranks.size() << " of them";
   o << "; the furthest rank is at " << where(hi);
-  return o.str() + network_check();
+  return o.str();
 }
 
 std::vector<int> ProgressWatchdog::ranks_on(const std::string& host) const {
@@ -216,10 +215,10 @@ std::string ProgressWatchdog::network_check() const {
   if (hosts_.empty()) return "";
   std::set<std::string> others(hosts_.begin(), hosts_.end());
   others.erase(hosts_[static_cast<size_t>(rank_)]);
-  if (others.empty()) return "";
   std::string s;
   for (const std::string& h : silent_hosts(others, 2000))
-    s += "; host " + host_ranks(h) + " does not answer on the network (no reply to a TCP connection in 2 s)";
+    s += (s.empty() ? "" : "; ") + ("host " + host_ranks(h)) +
+         " does not answer on the network (no reply to a TCP connection in 2 s)";
   return s;
 }
 
@@ -236,10 +235,16 @@ void ProgressWatchdog::watch() {
     }
     const double stalled = seconds_since(changed);
     if (stalled < timeout_s_) continue;
-    const std::string msg = diagnosis(stalled);
-    LOG(ERROR) << msg;
-    std::cerr << "error: " << msg << " (--comm_timeout_s=" << timeout_s_ << ")" << std::endl;
-    google::FlushLogFiles(google::GLOG_INFO);
+    // What the ranks published first (the launcher may end this process at any moment now), then
+    // which other hosts are silent on the network.
+    auto report = [this](const std::string& msg) {
+      LOG(ERROR) << msg;
+      std::cerr << "error: " << msg << " (--comm_timeout_s=" << timeout_s_ << ")" << std::endl;
+      google::FlushLogFiles(google::GLOG_INFO);
+    };
+    report(diagnosis(stalled));
+    const std::string silent = network_check();
+    if (!silent.empty()) report("rank " + std::to_string(rank_) + ": no progress, and " + silent);
     std::_Exit(3);
   }
 }

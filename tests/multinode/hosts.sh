@@ -20,7 +20,8 @@
 #
 # The teardown kills every process left in the namespaces, deletes them (and so the veths and the
 # bridge) and their /etc/netns entries, then checks that nothing of this test is left
-# (`ip netns list`, `ip link`, processes) and fails the script when something is.
+# (`ip netns list`, `ip link`, processes) and fails the script when something is; then it calls
+# the test's mn_on_exit, if defined, whose non-zero status also fails the script.
 
 MN_PREFIX=exmn$$
 MN_BRIDGE=exbr$$
@@ -152,9 +153,10 @@ EOF
   chmod +x "$MN_AGENT"
   # mpirun options that keep OpenMPI on the simulated network.
   # shellcheck disable=SC2034,SC2054  # used by the sourcing test; "tcp,vader,self" is one value
-  # The runtime's keepalives find an idle connection to a silent host in 5 + 3 x 2 s.
+  # The runtime's keepalives find an idle connection to a silent host in 10 + 3 x 2 s (after the
+  # watchdog of the fault test, at 10 s: its report comes first).
   MN_MPIRUN_ARGS=(--mca plm_rsh_agent "$MN_AGENT" --mca oob_tcp_if_include "$MN_NET"
-                  --mca btl tcp,vader,self --mca btl_tcp_if_include "$MN_NET" --mca oob_tcp_keepalive_time 5
+                  --mca btl tcp,vader,self --mca btl_tcp_if_include "$MN_NET" --mca oob_tcp_keepalive_time 10
                   --mca oob_tcp_keepalive_intvl 2 --mca oob_tcp_keepalive_probes 3)
 }
 
@@ -229,6 +231,7 @@ mn_teardown() {
     [ -n "$left" ] && { echo "FAIL: processes $left still run in $ns after kill -9"; rc=1; }
     ip netns delete "$ns"
   done
+  ip link del "exp$$r" 2>/dev/null  # mn_root_port's end (it would also go with the switch, later)
   rm -rf /etc/netns/"$MN_PREFIX"*
   [ -n "${MN_MADE_ETC_NETNS:-}" ] && rmdir /etc/netns 2>/dev/null
   left=$(mn_leftovers)
@@ -239,6 +242,8 @@ mn_teardown() {
   else
     echo "teardown: no namespace, link, /etc/netns entry or process of this test is left"
   fi
-  type mn_on_exit >/dev/null 2>&1 && mn_on_exit
+  # The test's own clean-up (processes it started in the root namespace); it fails the test by
+  # returning non-zero when something of its own is left.
+  if type mn_on_exit >/dev/null 2>&1 && ! mn_on_exit; then rc=1; fi
   exit "$rc"
 }

@@ -4,6 +4,8 @@
 #   mn_job LAYOUT NAME CMD...        CMD on 4 ranks over LAYOUT (2x2 or 1x4), mpirun on mn1; log $work/NAME-LAYOUT.log
 #   mn_job_bg LAYOUT NAME CMD...     the same in the background; its pid in $MN_JOB
 #   mn_placement LOG LAYOUT          local ranks, sizes, host names and threads from the tools' start lines
+#   mn_stop_pids PID...              SIGTERM to processes of the root namespace (their groups first),
+#                                    reaped; non-zero when one is still there
 #   mn_compare_ckpt A B ITER WHAT [BOUND]  largest weight difference of two checkpoints at ITER (BOUND 1e-5)
 MN_PY=/usr/bin/python3
 
@@ -29,6 +31,14 @@ mn_job_bg() {
   "${MN_CMD[@]}" > "$work/$name-$layout.log" 2>&1 &
   # shellcheck disable=SC2034  # read by the sourcing test
   MN_JOB=$!
+}
+
+mn_stop_pids() {
+  local p left=""
+  for p in "$@"; do kill -- -"$p" 2>/dev/null || kill "$p" 2>/dev/null; done
+  for p in "$@"; do wait "$p" 2>/dev/null; done
+  for p in "$@"; do kill -0 "$p" 2>/dev/null && left+=" $p"; done
+  [ -z "$left" ] || { echo "FAIL: processes$left of this test are still running"; return 1; }
 }
 
 # The tools' start line: "rank R of 4, local rank L of S on HOST, T threads".

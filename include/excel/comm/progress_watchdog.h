@@ -45,7 +45,8 @@ class ProgressWatchdog {
   void mark(int64_t iteration, Phase phase);
   bool enabled() const { return enabled_; }
   // The diagnosis the watchdog would print now (for tests and logs): the ranks behind and their
-  // hosts, and any other host that does not answer a TCP connection (a host down or cut off).
+  // hosts. When it fires, it also names any other host that does not answer a TCP connection (down
+  // or cut off), in a second message.
   std::string diagnosis(double stalled_s) const;
   // Host name of each rank (gathered at construction; empty when disabled).
   const std::vector<std::string>& hosts() const { return hosts_; }
@@ -56,7 +57,7 @@ class ProgressWatchdog {
   std::vector<int64_t> snapshot(bool with_beats) const;
   std::vector<int> ranks_on(const std::string& host) const;
   std::string host_ranks(const std::string& host) const;  // "mn2 (ranks 2, 3)"
-  std::string network_check() const;                      // "; host ... does not answer ..." per silent host
+  std::string network_check() const;                      // "host ... does not answer ..." per silent host
 
   bool enabled_ = false, windowed_ = false;
   int rank_ = 0, world_ = 1;
