@@ -11,12 +11,22 @@ BUILD=$1
 source "$(dirname "$0")/test_lib.sh"
 # shellcheck source=tests/multinode/hosts.sh
 source "$(dirname "$0")/multinode/hosts.sh"
-PY=/usr/bin/python3
+# shellcheck source=tests/multinode/jobs.sh
+source "$(dirname "$0")/multinode/jobs.sh"
+# shellcheck source=tests/multinode/scrape.sh
+source "$(dirname "$0")/multinode/scrape.sh"
+PY=$MN_PY
 start_s=$(date +%s)
 
 mn_require
 work=$(mktemp -d)
-mn_on_exit() { rm -rf "$work"; }
+MN_PROM_PID=""
+mn_on_exit() {
+  local rc=0
+  if [ -n "$MN_PROM_PID" ]; then mn_stop_pids "$MN_PROM_PID" || rc=1; fi
+  rm -rf "$work"
+  return $rc
+}
 mn_setup 2 "$work/mn"
 mn_hostfile "$work/hosts2x2" 2 2
 mn_hostfile "$work/hosts1x4" 4
@@ -30,55 +40,6 @@ T=("$BUILD/src/excel_train" "${M[@]}" --data_train_split=train --data_val_split=
    --train_batch=1 --train_max_iters=6 --train_warmup_iters=2 --train_switch_iter=100 --train_pred_target_iter=100
    --train_lr=1e-4 --eval_every=1000 --ckpt_every=1000 --train_log_every=1)
 E=("$BUILD/src/excel_eval" "${M[@]}" --data_split=val --eval_mode=training_free --eval_scales=64)
-
-# run LAYOUT NAME CMD...: CMD on 4 ranks over the host file of LAYOUT (2x2 or 1x4), mpirun on mn1.
-run() {
-  local layout=$1 name=$2
-  shift 2
-  local t0=$SECONDS
-  mn_exec mn1 timeout --foreground 300 mpirun --hostfile "$work/hosts$layout" -np 4 --bind-to none "${MN_MPIRUN_ARGS[@]}" \
-    "$@" > "$work/$name-$layout.log" 2>&1 || { tail -40 "$work/$name-$layout.log"; fail "$name on $layout"; }
-  echo "$name on $layout: $((SECONDS - t0)) s"
-}
-
-# placement LOG LAYOUT: the tools' start line "rank R of 4, local rank L of S on HOST, T threads".
-placement() {
-  "$PY" - "$1" "$2" <<'PYEOF'
-import re, sys
-log, layout = open(sys.argv[1]).read(), sys.argv[2]
-ranks = {}
-for m in re.finditer(r": rank (\d+) of (\d+), local rank (\d+) of (\d+) on (\S+), (\d+) threads", log):
-    r, w, l, s, host, t = m.groups()
-    ranks[int(r)] = (host, int(l), int(s), int(t))
-assert sorted(ranks) == [0, 1, 2, 3], f"start lines of ranks {sorted(ranks)}"
-hosts = {}
-for r, (host, l, s, t) in sorted(ranks.items()):
-    hosts.setdefault(host, []).append(l)
-    assert t == 1, f"rank {r}: {t} threads, expected --threads=1"
-want = {"2x2": {"mn1": [0, 1], "mn2": [0, 1]}, "1x4": {"mn1": [0, 1, 2, 3]}}[layout]
-got = {h: sorted(ls) for h, ls in hosts.items()}
-assert got == want, f"{layout}: local ranks per host {got}, expected {want}"
-for r, (host, l, s, t) in ranks.items():
-    assert s == len(want[host]), f"rank {r}: local size {s} on {host}"
-print(f"{layout}: " + "; ".join(f"{h} local ranks {got[h]}" for h in sorted(got))
-      + f"; {len(got)} distinct host name(s), 1 thread per rank")
-PYEOF
-}
-
-compare_ckpt() {  # CKPT_A CKPT_B WHAT
-  "$PY" - "$1" "$2" "$3" <<'PYEOF'
-import sys, h5py, numpy as np
-a, b, tol = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r"), 1e-5
-assert a.attrs["next_iteration"] == b.attrs["next_iteration"] == 6
-assert sorted(a["params"]) == sorted(b["params"])
-worst, n = 0.0, 0
-for name in a["params"]:
-    worst = max(worst, float(np.abs(a["params"][name][()] - b["params"][name][()]).max()))
-    n += 1
-print(f"[equivalence] multinode 2x2 vs 1x4 {sys.argv[3]}: largest difference {worst:.3g} (bound {tol:g}) over {n} parameters")
-assert worst <= tol, worst
-PYEOF
-}
 
 same_tables() {  # TABLE_A TABLE_B
   "$PY" - "$1" "$2" <<'PYEOF'
@@ -94,8 +55,8 @@ PYEOF
 }
 
 for layout in 2x2 1x4; do
-  run $layout precompute "${P[@]}" --cache_dir="$work/cache-$layout"
-  placement "$work/precompute-$layout.log" $layout || fail "precompute placement on $layout"
+  mn_job $layout precompute "${P[@]}" --cache_dir="$work/cache-$layout"
+  mn_placement "$work/precompute-$layout.log" $layout || fail "precompute placement on $layout"
 done
 n=0
 for s in "$work"/cache-1x4/shard-*.h5; do
@@ -111,8 +72,8 @@ shards2x2=("$work"/cache-2x2/shard-*.h5)
 
 for layout in 2x2 1x4; do
   bytes0=$(mn_bytes mn2)
-  run $layout train_cached "${T[@]}" --cache_dir="$work/cache-$layout" --output_dir="$work/train_cached-$layout"
-  placement "$work/train_cached-$layout.log" $layout || fail "cached training placement on $layout"
+  mn_job $layout train_cached "${T[@]}" --cache_dir="$work/cache-$layout" --output_dir="$work/train_cached-$layout"
+  mn_placement "$work/train_cached-$layout.log" $layout || fail "cached training placement on $layout"
   [ $layout = 2x2 ] && crossed=$(($(mn_bytes mn2) - bytes0))
 done
 # The gradients really crossed the simulated network: mn2's ranks sent and received at least one
@@ -124,19 +85,28 @@ grad_bytes = sum(f["params"][n].size * 4 for n in f["params"])
 print(f"mn2 moved {crossed} bytes over the bridge during 6 steps of 2x2 cached training ({grad_bytes} gradient bytes a step)")
 assert crossed >= 6 * grad_bytes, crossed
 PYEOF
-compare_ckpt "$work/train_cached-2x2/checkpoint.h5" "$work/train_cached-1x4/checkpoint.h5" "cached training" \
+mn_compare_ckpt "$work/train_cached-2x2/checkpoint.h5" "$work/train_cached-1x4/checkpoint.h5" 6 "2x2 vs 1x4 cached training" \
   || fail "cached training: 2x2 and 1x4 differ beyond the bound"
 
+# The 2x2 online job also serves metrics on each host's own address (--metrics_bind=host: mnI's
+# address, from its /etc/hosts), scraped by a real Prometheus in the root namespace through the
+# target files; the ranks linger long enough for discovery and a few scrapes.
+mn_prometheus_start
+JOB=mn$$
+MX=(--metrics_port=9700 --metrics_bind=host --metrics_sd_dir="$work/sd" --metrics_job_id="$JOB" --metrics_linger_s=15)
 for layout in 2x2 1x4; do
-  run $layout train_online "${T[@]}" --output_dir="$work/train_online-$layout"
-  placement "$work/train_online-$layout.log" $layout || fail "online training placement on $layout"
+  extra=()
+  [ $layout = 2x2 ] && extra=("${MX[@]}")
+  mn_job $layout train_online "${T[@]}" --output_dir="$work/train_online-$layout" "${extra[@]}"
+  mn_placement "$work/train_online-$layout.log" $layout || fail "online training placement on $layout"
 done
-compare_ckpt "$work/train_online-2x2/checkpoint.h5" "$work/train_online-1x4/checkpoint.h5" "online training" \
+mn_compare_ckpt "$work/train_online-2x2/checkpoint.h5" "$work/train_online-1x4/checkpoint.h5" 6 "2x2 vs 1x4 online training" \
   || fail "online training: 2x2 and 1x4 differ beyond the bound"
+mn_scrape_report $JOB 4 || fail "Prometheus did not scrape every rank on its host"
 
 for layout in 2x2 1x4; do
-  run $layout eval "${E[@]}" --output_dir="$work/eval-$layout"
-  placement "$work/eval-$layout.log" $layout || fail "eval placement on $layout"
+  mn_job $layout eval "${E[@]}" --output_dir="$work/eval-$layout"
+  mn_placement "$work/eval-$layout.log" $layout || fail "eval placement on $layout"
 done
 same_tables "$work/eval-2x2/table.json" "$work/eval-1x4/table.json" || fail "eval: 2x2 and 1x4 tables differ"
 

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "excel/comm/communicator.h"
+#include "excel/comm/progress_watchdog.h"
 #include "excel/common/blas.h"
 #include "excel/common/errors.h"
 #include "excel/common/logging.h"
@@ -27,8 +28,11 @@ EXCEL_FLAG_RULE(model_crop, ">= 1, a multiple of the checkpoint's patch (checked
                 FLAGS_model_crop >= 1);
 DEFINE_int32(threads, 0, "intra-op threads per rank (0: the cores of this node / its ranks)");
 EXCEL_FLAG_RULE(threads, ">= 0", FLAGS_threads >= 0);
-DEFINE_string(metrics_bind, "127.0.0.1", "address of the Prometheus endpoint (IPv4, or IPv6 such as ::1 or ::)");
-EXCEL_FLAG_RULE(metrics_bind, "an IPv4 or IPv6 address", excel::flag_ip_address(FLAGS_metrics_bind));
+DEFINE_string(metrics_bind, "127.0.0.1",
+              "address of the Prometheus endpoint (IPv4, or IPv6 such as ::1 or ::; 'host': the address this "
+              "host's name resolves to, per node)");
+EXCEL_FLAG_RULE(metrics_bind, "an IPv4 or IPv6 address, or 'host'",
+                FLAGS_metrics_bind == "host" || excel::flag_ip_address(FLAGS_metrics_bind));
 DEFINE_int32(metrics_port, 0, "Prometheus port base, + local rank (0 disables)");
 EXCEL_FLAG_RULE(metrics_port, "0..65535", FLAGS_metrics_port >= 0 && FLAGS_metrics_port <= 65535);
 DEFINE_string(metrics_sd_dir, "", "write a Prometheus file_sd target file per rank here (removed at exit)");
@@ -50,7 +54,7 @@ int metrics_port_for_local_rank() {
 
 metrics::MetricsOptions metrics_options(const std::string& phase, int rank, int world) {
   metrics::MetricsOptions o;
-  o.bind = FLAGS_metrics_bind;
+  o.bind = FLAGS_metrics_bind == "host" ? host_address() : FLAGS_metrics_bind;
   o.port = metrics_port_for_local_rank();
   o.job_id = !FLAGS_metrics_job_id.empty() ? FLAGS_metrics_job_id
              : std::getenv("SLURM_JOB_ID") ? std::getenv("SLURM_JOB_ID")
@@ -68,6 +72,7 @@ int run_mpi_main(int argc, char** argv, const char* name, const char* usage,
                  const std::function<void(int, int)>& body) {
   parse_tool_flags(&argc, &argv, usage);
   comm::prefer_ring_iallreduce();
+  comm::prefer_portable_windows();
   MPI_Init(&argc, &argv);
   int rank = 0, world = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -1,6 +1,8 @@
 #include "excel/common/process.h"
 
+#include <arpa/inet.h>
 #include <malloc.h>
+#include <netdb.h>
 #include <sched.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -9,6 +11,7 @@
 #include <cstdlib>
 
 #include "excel/common/blas.h"
+#include "excel/common/errors.h"
 
 namespace excel {
 namespace {
@@ -29,6 +32,12 @@ int launcher_world_size() {
   return env_int("OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS", 1);
 }
 
+std::string host_name() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
+  return buf;
+}
+
 int configure_process(int threads, int local_ranks) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest glibc accepts; bigger blocks are mmap'd
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
@@ -45,6 +54,28 @@ int configure_process(int threads, int local_ranks) {
   // Softmax over peaked attention produces denormals, which are ~50x slower on x86.
   at::globalContext().setFlushDenormal(true);
   return threads;
+}
+
+std::string host_address() {
+  const std::string host = host_name();
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &found);
+  if (rc != 0) throw ConfigError("host name " + host + " does not resolve: " + ::gai_strerror(rc));
+  std::string address, loopback;
+  for (addrinfo* a = found; a && address.empty(); a = a->ai_next) {
+    char buf[INET_ADDRSTRLEN] = {0};
+    const auto* in = reinterpret_cast<const sockaddr_in*>(a->ai_addr);
+    ::inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf));
+    (std::string(buf).rfind("127.", 0) == 0 ? loopback : address) = buf;
+  }
+  ::freeaddrinfo(found);
+  if (address.empty())
+    throw ConfigError("host name " + host + " resolves only to the loopback address " + loopback +
+                      "; give this host's address instead");
+  return address;
 }
 
 }  // namespace excel

@@ -297,12 +297,6 @@ double resident_bytes() {
 std::mutex process_mutex;
 }  // namespace
 
-std::string host_name() {
-  char buf[256] = {0};
-  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
-  return buf;
-}
-
 Metrics::Metrics(const MetricsOptions& options) : opt_(options), registry_(std::make_shared<prometheus::Registry>()) {
   labels_ = {
       {"job_id", opt_.job_id}, {"rank", std::to_string(opt_.rank)}, {"host", host_name()}, {"phase", opt_.phase}};

@@ -5,7 +5,8 @@
 # processes also get a UTS namespace with host name mnI. The hosts' veths plug into a bridge that
 # lives in one more namespace ($MN_PREFIX"sw"), so the root namespace gets no interface, address or
 # route: the test's addresses ($MN_NET, mnI = .I) exist only inside its namespaces, and nothing can
-# leave them. Names resolve through /etc/netns/NS/hosts, which `ip netns exec` mounts over
+# leave them (only mn_root_port, for a test's Prometheus, puts the root namespace on the bridge, with
+# a route to $MN_NET and nowhere else; the bridge has no uplink). Names resolve through /etc/netns/NS/hosts, which `ip netns exec` mounts over
 # /etc/hosts inside NS. mpirun runs on mn1 (mn_exec mn1 mpirun ...); OpenMPI reaches the other hosts
 # through the rsh agent $MN_AGENT, which enters the target host's namespaces like ssh would.
 #
@@ -14,10 +15,13 @@
 #   mn_setup 2 "$work/mn"            # hosts mn1, mn2; the teardown is trapped on EXIT, INT and TERM
 #   mn_hostfile "$work/hosts" 2 2    # mn1 slots=2, mn2 slots=2
 #   mn_exec mn1 mpirun --hostfile "$work/hosts" -np 4 "${MN_MPIRUN_ARGS[@]}" CMD ...
+#   mn_kill_host mn2 / mn_link mn2 down  # a host that dies / stops answering
+#   mn_root_port                     # the root namespace on the bridge too, as $MN_SUBNET.254
 #
 # The teardown kills every process left in the namespaces, deletes them (and so the veths and the
 # bridge) and their /etc/netns entries, then checks that nothing of this test is left
-# (`ip netns list`, `ip link`, processes) and fails the script when something is.
+# (`ip netns list`, `ip link`, processes) and fails the script when something is; then it calls
+# the test's mn_on_exit, if defined, whose non-zero status also fails the script.
 
 MN_PREFIX=exmn$$
 MN_BRIDGE=exbr$$
@@ -114,11 +118,17 @@ mn_setup() {
     ip netns exec "$ns" ip addr add "$MN_SUBNET.$i/24" dev mnet0
     ip netns exec "$ns" ip link set mnet0 up
     ip netns exec "$ns" ip link set lo up
+    # TCP gives up on a silent peer after ~13 s of retransmissions instead of ~15 min (the default
+    # 15 retries), so that mpirun's connection to a host that stopped answering fails in bounded time.
+    ip netns exec "$ns" sysctl -qw net.ipv4.tcp_retries2=5
   done
   # The agent: OpenMPI calls it like ssh (AGENT HOST WORDS...), the words forming one command line.
+  # Like ssh with ServerAlive probes, it gives up (exit 255) when HOST stops answering over the
+  # simulated network for MN_ALIVE_S seconds (mpirun then declares HOST's daemon lost); a probe is
+  # a TCP connection to port 1 of HOST, which a live host refuses at once.
   MN_AGENT=$MN_DIR/agent.sh
   cat > "$MN_AGENT" <<EOF
-#!/bin/sh
+#!/bin/bash
 # rsh agent for the simulated hosts of tests/multinode/hosts.sh (prefix $MN_PREFIX)
 host=\$1
 shift
@@ -126,13 +136,28 @@ case "\$host" in
   mn[0-9]*) ;;
   *) echo "agent.sh: unknown host \$host" >&2; exit 255 ;;
 esac
-exec ip netns exec "${MN_PREFIX}h\${host#mn}" unshare --uts sh -c "hostname \$host && \$*"
+ip netns exec "${MN_PREFIX}h\${host#mn}" unshare --uts sh -c "hostname \$host && \$*" &
+child=\$!
+trap 'kill \$child 2>/dev/null; exit 255' TERM INT HUP
+answered=\$SECONDS
+while kill -0 \$child 2>/dev/null; do
+  if timeout 1 bash -c "exec 3<>/dev/tcp/$MN_SUBNET.\${host#mn}/1" 2>&1 | grep -q refused; then answered=\$SECONDS; fi
+  if [ \$((SECONDS - answered)) -ge ${MN_ALIVE_S:-20} ]; then
+    echo "agent.sh: \$host has not answered for ${MN_ALIVE_S:-20} s; giving up on it like ssh" >&2
+    exit 255
+  fi
+  sleep 1
+done
+wait \$child
 EOF
   chmod +x "$MN_AGENT"
   # mpirun options that keep OpenMPI on the simulated network.
   # shellcheck disable=SC2034,SC2054  # used by the sourcing test; "tcp,vader,self" is one value
+  # The runtime's keepalives find an idle connection to a silent host in 10 + 3 x 2 s (after the
+  # watchdog of the fault test, at 10 s: its report comes first).
   MN_MPIRUN_ARGS=(--mca plm_rsh_agent "$MN_AGENT" --mca oob_tcp_if_include "$MN_NET"
-                  --mca btl tcp,vader,self --mca btl_tcp_if_include "$MN_NET")
+                  --mca btl tcp,vader,self --mca btl_tcp_if_include "$MN_NET" --mca oob_tcp_keepalive_time 10
+                  --mca oob_tcp_keepalive_intvl 2 --mca oob_tcp_keepalive_probes 3)
 }
 
 # mn_hostfile FILE SLOTS_mn1 SLOTS_mn2 ...: an OpenMPI host file over the first hosts.
@@ -156,6 +181,28 @@ mn_bytes() {
   # shellcheck disable=SC2016  # expanded by the inner sh, in HOST's /sys
   ip netns exec "$(mn_ns "$1")" sh -c \
     'echo $(( $(cat /sys/class/net/mnet0/statistics/tx_bytes) + $(cat /sys/class/net/mnet0/statistics/rx_bytes) ))'
+}
+
+# mn_root_port: a port on the bridge for the root namespace (its end exp$$r, address $MN_SUBNET.254),
+# so that a process there (Prometheus) reaches the hosts; it goes with the switch namespace.
+mn_root_port() {
+  ip link add "exp$$r" type veth peer name "exv$$r" netns "${MN_PREFIX}sw"
+  ip netns exec "${MN_PREFIX}sw" ip link set "exv$$r" master "$MN_BRIDGE" up
+  ip addr add "$MN_SUBNET.254/24" dev "exp$$r"
+  ip link set "exp$$r" up
+}
+
+# mn_kill_host HOST: SIGKILL to every process of HOST (its daemon and ranks), as if it lost power.
+mn_kill_host() {
+  local pids
+  pids=$(ip netns pids "$(mn_ns "$1")" | tr '\n' ' ')
+  # shellcheck disable=SC2086  # a list of process ids
+  [ -n "$pids" ] && kill -9 $pids
+}
+
+# mn_link HOST up|down: HOST's port on the bridge (in the switch namespace), as if its cable were pulled.
+mn_link() {
+  ip netns exec "${MN_PREFIX}sw" ip link set "exv$$h${1#mn}" "$2"
 }
 
 # Leftovers of this test: namespaces, links named after this shell's id, /etc/netns entries.
@@ -184,6 +231,7 @@ mn_teardown() {
     [ -n "$left" ] && { echo "FAIL: processes $left still run in $ns after kill -9"; rc=1; }
     ip netns delete "$ns"
   done
+  ip link del "exp$$r" 2>/dev/null  # mn_root_port's end (it would also go with the switch, later)
   rm -rf /etc/netns/"$MN_PREFIX"*
   [ -n "${MN_MADE_ETC_NETNS:-}" ] && rmdir /etc/netns 2>/dev/null
   left=$(mn_leftovers)
@@ -194,6 +242,8 @@ mn_teardown() {
   else
     echo "teardown: no namespace, link, /etc/netns entry or process of this test is left"
   fi
-  type mn_on_exit >/dev/null 2>&1 && mn_on_exit
+  # The test's own clean-up (processes it started in the root namespace); it fails the test by
+  # returning non-zero when something of its own is left.
+  if type mn_on_exit >/dev/null 2>&1 && ! mn_on_exit; then rc=1; fi
   exit "$rc"
 }

@@ -2,7 +2,8 @@
 // into an MPI window on every rank (one-sided puts from the main thread, so no MPI call ever
 // comes from another thread). A background thread on each rank watches the published values:
 // when no rank has made progress for `timeout_s`, it names the rank(s) furthest behind — the
-// hung or dead ones — and ends the process with exit code 3, which makes mpirun/srun stop the
+// hung or dead ones, with their host names (gathered at start), and a host whose ranks are all
+// behind as that host — and ends the process with exit code 3, which makes mpirun/srun stop the
 // job. Without a usable window (an MPI without one-sided support) it watches its own rank only.
 #pragma once
 #include <mpi.h>
@@ -16,6 +17,11 @@
 #include <vector>
 
 namespace excel::comm {
+
+// Before MPI_Init: unless the user chose, OpenMPI's one-sided component is shared memory on one
+// node and pt2pt across nodes (OpenMPI 4.1 otherwise picks osc/rdma across nodes without RDMA
+// hardware, and MPI_Win_allocate fails there, leaving the watchdog unable to name ranks).
+void prefer_portable_windows();
 
 class ProgressWatchdog {
  public:
@@ -38,13 +44,20 @@ class ProgressWatchdog {
   // Main thread only: this rank reached `phase` of `iteration`.
   void mark(int64_t iteration, Phase phase);
   bool enabled() const { return enabled_; }
-  // The diagnosis the watchdog would print now (for tests and logs).
+  // The diagnosis the watchdog would print now (for tests and logs): the ranks behind and their
+  // hosts. When it fires, it also names any other host that does not answer a TCP connection (down
+  // or cut off), in a second message.
   std::string diagnosis(double stalled_s) const;
+  // Host name of each rank (gathered at construction; empty when disabled).
+  const std::vector<std::string>& hosts() const { return hosts_; }
 
  private:
   void watch();
   // Per rank: progress (and the beat counter when with_beats).
   std::vector<int64_t> snapshot(bool with_beats) const;
+  std::vector<int> ranks_on(const std::string& host) const;
+  std::string host_ranks(const std::string& host) const;  // "mn2 (ranks 2, 3)"
+  std::string network_check() const;                      // "host ... does not answer ..." per silent host
 
   bool enabled_ = false, windowed_ = false;
   int rank_ = 0, world_ = 1;
@@ -54,6 +67,7 @@ class ProgressWatchdog {
   // 2 x world entries: (iteration * 8 + phase, beat), -1 before the first mark. The beat counts
   // marks, so repeated marks of one phase (validation images) count as progress.
   int64_t* slots_ = nullptr;
+  std::vector<std::string> hosts_;
   int64_t beats_ = 0;
   std::atomic<int64_t> own_{-1}, own_beat_{-1};
   std::mutex mu_;

@@ -1,6 +1,7 @@
 // Process set-up shared by every executable: memory, threads and denormals, and the rank and
 // world size the launcher (mpirun or srun) gave this process.
 #pragma once
+#include <string>
 
 namespace excel {
 
@@ -14,5 +15,11 @@ int configure_process(int threads = 0, int local_ranks = 1);
 // Rank of this process from OpenMPI or SLURM environment variables (0 when absent).
 int launcher_rank();
 int launcher_world_size();
+
+// This machine's host name ("unknown" when it cannot be read).
+std::string host_name();
+// The IPv4 address host_name() resolves to (/etc/hosts, DNS); throws ConfigError naming the host
+// when it does not resolve or resolves only to a loopback address.
+std::string host_address();
 
 }  // namespace excel

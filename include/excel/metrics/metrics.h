@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "excel/common/process.h"
+
 namespace excel::metrics {
 
 struct MetricsOptions {
@@ -80,7 +82,7 @@ class ProgressMetrics {
 
 // Default latency buckets in seconds (1 ms .. ~100 s).
 std::vector<double> seconds_buckets();
-// This machine's host name.
-std::string host_name();
+// This machine's host name (common/process.h).
+using excel::host_name;
 
 }  // namespace excel::metrics
