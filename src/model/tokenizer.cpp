@@ -10,6 +10,7 @@
 #include "excel/build_config.h"
 #include "excel/common/errors.h"
 #include "excel/model/text_cleanup.h"
+#include "unicode_text.h"
 
 namespace excel::model {
 namespace {
@@ -17,47 +18,6 @@ namespace {
 // CLIP reads the first 49152 - 256 - 2 merges of its list (§2.1); a smaller list (the synthetic
 // world's, data_tools/build_bpe_vocab) is read whole.
 constexpr int kMaxMerges = 49152 - 256 - 2;
-
-// ---- UTF-8 helpers -------------------------------------------------------------------------
-std::string utf8_encode(uint32_t cp) {
-  std::string s;
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    s += static_cast<char>(0xE0 | (cp >> 12));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    s += static_cast<char>(0xF0 | (cp >> 18));
-    s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return s;
-}
-
-std::vector<uint32_t> utf8_decode(const std::string& s) {
-  std::vector<uint32_t> out;
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
-    if (i + static_cast<size_t>(len) > s.size()) len = 1;
-    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-    for (int k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + static_cast<size_t>(k)]) & 0x3F);
-    out.push_back(cp);
-    i += static_cast<size_t>(len);
-  }
-  return out;
-}
-
-std::string utf8_join(const std::vector<uint32_t>& cps, size_t b, size_t e) {
-  std::string s;
-  for (size_t i = b; i < e; ++i) s += utf8_encode(cps[i]);
-  return s;
-}
 
 // §2.1: printable Latin-1 bytes keep their code point; the other bytes take 256, 257, ... in byte
 // order. Returns the bytes in vocabulary order (printable ones first).
@@ -76,10 +36,10 @@ std::vector<int> byte_vocabulary_order() {
 // Byte -> the UTF-8 of its symbol.
 std::vector<std::string> byte_symbol_table() {
   std::vector<std::string> table(256);
-  uint32_t extra = 256;
+  char32_t extra = 256;
   for (int b : byte_vocabulary_order()) {
     const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-    table[static_cast<size_t>(b)] = utf8_encode(printable ? static_cast<uint32_t>(b) : extra++);
+    table[static_cast<size_t>(b)] = unicode::to_utf8(std::u32string(1, printable ? static_cast<char32_t>(b) : extra++));
   }
   return table;
 }
@@ -144,7 +104,7 @@ std::vector<std::string> Tokenizer::bpe(const std::string& token) const {
   // The reference's cache starts with the special tokens: they are never split.
   if (token == "<|startoftext|>" || token == "<|endoftext|>") return {token};
   std::vector<std::string> word;
-  for (uint32_t cp : utf8_decode(token)) word.push_back(utf8_encode(cp));
+  for (char32_t cp : unicode::from_utf8(token)) word.push_back(unicode::to_utf8(std::u32string(1, cp)));
   word.back() += "</w>";
   while (word.size() > 1) {
     int best = std::numeric_limits<int>::max();
@@ -220,10 +180,10 @@ std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {
   std::unordered_map<std::string, unsigned char> back;
   for (int b = 0; b < 256; ++b) back[byte_to_unicode_[static_cast<size_t>(b)]] = static_cast<unsigned char>(b);
   std::string out;
-  std::vector<uint32_t> cps = utf8_decode(joined);
+  const std::u32string cps = unicode::from_utf8(joined);
   for (size_t i = 0; i < cps.size(); ++i) {
-    std::string ch = utf8_encode(cps[i]);
-    if (ch == "<" && joined.size() && utf8_join(cps, i, std::min(cps.size(), i + 4)) == "</w>") {
+    const std::string ch = unicode::to_utf8(cps.substr(i, 1));
+    if (cps.compare(i, 4, U"</w>") == 0) {
       out += ' ';
       i += 3;
       continue;
