@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <map>
 #include <set>
@@ -136,6 +137,10 @@ ProgressWatchdog::~ProgressWatchdog() {
   }
   cv_.notify_all();
   thread_.join();
+  // Freeing the window and the communicator is collective: a rank unwinding from an error (a
+  // corrupt image, say) would wait there for ranks that are still in the step's all-reduce, and
+  // never reach the MPI_Abort that ends the job. Such a rank leaves both to the abort.
+  if (std::uncaught_exceptions() > 0) return;
   if (win_ != MPI_WIN_NULL) {
     if (windowed_) MPI_Win_unlock_all(win_);
     MPI_Win_free(&win_);
