@@ -42,30 +42,7 @@ ClusterName=excel-mn
 SlurmctldHost=mn3($MN_SUBNET.3)
 SlurmctldPort=6817
 SlurmdPort=6818
-CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$work/munge/munge.socket
-StateSaveLocation=$work/state
-SlurmdSpoolDir=$work/spool/%n
-SlurmctldPidFile=$work/slurmctld.pid
-SlurmdPidFile=$work/slurmd-%n.pid
-SlurmctldLogFile=$work/log/slurmctld.log
-SlurmdLogFile=$work/log/slurmd-%n.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-SlurmdParameters=config_overrides
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-JobCompType=jobcomp/none
-MpiDefault=none
-ReturnToService=2
-MinJobAge=600
-KillWait=5
+$(slurm_conf_common "$work")
 NodeName=mn1 NodeHostname=mn1 NodeAddr=$MN_SUBNET.1 CPUs=2 RealMemory=1000 State=UNKNOWN
 NodeName=mn2 NodeHostname=mn2 NodeAddr=$MN_SUBNET.2 CPUs=2 RealMemory=1000 State=UNKNOWN
 PartitionName=test Nodes=mn1,mn2 Default=YES MaxTime=30 State=UP

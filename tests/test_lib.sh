@@ -21,3 +21,35 @@ make_tiny_data() {
     --data_max_side="$4" 2>/dev/null
   export EXCEL_BPE_PATH="$1/bpe.txt.gz"
 }
+
+# slurm_conf_common WORK: the slurm.conf lines both SLURM tests share (root daemons, munge socket,
+# state, spool, pid and log files under WORK, per node name; no accounting), for a test to put
+# between its cluster, port and node lines.
+slurm_conf_common() {
+  cat <<EOC
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$1/munge/munge.socket
+CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
+StateSaveLocation=$1/state
+SlurmdSpoolDir=$1/spool/%n
+SlurmctldPidFile=$1/slurmctld.pid
+SlurmdPidFile=$1/slurmd-%n.pid
+SlurmctldLogFile=$1/log/slurmctld.log
+SlurmdLogFile=$1/log/slurmd-%n.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SlurmdParameters=config_overrides
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+MpiDefault=none
+ReturnToService=2
+MinJobAge=600
+KillWait=5
+EOC
+}
