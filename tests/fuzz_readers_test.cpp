@@ -432,6 +432,7 @@ TEST_F(FuzzReaders, ForeignAttributeBank) {
 // The authors' bank as their code saves it (torch.save of a list; tests/authors_bank_pth.h).
 TEST_F(FuzzReaders, AuthorsAttributeBankPth) {
   const std::string p = dir_ + "/bank.pth";
+  torch::manual_seed(2);
   at::Tensor flags = torch::zeros({20, 24});
   for (int64_t a = 0; a < 24; ++a) flags[a % 20][a] = 1;
   test::write_authors_bank_pth(p, torch::randn({16, 24}), flags);
