@@ -80,6 +80,8 @@ expect_bad "$work/voc2" data_max_side 100 "$BUILD/data_tools/make_synthetic_voc"
 expect_bad "$work/clip2" model_vision_width 100 "$BUILD/data_tools/make_random_clip" --output_dir="$work/clip2" --model_vision_width=100
 expect_bad "$work/bank2.h5" bank_clusters 0 "$BUILD/data_tools/build_attribute_bank" --bank_descriptions="$work/voc/descriptions.json" \
   --model_clip="$work/clip/clip.jit.pt" --bank_clusters=0 --model_bank="$work/bank2.h5"
+expect_bad "$work/bank3.h5" data_dataset ade "$BUILD/data_tools/import_attribute_bank" --bank_pth="$work/x.pth" \
+  --data_dataset=ade --model_bank="$work/bank3.h5"
 expect_bad "$work/inspect" view -1 "$BUILD/data_tools/inspect_cache" --cache_dir="$work/cache" --view=-1 --output_dir="$work/inspect"
 expect_bad "$work/heads.h5" model_decoder_heads 0 "$BUILD/data_tools/import_reference_checkpoint" --input="$work/x.pth" \
   --output="$work/heads.h5" --model_decoder_heads=0

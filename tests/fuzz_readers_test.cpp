@@ -24,6 +24,7 @@
 #include <random>
 #include <sstream>
 
+#include "authors_bank_pth.h"
 #include "excel/build_config.h"
 #include "excel/cache/feature_store.h"
 #include "excel/cache/precompute.h"
@@ -426,6 +427,40 @@ TEST_F(FuzzReaders, ForeignAttributeBank) {
   }
   fuzz("attribute bank (foreign, no checksum)", p, 1000,
        [&] { EXPECT_EQ(model::load_attribute_bank(p).centroids.dim(), 2); });
+}
+
+// The authors' bank as their code saves it (torch.save of a list; tests/authors_bank_pth.h).
+TEST_F(FuzzReaders, AuthorsAttributeBankPth) {
+  const std::string p = dir_ + "/bank.pth";
+  torch::manual_seed(2);
+  at::Tensor flags = torch::zeros({20, 24});
+  for (int64_t a = 0; a < 24; ++a) flags[a % 20][a] = 1;
+  test::write_authors_bank_pth(p, torch::randn({16, 24}), flags);
+  fuzz("attribute bank (authors' .pth)", p, 300,
+       [&] { EXPECT_EQ(model::load_attribute_bank_pth(p).centroids.size(0), 16); });
+  // Most of those fail the zip CRC; here the pickle stream itself is mutated and zipped again with
+  // valid CRCs, so LibTorch's unpickler and the layout checks see it (<pkl>.pth names <pkl>).
+  const std::string pkl = dir_ + "/bank.pkl", zipped = pkl + ".pth";
+  const std::string stream = test::pickle_record(p);
+  spill(pkl, stream);
+  std::vector<std::pair<std::string, std::string>> storages;
+  {
+    caffe2::serialize::PyTorchStreamReader reader(p);
+    for (const std::string name : {"data/0", "data/1"}) {
+      auto [data, size] = reader.getRecord(name);
+      storages.emplace_back(name, std::string(static_cast<const char*>(data.get()), size));
+    }
+  }
+  fuzz("attribute bank (authors' .pth, pickle stream)", pkl, 500, [&] {
+    {
+      const std::string s = slurp(pkl);
+      caffe2::serialize::PyTorchStreamWriter writer(zipped);
+      writer.writeRecord("data.pkl", s.data(), s.size());
+      for (const auto& [name, bytes] : storages) writer.writeRecord(name, bytes.data(), bytes.size());
+      writer.writeEndOfFile();
+    }
+    EXPECT_EQ(model::load_attribute_bank_pth(zipped).centroids.size(0), 16);
+  });
 }
 
 TEST_F(FuzzReaders, ClipCheckpoints) {

@@ -19,6 +19,7 @@ check src/excel_cam_demo data_root
 check src/excel_dump_stages input
 check data_tools/make_synthetic_voc data_num_images
 check data_tools/build_attribute_bank bank_descriptions
+check data_tools/import_attribute_bank bank_pth
 check data_tools/pretrain_tiny_clip train_dense_pool
 check bench/excel_bench_backbone bench_batches
 # The train tool's groups: one heading per concern, in order.

@@ -80,18 +80,41 @@ std::map<std::string, at::Tensor> read_torchscript(const std::string& path) {
   return out;
 }
 
-std::map<std::string, at::Tensor> read_state_dict(const std::string& path, bool skip_non_tensors = false) {
+// The one unpickler of torch.save files: LibTorch's errors become FormatError naming the file.
+c10::IValue unpickle(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  c10::IValue v;
   try {
-    v = torch::pickle_load(bytes);
+    return torch::pickle_load(bytes);
   } catch (const c10::Error& e) {
-    throw FormatError(path + ": cannot read torch.save state dict (truncated or corrupt?): " +
-                      first_line(e.what_without_backtrace()));
+    throw FormatError(
+        path + ": cannot read torch.save file (truncated or corrupt?): " + first_line(e.what_without_backtrace()));
   } catch (const std::exception& e) {
-    throw FormatError(path + ": cannot read torch.save state dict (corrupt?): " + first_line(e.what()));
+    throw FormatError(path + ": cannot read torch.save file (corrupt?): " + first_line(e.what()));
   }
+}
+
+// Zip files only (torch.save since PyTorch 1.6, TorchScript): names the legacy format, then checks
+// every entry's CRC, which LibTorch does not. `kind` and `expected` say what the file should be.
+void check_torch_zip(const std::string& path, const std::string& kind, const std::string& expected) {
+  char magic[4] = {0, 0, 0, 0};
+  {
+    std::ifstream in(path, std::ios::binary);
+    in.read(magic, 4);
+    if (in.gcount() < 4) throw FormatError(path + ": file too short to be a " + kind + " (truncated?)");
+  }
+  if (!(magic[0] == 'P' && magic[1] == 'K')) {
+    if (static_cast<unsigned char>(magic[0]) == 0x80)
+      throw FormatError(path +
+                        ": legacy (pre-1.6, non-zip) torch.save format is not supported; "
+                        "re-save it with torch.save(obj, path) from PyTorch >= 1.6");
+    throw FormatError(path + ": unknown " + kind + " format (expected " + expected + ")");
+  }
+  check_zip_archive(path);
+}
+
+std::map<std::string, at::Tensor> read_state_dict(const std::string& path, bool skip_non_tensors = false) {
+  c10::IValue v = unpickle(path);
   // Accept {"state_dict": {...}} / {"model": {...}} wrappers as written by training scripts.
   for (int depth = 0; depth < 2 && v.isGenericDict(); ++depth) {
     auto d = v.toGenericDict();
@@ -124,8 +147,14 @@ std::map<std::string, at::Tensor> read_state_dict(const std::string& path, bool 
 
 std::map<std::string, at::Tensor> read_torch_state_dict(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) throw InputError(path + ": file not found");
-  check_zip_archive(path);  // LibTorch checks no CRC
+  check_torch_zip(path, "state dict", "a torch.save zip file");
   return read_state_dict(path, /*skip_non_tensors=*/true);
+}
+
+c10::IValue read_torch_save(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) throw InputError(path + ": file not found");
+  check_torch_zip(path, "torch.save file", "a torch.save zip file");
+  return unpickle(path);
 }
 
 std::string ClipConfig::describe() const {
@@ -200,22 +229,7 @@ ClipConfig infer_and_validate(const std::map<std::string, at::Tensor>& t, const 
 
 ClipWeights load_clip_checkpoint(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) throw InputError(path + ": checkpoint file not found");
-  char magic[4] = {0, 0, 0, 0};
-  {
-    std::ifstream in(path, std::ios::binary);
-    in.read(magic, 4);
-    if (in.gcount() < 4) throw FormatError(path + ": file too short to be a checkpoint (truncated?)");
-  }
-  if (!(magic[0] == 'P' && magic[1] == 'K')) {
-    if (static_cast<unsigned char>(magic[0]) == 0x80)
-      throw FormatError(path +
-                        ": legacy (pre-1.6, non-zip) torch.save format is not supported; "
-                        "re-save it with torch.save(state_dict, path) from PyTorch >= 1.6");
-    throw FormatError(path +
-                      ": unknown checkpoint format (expected a TorchScript archive or a "
-                      "torch.save state dict, both zip files)");
-  }
-  check_zip_archive(path);  // LibTorch checks no CRC: damaged weights would load
+  check_torch_zip(path, "checkpoint", "a TorchScript archive or a torch.save state dict, both zip files");
   bool is_jit = false;
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);

@@ -9,6 +9,8 @@
 #include "excel/common/atomic_file.h"
 #include "excel/common/errors.h"
 #include "excel/common/h5.h"
+#include "excel/common/shape.h"
+#include "excel/model/clip_checkpoint.h"
 
 namespace excel::model {
 
@@ -63,6 +65,60 @@ void save_attribute_bank(const AttributeBank& bank, const std::string& path) {
       f.close();  // writes the checksum block
     }
   });
+}
+
+namespace {
+
+std::string describe(const c10::IValue& v) {
+  if (v.isTensor()) return "a tensor of shape " + shape_str(v.toTensor().sizes());
+  if (v.isGenericDict()) {
+    std::string keys;
+    for (const auto& kv : v.toGenericDict())
+      keys += (keys.empty() ? "" : ", ") + (kv.key().isString() ? "'" + kv.key().toStringRef() + "'" : "?");
+    return "a dict with keys " + (keys.empty() ? "(none)" : keys);
+  }
+  if (v.isList()) return "a list of " + std::to_string(v.toList().size()) + " entries";
+  if (v.isTuple()) return "a tuple of " + std::to_string(v.toTupleRef().elements().size()) + " entries";
+  return std::string("a ") + v.tagKind();
+}
+
+}  // namespace
+
+AttributeBank load_attribute_bank_pth(const std::string& path) {
+  const c10::IValue v = read_torch_save(path);
+  const std::string want = "; expected the authors' bank, a list [centroids [E, A], class_flags [C, A]]";
+  std::vector<c10::IValue> items;
+  if (v.isList()) {
+    const c10::List<c10::IValue> l = v.toList();
+    for (size_t i = 0; i < l.size(); ++i) items.push_back(l.get(i));
+  } else if (v.isTuple()) {
+    for (const c10::IValue& x : v.toTupleRef().elements()) items.push_back(x);
+  }
+  if (items.size() != 2) throw FormatError(path + ": holds " + describe(v) + want);
+  const char* names[2] = {"centroids", "class_flags"};
+  for (int i = 0; i < 2; ++i) {
+    const at::Tensor t = items[i].isTensor() ? items[i].toTensor() : at::Tensor();
+    const bool numeric = t.defined() && (t.is_floating_point() || (i == 1 && !t.is_complex() && !t.is_quantized()));
+    if (!numeric || t.layout() != at::kStrided || t.dim() != 2)
+      throw FormatError(path + ": entry " + std::to_string(i) + " (" + names[i] + ") is " + describe(items[i]) +
+                        (t.defined() ? " of dtype " + std::string(c10::toString(t.scalar_type())) : "") + want +
+                        " of floats");
+  }
+  AttributeBank b{items[0].toTensor().to(torch::kFloat).contiguous(),
+                  items[1].toTensor().to(torch::kFloat).contiguous()};
+  const int64_t E = b.centroids.size(0), A = b.centroids.size(1), C = b.class_flags.size(0);
+  if (E == 0 || A == 0 || C == 0 || b.class_flags.size(1) != A)
+    throw FormatError(path + ": centroids " + shape_str(b.centroids.sizes()) + " and class_flags " +
+                      shape_str(b.class_flags.sizes()) + " do not form a bank" + want);
+  if (!b.centroids.isfinite().all().item<bool>())
+    throw FormatError(path + ": centroids contain NaN or Inf (or values beyond float32)");
+  if (!((b.class_flags == 0) | (b.class_flags == 1)).all().item<bool>())
+    throw FormatError(path + ": class_flags hold values other than 0 and 1");
+  const at::Tensor empty = (b.class_flags.sum(1) == 0).nonzero();
+  if (empty.size(0) > 0)
+    throw FormatError(path + ": class " + std::to_string(empty[0][0].item<int64_t>()) +
+                      " has no attribute (its row of class_flags is all zero)");
+  return b;
 }
 
 at::Tensor text_semantic_enrichment(const at::Tensor& t0, int64_t C, const AttributeBank& bank, double keep_fraction) {

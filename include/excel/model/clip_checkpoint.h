@@ -2,6 +2,7 @@
 // The model configuration is inferred from tensor shapes; fp16 weights become fp32.
 #pragma once
 #include <ATen/core/Tensor.h>
+#include <ATen/core/ivalue.h>
 
 #include <cstdint>
 #include <map>
@@ -40,6 +41,10 @@ ClipConfig infer_and_validate(const std::map<std::string, at::Tensor>& tensors, 
 // Reads any torch.save zip file holding a (possibly nested under "state_dict"/"model") dict of
 // tensors; "module." prefixes are stripped, non-tensor entries skipped. Throws FormatError.
 std::map<std::string, at::Tensor> read_torch_state_dict(const std::string& path);
+
+// Reads any torch.save zip file (PyTorch >= 1.6) as it was saved: a missing file is InputError; a
+// legacy, damaged (every zip entry's CRC is checked) or unreadable one FormatError naming the file.
+c10::IValue read_torch_save(const std::string& path);
 
 // Writes `tensors` (kept in their dtype) in either form; used by the demo-checkpoint generator.
 void save_clip_checkpoint(const std::map<std::string, at::Tensor>& tensors, const ClipConfig& cfg,

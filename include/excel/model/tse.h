@@ -16,6 +16,12 @@ struct AttributeBank {
 AttributeBank load_attribute_bank(const std::string& path, const std::string& group = "");
 void save_attribute_bank(const AttributeBank& bank, const std::string& path);
 
+// The authors' published bank (their attributes_text/*_embedding_bank.pth): torch.save of a list
+// [centroids [E, A], class_flags [C, A]]. A list or tuple of those two tensors in any float dtype is
+// read (as float32, contiguous); anything else, non-finite centroids, flags other than 0/1 or a
+// class without an attribute is a FormatError naming the file and what it holds.
+AttributeBank load_attribute_bank_pth(const std::string& path);
+
 // A descriptions JSON, the knowledge base a bank is built from (§2.6): an object mapping each class
 // name to its sentences, classes in file order. Errors name the file and the class.
 struct ClassDescriptions {
