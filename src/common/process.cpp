@@ -43,10 +43,11 @@ CpuShare cpu_share() {
   cpu_set_t mine, parent;
   if (sched_getaffinity(0, sizeof(mine), &mine) != 0) return share;
   share.allowed = CPU_COUNT(&mine);
-  // Bound: the launcher (mpirun, orted, slurmstepd: our parent) gave this rank fewer CPUs than it
-  // has itself. A cpuset that holds the whole job (a container, a SLURM cgroup) is not a binding:
-  // parent and rank share it, and the local ranks divide it. Without the parent's set (it has
-  // exited), fewer CPUs than the machine has online counts as bound.
+  // Bound: the launcher (mpirun, orted, slurmstepd: our parent; wrappers must exec, as
+  // launch/bind_local_rank.sh does) gave this rank fewer CPUs than it has itself. A cpuset that
+  // holds the whole job (a container, a SLURM cgroup) is not a binding: parent and rank share it,
+  // and the local ranks divide it. When the parent's set cannot be read, fewer CPUs than the
+  // machine has online counts as bound.
   if (sched_getaffinity(::getppid(), sizeof(parent), &parent) == 0) {
     share.bound = share.allowed < CPU_COUNT(&parent);
   } else {

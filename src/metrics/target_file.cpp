@@ -32,7 +32,7 @@ class HostLock {
  public:
   explicit HostLock(std::string path) : path_(std::move(path)) {
     for (;;) {
-      fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      fd_ = ::open(path_.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);  // flock needs no write access
       if (fd_ < 0) throw InputError(path_ + ": cannot open the target file lock: " + std::strerror(errno));
       while (::flock(fd_, LOCK_EX) != 0) {
         if (errno == EINTR) continue;

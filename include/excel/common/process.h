@@ -5,8 +5,8 @@
 
 namespace excel {
 
-// The CPUs this process may run on (its affinity mask), and whether the launcher bound it to them:
-// fewer than its parent process (the launcher's daemon) may use.
+// The CPUs this process (its calling thread) may run on, and whether the launcher bound it to them:
+// fewer than its parent process (the launcher's daemon, or a wrapper that did not exec) may use.
 struct CpuShare {
   int allowed = 1;
   bool bound = false;
