@@ -1,7 +1,8 @@
 // metrics/metrics (src/metrics/metrics.cpp): the registry hands out one series per name and
 // label set, every series carries the constant labels, the /metrics endpoint on 127.0.0.1 serves
-// the text exposition (HELP, TYPE, values), the file_sd target file and finish() (Pushgateway
-// push, linger, target removed, endpoint stopped), ProgressMetrics' derived values.
+// the text exposition (HELP, TYPE, values), the host's shared file_sd target file (ranks adding
+// and removing their groups concurrently, stale groups replaced) and finish() (Pushgateway push,
+// linger, target removed, endpoint stopped), ProgressMetrics' derived values.
 // The endpoint under load: scrapes answered while 50 idle or trickling clients are connected,
 // two scrapes at once, 404/405/400/431, the read deadline, a prompt stop with clients connected.
 // Every endpoint here binds 127.0.0.1 on a port the kernel just handed out (one test binds ::1
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -22,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <iostream>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -29,8 +32,12 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "excel/common/atomic_file.h"
 #include "excel/common/errors.h"
 #include "excel/metrics/metrics.h"
+#include "excel/metrics/target_file.h"
 #include "test_util.h"
 
 using namespace excel;
@@ -356,24 +363,45 @@ TEST(MetricsTest, bind_failures_are_config_errors_naming_the_address) {
   first.finish();
 }
 
+namespace {
+// The groups of a target file as (rank label, targets); fails the test on anything else.
+std::vector<std::pair<std::string, std::vector<std::string>>> target_groups(const std::string& path) {
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
+  std::vector<std::pair<std::string, std::vector<std::string>>> out;
+  EXPECT_TRUE(doc.is_array()) << path << ": " << text;
+  if (!doc.is_array()) return out;
+  for (const auto& g : doc) {
+    EXPECT_TRUE(g.is_object() && g.size() == 2 && g.contains("targets") && g.contains("labels")) << text;
+    std::vector<std::string> targets;
+    for (const auto& t : g.value("targets", nlohmann::json::array())) targets.push_back(t.get<std::string>());
+    const auto labels = g.value("labels", nlohmann::json::object());
+    EXPECT_EQ(labels.size(), 1u) << text;  // only the hidden rank label: nothing to clash with the samples'
+    out.emplace_back(labels.value("__meta_excel_rank", ""), targets);
+  }
+  return out;
+}
+
+using Groups = std::vector<std::pair<std::string, std::vector<std::string>>>;
+}  // namespace
+
 TEST(MetricsTest, finish_removes_the_target_file_and_stops_the_endpoint_once) {
   const std::string dir = test::temp_dir("metrics_sd");
   MetricsOptions o = served("train");
   o.sd_dir = dir + "/sd";  // created when missing
   Metrics mx(o);
-  const std::string want = dir + "/sd/excel_unit_train_rank3.json";
+  const std::string want = dir + "/sd/excel_unit_train_" + metrics::host_name() + ".json";
   EXPECT_EQ(mx.target_file(), want);
   ASSERT_TRUE(fs::exists(want));
-  std::ifstream in(want);
-  const std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(content, "[{\"targets\": [\"127.0.0.1:" + std::to_string(o.port) + "\"], \"labels\": {}}]\n");
+  EXPECT_EQ(target_groups(want), (Groups{{"3", {"127.0.0.1:" + std::to_string(o.port)}}}));
   ASSERT_TRUE(http_get(o.port, "/metrics").has_value());
 
   mx.finish();
   EXPECT_FALSE(fs::exists(want));
   EXPECT_FALSE(http_get(o.port, "/metrics").has_value()) << "still serving after finish()";
   EXPECT_NO_THROW(mx.finish());  // a second call does nothing
-  EXPECT_TRUE(fs::is_empty(dir + "/sd"));
+  EXPECT_TRUE(fs::is_empty(dir + "/sd"));  // no lock file either
   fs::remove_all(dir);
 }
 
@@ -389,6 +417,101 @@ TEST(MetricsTest, the_destructor_finishes) {
   }
   EXPECT_FALSE(fs::exists(target));
   EXPECT_FALSE(http_get(o.port, "/metrics").has_value());
+  fs::remove_all(dir);
+}
+
+// Ranks of one host start and exit at the same time, over and over: the host's one file is valid
+// JSON whenever a reader looks, lists every rank once they have all started, and is gone (with its
+// lock) once they have all finished.
+TEST(MetricsTest, ranks_of_a_host_share_one_target_file_while_starting_and_exiting_together) {
+  const std::string dir = test::temp_dir("metrics_sd_shared");
+  constexpr int kRanks = 8, kRounds = 4;
+  const std::string file = metrics::host_target_file(dir, "unit", "train", metrics::host_name());
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0}, invalid{0};
+  std::thread reader([&] {
+    while (!stop) {
+      std::ifstream in(file);
+      if (!in) {
+        std::this_thread::yield();
+        continue;
+      }
+      const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
+      ++reads;
+      if (!doc.is_array() || doc.empty()) ++invalid;
+    }
+  });
+  for (int round = 0; round < kRounds; ++round) {
+    std::vector<int> ports;
+    while (static_cast<int>(ports.size()) < kRanks) {
+      const int p = free_port();
+      if (p > 0 && std::find(ports.begin(), ports.end(), p) == ports.end()) ports.push_back(p);
+    }
+    std::atomic<int> started{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> ranks;
+    std::vector<std::string> errors(kRanks);
+    for (int r = 0; r < kRanks; ++r)
+      ranks.emplace_back([&, r] {
+        try {
+          MetricsOptions o = served("train");
+          o.rank = r;
+          o.world_size = kRanks;
+          o.port = ports[r];
+          o.sd_dir = dir;
+          Metrics mx(o);
+          ++started;
+          while (!go) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          mx.finish();
+        } catch (const std::exception& e) {
+          errors[r] = e.what();
+          ++started;
+        }
+      });
+    while (started < kRanks) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    Groups want;
+    for (int r = 0; r < kRanks; ++r) want.push_back({std::to_string(r), {"127.0.0.1:" + std::to_string(ports[r])}});
+    EXPECT_EQ(target_groups(file), want) << "round " << round;
+    go = true;
+    for (auto& t : ranks) t.join();
+    for (int r = 0; r < kRanks; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+    EXPECT_FALSE(fs::exists(file)) << "round " << round;
+    EXPECT_TRUE(fs::is_empty(dir)) << "round " << round << ": the lock or a temporary is left";
+  }
+  stop = true;
+  reader.join();
+  EXPECT_EQ(invalid.load(), 0) << "of " << reads.load() << " reads";
+  std::cout << "[figure] shared target file: " << reads.load() << " reads during " << kRounds << " rounds of "
+            << kRanks << " ranks starting and exiting together, " << invalid.load() << " not a valid target list\n";
+  fs::remove_all(dir);
+}
+
+// A rank killed with SIGKILL leaves its group behind; the rank restarted (same rank, another
+// port) or a new rank on the same port replaces it instead of adding one, the other ranks' groups
+// stay, and a rank that exits removes only its own group.
+TEST(MetricsTest, a_restarted_rank_replaces_its_stale_target) {
+  const std::string dir = test::temp_dir("metrics_sd_stale");
+  MetricsOptions o = served("train");  // rank 3
+  o.sd_dir = dir;
+  const std::string file = metrics::host_target_file(dir, "unit", "train", metrics::host_name());
+  const std::string mine = "127.0.0.1:" + std::to_string(o.port);
+  atomic_write(file,
+               "[{\"targets\": [\"127.0.0.1:1\"], \"labels\": {\"__meta_excel_rank\": \"3\"}},\n"
+               " {\"targets\": [\"127.0.0.1:2\"], \"labels\": {\"__meta_excel_rank\": \"5\"}},\n"
+               " {\"targets\": [\"" + mine + "\"], \"labels\": {\"__meta_excel_rank\": \"9\"}}]\n");
+  auto first = std::make_unique<Metrics>(o);
+  EXPECT_EQ(target_groups(file), (Groups{{"3", {mine}}, {"5", {"127.0.0.1:2"}}}));
+  // Rank 3 again, on another port, while the first is still there: the newer one wins.
+  MetricsOptions again = o;
+  again.port = free_port();
+  const std::string newer = "127.0.0.1:" + std::to_string(again.port);
+  auto second = std::make_unique<Metrics>(again);
+  EXPECT_EQ(target_groups(file), (Groups{{"3", {newer}}, {"5", {"127.0.0.1:2"}}}));
+  first->finish();  // its group is no longer in the file: nothing of the newer one is removed
+  EXPECT_EQ(target_groups(file), (Groups{{"3", {newer}}, {"5", {"127.0.0.1:2"}}}));
+  second->finish();
+  EXPECT_EQ(target_groups(file), (Groups{{"5", {"127.0.0.1:2"}}}));
   fs::remove_all(dir);
 }
 

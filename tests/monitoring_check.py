@@ -2,8 +2,10 @@
 """Helpers of tests/prometheus_scrape_test.sh (standard library only).
 
   ports N                      N port bases, each with base+1 also free on 127.0.0.1
-  watch ...                    while a tool runs: check its file_sd target files, scrape every
-                               rank through the target they advertise, keep each rank's last dump
+  watch ...                    while a tool runs: check its hosts' file_sd target files (one per
+                               host, a group per rank), scrape every rank through the target it
+                               advertises, keep each rank's last dump; optionally record the
+                               targets a Prometheus discovers from those files
   exposition ...               the metrics contract (monitoring/README.md) on the final dumps
   prometheus ...               every dashboard panel query and every alert query against the
                                Prometheus that scraped the run
@@ -100,56 +102,90 @@ def alive(pid):
         return False
 
 
+RANK_LABEL = "__meta_excel_rank"  # hidden: seen by discovery, never stored with the series
+
+
 def check_target_file(path, base, np_):
-    """Returns (target 'host:port', error or None)."""
+    """A host's target file: one group per rank, {"targets": ["HOST:PORT"], "labels": {RANK_LABEL: "R"}}.
+    Returns ({rank: 'host:port'}, [errors]); ({}, []) when the file is gone."""
     try:
         with open(path) as f:
             doc = json.load(f)
+    except FileNotFoundError:
+        return {}, []
     except (OSError, ValueError) as e:
-        return None, f"{path}: not JSON ({e})"
-    if not (isinstance(doc, list) and len(doc) == 1 and isinstance(doc[0], dict)):
-        return None, f"{path}: expected [{{\"targets\": [...], \"labels\": {{}}}}], got {doc!r}"
-    targets, labels = doc[0].get("targets"), doc[0].get("labels", {})
-    if not (isinstance(targets, list) and len(targets) == 1 and isinstance(targets[0], str)):
-        return None, f"{path}: expected one target, got {targets!r}"
-    host, _, port = targets[0].rpartition(":")
-    if not host or not port.isdigit() or not base <= int(port) < base + np_:
-        return None, f"{path}: target {targets[0]!r} is not HOST:PORT with PORT in [{base}, {base + np_})"
-    clash = sorted(set(labels) & set(CONST_LABELS + ("job", "instance")))
-    if not isinstance(labels, dict) or clash:
-        return None, f"{path}: labels {labels!r} clash with the exposed labels {clash}"
-    return targets[0], None
+        return {}, [f"{path}: not JSON ({e})"]
+    name = os.path.basename(path)
+    if not (isinstance(doc, list) and doc and all(isinstance(g, dict) for g in doc)):
+        return {}, [f"{name}: expected a non-empty list of target groups, got {doc!r}"]
+    ranks, errors = {}, []
+    for g in doc:
+        targets, labels = g.get("targets"), g.get("labels", {})
+        if not (isinstance(targets, list) and len(targets) == 1 and isinstance(targets[0], str)):
+            errors.append(f"{name}: expected one target per group, got {targets!r}")
+            continue
+        host, _, port = targets[0].rpartition(":")
+        if not host or not port.isdigit() or not base <= int(port) < base + np_:
+            errors.append(f"{name}: target {targets[0]!r} is not HOST:PORT with PORT in [{base}, {base + np_})")
+        if not isinstance(labels, dict) or set(labels) != {RANK_LABEL}:
+            errors.append(f"{name}: labels {labels!r}, expected only {RANK_LABEL} (the samples carry the rest)")
+            continue
+        r = labels[RANK_LABEL]
+        if not (isinstance(r, str) and r.isdigit() and int(r) < np_) or r in ranks or targets[0] in ranks.values():
+            errors.append(f"{name}: rank {r!r} out of range or listed twice, or target {targets[0]} listed twice")
+            continue
+        ranks[r] = targets[0]
+    return ranks, errors
+
+
+def discovered_targets(url):
+    """Prometheus' active targets of job excel: {instance: (target file, rank label, health)}."""
+    out = {}
+    for t in prom(url, "/api/v1/targets", state="active")["activeTargets"]:
+        d = t.get("discoveredLabels", {})
+        if t.get("labels", {}).get("job") == "excel":
+            out[d.get("__address__", "?")] = (os.path.basename(d.get("__meta_filepath", "?")), d.get(RANK_LABEL, "?"),
+                                              t.get("health"))
+    return out
 
 
 def cmd_watch(a):
     """Runs until --pid exits. Prints one JSON line: what it saw."""
     os.makedirs(a.out_dir, exist_ok=True)
-    names = [os.path.join(a.sd_dir, f"excel_{a.job}_{a.phase}_rank{r}.json") for r in range(a.np)]
-    seen = {"sd_files": {}, "sd_errors": [], "scrapes": [0] * a.np, "stray_files": []}
-    targets = [None] * a.np
+    hosts = a.hosts.split(",") if a.hosts else [socket.gethostname()]
+    names = {h: os.path.join(a.sd_dir, f"excel_{a.job}_{a.phase}_{h}.json") for h in hosts}
+    ours = set(names.values()) | {n + s for n in names.values() for s in (".tmp", ".lock")}
+    seen = {"files": {}, "sd_errors": [], "scrapes": [0] * a.np, "stray_files": [], "discovered": {}}
+    targets = {}  # rank -> host:port, as advertised
     deadline = time.time() + a.timeout
     while alive(a.pid) and time.time() < deadline:
-        for r, path in enumerate(names):
-            if targets[r] is None and os.path.exists(path):
-                t, err = check_target_file(path, a.base, a.np)
-                if err and err not in seen["sd_errors"]:
-                    seen["sd_errors"].append(err)
-                if t:
-                    targets[r] = t
-                    seen["sd_files"][os.path.basename(path)] = t
-            if targets[r]:
-                try:
-                    body = http_get(f"http://{targets[r]}/metrics", timeout=1.0)
-                except (OSError, urllib.error.URLError):
-                    continue
-                tmp = os.path.join(a.out_dir, f".rank{r}.tmp")
-                with open(tmp, "w") as f:
-                    f.write(body)
-                os.replace(tmp, os.path.join(a.out_dir, f"rank{r}.prom"))
-                seen["scrapes"][r] += 1
+        for h, path in names.items():
+            ranks, errors = check_target_file(path, a.base, a.np)
+            seen["sd_errors"] += [e for e in errors if e not in seen["sd_errors"]]
+            if ranks:
+                f = seen["files"].setdefault(os.path.basename(path), {"host": h, "ranks": {}, "max_groups": 0})
+                f["ranks"].update(ranks)
+                f["max_groups"] = max(f["max_groups"], len(ranks))
+                targets.update(ranks)
+        for r, t in sorted(targets.items()):
+            try:
+                body = http_get(f"http://{t}/metrics", timeout=1.0)
+            except (OSError, urllib.error.URLError):
+                continue
+            tmp = os.path.join(a.out_dir, f".rank{r}.tmp")
+            with open(tmp, "w") as f:
+                f.write(body)
+            os.replace(tmp, os.path.join(a.out_dir, f"rank{r}.prom"))
+            seen["scrapes"][int(r)] += 1
+        if a.prometheus:
+            try:
+                for inst, (fname, rank, health) in discovered_targets(a.prometheus).items():
+                    d = seen["discovered"].setdefault(inst, {"file": fname, "rank": rank, "up": False})
+                    d["up"] = d["up"] or health == "up"
+            except (OSError, RuntimeError, ValueError, urllib.error.URLError):
+                pass
         for p in glob.glob(os.path.join(a.sd_dir, f"excel_{a.job}_{a.phase}_*")):
-            # (<name>.tmp is the tool's atomic write in progress; leftovers are checked after exit)
-            if p not in names and not p.endswith(".tmp") and os.path.basename(p) not in seen["stray_files"]:
+            if p not in ours and os.path.basename(p) not in seen["stray_files"]:
                 seen["stray_files"].append(os.path.basename(p))
         time.sleep(0.25)
     print(json.dumps(seen))
@@ -429,6 +465,8 @@ def main():
     for k in ("--pid", "--np", "--base"):
         p.add_argument(k, type=int, required=True)
     p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--hosts", default="", help="H1,H2,...: the hosts whose target files to read (default: this one)")
+    p.add_argument("--prometheus", default="", help="URL: also record the targets Prometheus discovers")
     p = sub.add_parser("exposition")
     p.add_argument("--phase", required=True, choices=sorted(PHASES))
     p.add_argument("--job", required=True)

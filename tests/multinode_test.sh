@@ -3,7 +3,9 @@
 # network and UTS namespaces on a private bridge, mpirun on mn1, an rsh agent for the others):
 # excel_precompute writes byte-identical shards, excel_train from the cache and online ends within
 # the world-size bound of docs/numerics.md, excel_eval (training_free) gives identical confusion
-# matrices, and each host ran local ranks 0 and 1 under its own host name, with its threads.
+# matrices, and each host ran local ranks 0 and 1 under its own host name, with its threads; the
+# 2x2 online job's metrics are found through one target file per host by a real Prometheus; an
+# uneven 3+1 layout sizes each rank's threads by its host's local ranks (--threads=0).
 #   multinode_test.sh BUILD_DIR
 set -euo pipefail
 BUILD=$1
@@ -30,6 +32,7 @@ mn_on_exit() {
 mn_setup 2 "$work/mn"
 mn_hostfile "$work/hosts2x2" 2 2
 mn_hostfile "$work/hosts1x4" 4
+mn_hostfile "$work/hosts3+1" 3 1
 echo "simulated hosts ${MN_HOSTS[*]} on $MN_NET (namespaces $(mn_ns mn1), $(mn_ns mn2); bridge $MN_BRIDGE in ${MN_PREFIX}sw)"
 
 make_tiny_data "$work" 8 80 120
@@ -89,15 +92,18 @@ mn_compare_ckpt "$work/train_cached-2x2/checkpoint.h5" "$work/train_cached-1x4/c
   || fail "cached training: 2x2 and 1x4 differ beyond the bound"
 
 # The 2x2 online job also serves metrics on each host's own address (--metrics_bind=host: mnI's
-# address, from its /etc/hosts), scraped by a real Prometheus in the root namespace through the
-# target files; the ranks linger long enough for discovery and a few scrapes.
+# address, from its /etc/hosts), scraped by a real Prometheus in the root namespace through one
+# target file per host ($work/sd stands for a folder shared by the nodes); the ranks linger long
+# enough for discovery and a few scrapes.
 mn_prometheus_start
 JOB=mn$$
 MX=(--metrics_port=9700 --metrics_bind=host --metrics_sd_dir="$work/sd" --metrics_job_id="$JOB" --metrics_linger_s=15)
+t0=$SECONDS
+mn_job_bg 2x2 train_online "${T[@]}" --output_dir="$work/train_online-2x2" "${MX[@]}"
+mn_watch_targets $JOB train 9700 || fail "target files: one per host with its ranks, discovered by Prometheus"
+echo "train_online on 2x2: $((SECONDS - t0)) s"
+mn_job 1x4 train_online "${T[@]}" --output_dir="$work/train_online-1x4"
 for layout in 2x2 1x4; do
-  extra=()
-  [ $layout = 2x2 ] && extra=("${MX[@]}")
-  mn_job $layout train_online "${T[@]}" --output_dir="$work/train_online-$layout" "${extra[@]}"
   mn_placement "$work/train_online-$layout.log" $layout || fail "online training placement on $layout"
 done
 mn_compare_ckpt "$work/train_online-2x2/checkpoint.h5" "$work/train_online-1x4/checkpoint.h5" 6 "2x2 vs 1x4 online training" \
@@ -109,5 +115,12 @@ for layout in 2x2 1x4; do
   mn_placement "$work/eval-$layout.log" $layout || fail "eval placement on $layout"
 done
 same_tables "$work/eval-2x2/table.json" "$work/eval-1x4/table.json" || fail "eval: 2x2 and 1x4 tables differ"
+
+# Threads per rank per host: an uneven layout (mn1 3 ranks, mn2 1) where each rank sizes its threads
+# itself (--threads=0): the CPUs it may use (all of the test's, --bind-to none) over its host's
+# local ranks. The shards are not compared (thread counts change rounding, docs/numerics.md).
+allowed=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
+mn_job 3+1 precompute "${P[@]}" --threads=0 --cache_dir="$work/cache-3+1"
+mn_placement "$work/precompute-3+1.log" 3+1 "$allowed" || fail "precompute placement and threads on 3+1"
 
 echo "PASS after $(($(date +%s) - start_s)) s"

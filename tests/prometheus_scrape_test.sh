@@ -2,7 +2,7 @@
 # A real Prometheus (and Pushgateway) on 127.0.0.1 scrapes a 2-rank excel_precompute, excel_train
 # and excel_eval through the target files of --metrics_sd_dir, with the shipped
 # monitoring/prometheus/prometheus.yml and alerts.yml (paths and intervals rewritten). Checks:
-# the target files (format, removed at exit), `promtool check metrics` and the metrics contract
+# the host's one target file (format, every rank in it, removed at exit), `promtool check metrics` and the metrics contract
 # on each rank's final /metrics, then through the HTTP API that every Grafana panel query and
 # the query part of every alert returns series, that no alert holds on this healthy run, that
 # both ranks of each phase were scraped, and that the pushed final values arrived.
@@ -122,7 +122,7 @@ run_phase() {
   for p in "${pids[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
   pids=("${keep[@]}")
   T1[$phase]=$(now)
-  echo "== $phase: exit $rc, $(python3 -c "import sys,json; d=json.loads(sys.argv[1]); print('target files', d['sd_files'], 'scrapes per rank', d['scrapes'])" "$seen")"
+  echo "== $phase: exit $rc, $(python3 -c "import sys,json; d=json.loads(sys.argv[1]); print('target files', {f: v['ranks'] for f, v in d['files'].items()}, 'scrapes per rank', d['scrapes'])" "$seen")"
   if [ "$rc" -ne 0 ]; then
     fail "$phase: mpirun exited $rc; last lines:"
     tail -n 5 "$work/$phase.log" | sed 's/^/    /'
@@ -131,8 +131,10 @@ run_phase() {
 import json, sys
 d, phase, np_ = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 bad = d["sd_errors"] + [f"stray target file {f}" for f in d["stray_files"]]
-if len(d["sd_files"]) != np_:
-    bad.append(f"{len(d['sd_files'])} of {np_} valid target files excel_<job_id>_{phase}_rank<r>.json seen")
+# One host: one file, excel_<job_id>_<phase>_<host>.json, listing every rank once all had started.
+if len(d["files"]) != 1 or any(sorted(f["ranks"]) != [str(r) for r in range(np_)] or f["max_groups"] != np_
+                               for f in d["files"].values()):
+    bad.append(f"target files seen {d['files']}: want this host's one file with ranks 0..{np_ - 1} in it at once")
 for r, n in enumerate(d["scrapes"]):
     if n == 0:
         bad.append(f"rank {r}'s advertised target never answered /metrics")

@@ -35,7 +35,9 @@ EXCEL_FLAG_RULE(metrics_bind, "an IPv4 or IPv6 address, or 'host'",
                 FLAGS_metrics_bind == "host" || excel::flag_ip_address(FLAGS_metrics_bind));
 DEFINE_int32(metrics_port, 0, "Prometheus port base, + local rank (0 disables)");
 EXCEL_FLAG_RULE(metrics_port, "0..65535", FLAGS_metrics_port >= 0 && FLAGS_metrics_port <= 65535);
-DEFINE_string(metrics_sd_dir, "", "write a Prometheus file_sd target file per rank here (removed at exit)");
+DEFINE_string(metrics_sd_dir, "",
+              "list each rank in its host's Prometheus file_sd target file here, "
+              "excel_JOBID_PHASE_HOST.json (removed when the host's last rank exits)");
 DEFINE_string(metrics_job_id, "", "job_id label (default: $SLURM_JOB_ID, else 'local')");
 DEFINE_string(metrics_pushgateway, "", "host:port of a Prometheus Pushgateway to push final values to");
 EXCEL_FLAG_RULE(metrics_pushgateway, "empty or HOST:PORT (port 1..65535)",
@@ -87,8 +89,13 @@ int run_mpi_main(int argc, char** argv, const char* name, const char* usage,
   int rc = 0;
   try {
     const int threads = configure_process(FLAGS_threads, local_size);
+    const CpuShare cpus = cpu_share();
+    const std::string why = FLAGS_threads > 0 ? "--threads"
+                            : cpus.bound      ? "bound by the launcher"
+                                              : "shared by " + std::to_string(local_size) + " local ranks";
     LOG(INFO) << name << ": rank " << rank << " of " << world << ", local rank " << local_rank << " of " << local_size
-              << " on " << metrics::host_name() << ", " << threads << " threads (" << compute_summary() << ")";
+              << " on " << metrics::host_name() << ", " << threads << " threads (" << cpus.allowed
+              << " CPUs allowed, " << why << "; " << compute_summary() << ")";
     body(rank, world);
   } catch (const std::exception& e) {
     // Inconsistent flags or configuration (ConfigError) exit 2 like a flag out of range; others 1.

@@ -38,16 +38,31 @@ std::string host_name() {
   return buf;
 }
 
+CpuShare cpu_share() {
+  CpuShare share;
+  cpu_set_t mine, parent;
+  if (sched_getaffinity(0, sizeof(mine), &mine) != 0) return share;
+  share.allowed = CPU_COUNT(&mine);
+  // Bound: the launcher (mpirun, orted, slurmstepd: our parent; wrappers must exec, as
+  // launch/bind_local_rank.sh does) gave this rank fewer CPUs than it has itself. A cpuset that
+  // holds the whole job (a container, a SLURM cgroup) is not a binding: parent and rank share it,
+  // and the local ranks divide it. When the parent's set cannot be read, fewer CPUs than the
+  // machine has online counts as bound.
+  if (sched_getaffinity(::getppid(), sizeof(parent), &parent) == 0) {
+    share.bound = share.allowed < CPU_COUNT(&parent);
+  } else {
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    share.bound = online > 0 && share.allowed < online;
+  }
+  return share;
+}
+
 int configure_process(int threads, int local_ranks) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest glibc accepts; bigger blocks are mmap'd
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
   if (threads <= 0) {
-    cpu_set_t set;
-    const int allowed = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
-    const long online = sysconf(_SC_NPROCESSORS_ONLN);
-    // A launcher that bound this rank to its own cores already divided them among the ranks.
-    const bool bound = online > 0 && allowed < online;
-    threads = std::max(1, bound ? allowed : allowed / std::max(1, local_ranks));
+    const CpuShare share = cpu_share();
+    threads = std::max(1, share.bound ? share.allowed : share.allowed / std::max(1, local_ranks));
   }
   torch::set_num_threads(threads);
   set_blas_threads(threads);  // OpenBLAS keeps its own pool, sized to all cores by default

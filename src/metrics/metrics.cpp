@@ -28,8 +28,8 @@
 #include <glog/logging.h>
 
 #include "excel/comm/make_communicator.h"
-#include "excel/common/atomic_file.h"
 #include "excel/common/errors.h"
+#include "excel/metrics/target_file.h"
 
 namespace excel::metrics {
 
@@ -311,15 +311,15 @@ Metrics::Metrics(const MetricsOptions& options) : opt_(options), registry_(std::
   if (opt_.port > 0) {
     server_ = std::make_unique<Server>(opt_.bind, opt_.port, registry_, [this] { refresh_process_metrics(); });
     port_ = server_->port();
-    if (!opt_.sd_dir.empty()) {  // Prometheus file_sd target, written atomically
+    if (!opt_.sd_dir.empty()) {  // this rank's group in the host's file_sd target file
       // A wildcard address is reached through the host name; an IPv6 literal is bracketed.
       const bool wildcard = opt_.bind == "0.0.0.0" || opt_.bind == "::" || opt_.bind == "[::]";
       const bool v6 = opt_.bind.find(':') != std::string::npos && opt_.bind.front() != '[';
       const std::string host = wildcard ? host_name() : v6 ? "[" + opt_.bind + "]" : opt_.bind;
       fs::create_directories(opt_.sd_dir);
-      target_file_ =
-          opt_.sd_dir + "/excel_" + opt_.job_id + "_" + opt_.phase + "_rank" + std::to_string(opt_.rank) + ".json";
-      atomic_write(target_file_, "[{\"targets\": [\"" + host + ":" + std::to_string(port_) + "\"], \"labels\": {}}]\n");
+      target_ = host + ":" + std::to_string(port_);
+      target_file_ = host_target_file(opt_.sd_dir, opt_.job_id, opt_.phase, host_name());
+      add_target(target_file_, opt_.rank, target_);
     }
   }
 }
@@ -359,8 +359,11 @@ void Metrics::finish() {
   }
   if (server_ && opt_.linger_s > 0) std::this_thread::sleep_for(std::chrono::seconds(opt_.linger_s));
   if (!target_file_.empty()) {
-    std::error_code ec;
-    fs::remove(target_file_, ec);
+    try {
+      remove_target(target_file_, opt_.rank, target_);
+    } catch (const std::exception& e) {
+      LOG(WARNING) << "metrics: " << e.what();
+    }
   }
   server_.reset();
 }

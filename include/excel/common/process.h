@@ -5,11 +5,19 @@
 
 namespace excel {
 
+// The CPUs this process (its calling thread) may run on, and whether the launcher bound it to them:
+// fewer than its parent process (the launcher's daemon, or a wrapper that did not exec) may use.
+struct CpuShare {
+  int allowed = 1;
+  bool bound = false;
+};
+CpuShare cpu_share();
+
 // Process-wide tuning for large-tensor workloads: glibc keeps freed blocks up to 32 MB instead
 // of returning them with munmap (otherwise every temporary costs page faults); LibTorch's intra-op
-// threads and OpenBLAS's own pool are both set to `threads` (0: the cores available to this
-// process, divided by the local ranks unless the launcher already bound the process to a subset);
-// denormals are flushed to zero. Returns the thread count.
+// threads and OpenBLAS's own pool are both set to `threads` (0: cpu_share()'s allowed CPUs, divided
+// by the local ranks unless the launcher bound the process to them; at least 1); denormals are
+// flushed to zero. Returns the thread count.
 int configure_process(int threads = 0, int local_ranks = 1);
 
 // Rank of this process from OpenMPI or SLURM environment variables (0 when absent).

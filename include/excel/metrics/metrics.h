@@ -1,7 +1,8 @@
 // Prometheus metrics for one process: a prometheus-cpp registry, a small HTTP endpoint on
 // bind:port serving /metrics, and typed handles created once at start-up. Every series carries
 // the constant labels job_id, rank, host and phase. Also: process metrics refreshed on each
-// scrape, a file_sd target file for Prometheus discovery (removed at exit) and an optional push
+// scrape, this rank's entry in its host's file_sd target file for Prometheus discovery
+// (metrics/target_file.h; removed at exit) and an optional push
 // of the final values to a Pushgateway. Thread-safe (prometheus-cpp metrics are atomic).
 // The endpoint is our own: civetweb (prometheus-cpp's Exposer) fails to start in processes
 // that load Debian's libtorch_cpu.
@@ -26,7 +27,7 @@ struct MetricsOptions {
   std::string job_id = "local";
   int rank = 0, world_size = 1;
   std::string phase;        // precompute | train | eval | cam
-  std::string sd_dir;       // file_sd target directory ("" = none)
+  std::string sd_dir;       // file_sd target directory ("" = none); one file per host
   std::string pushgateway;  // host:port ("" = none)
   int linger_s = 0;         // keep serving this long in finish()
 };
@@ -43,8 +44,10 @@ class Metrics {
   prometheus::Histogram& histogram(const std::string& name, const std::string& help, const std::vector<double>& buckets,
                                    const std::map<std::string, std::string>& labels = {});
   int bound_port() const { return port_; }
+  // The host's target file (shared with the other ranks of this job phase on this host; "" without).
   const std::string& target_file() const { return target_file_; }
-  // End of the work: push to the Pushgateway, serve linger_s more seconds, remove the target file.
+  // End of the work: push to the Pushgateway, serve linger_s more seconds, remove this rank's
+  // target (and the file, when it was the last).
   void finish();
 
  private:
@@ -57,7 +60,7 @@ class Metrics {
   std::unique_ptr<Server> server_;
   std::map<std::string, std::string> labels_;
   int port_ = 0;
-  std::string target_file_;
+  std::string target_file_, target_;  // the host's target file, this rank's HOST:PORT in it
   bool finished_ = false;
   prometheus::Gauge *rss_ = nullptr, *gpu_ = nullptr;
   prometheus::Counter* cpu_ = nullptr;
