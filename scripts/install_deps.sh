@@ -13,11 +13,11 @@ PKGS=(
   prometheus-cpp-dev
   libgflags-dev libgoogle-glog-dev
   libgtest-dev googletest
-  libopencv-dev
+  libopencv-core-dev libopencv-imgproc-dev  # OpenCV core + imgproc only: not imgcodecs, which pulls in GDAL
   zlib1g-dev nlohmann-json3-dev
   libicu-dev  # model/text_cleanup: Unicode classes, lower-casing and NFC as the reference tokenizer
   python3-regex  # tests/clip_tokenizer_reference.py: the reference's pattern (ftfy, used where present, is not in bookworm)
-  libjpeg-dev libpng-dev  # data/image_io, data/palette_png decode through libjpeg-turbo and libpng themselves
+  libjpeg-dev libpng-dev  # data/jpeg_codec, data/png_codec: image files through libjpeg-turbo and libpng themselves
   python3-pil  # tests/pillow_resize_test.cpp compares the resizes with Pillow itself
   python3 python3-h5py python3-numpy
   slurmctld slurmd slurm-client munge  # tests/slurm_train_test.sh runs a one-node SLURM cluster

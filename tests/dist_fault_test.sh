@@ -59,7 +59,7 @@ start=$(date +%s)
 if timeout 120 mpirun -np 2 "${T[@]}" --data_root="$work/voc_bad" --train_batch=2 --output_dir="$work/bad" \
     > "$work/bad.log" 2>&1; then fail "a corrupt image did not fail the job"; fi
 took=$(( $(date +%s) - start ))
-grep -q "error: $work/voc_bad/JPEGImages/$first.jpg: cannot decode image" "$work/bad.log" \
+grep -q "error: $work/voc_bad/JPEGImages/$first.jpg: unrecognised image content" "$work/bad.log" \
   || { cat "$work/bad.log"; fail "corrupt image not named"; }
 [ "$took" -lt 60 ] || fail "job with a corrupt image took $took s to end"
 echo "corrupt image on one rank: job ended after $took s naming the file"

@@ -16,6 +16,7 @@
 #include "excel/common/errors.h"
 #include "excel/data/image_io.h"
 #include "excel/data/palette_png.h"
+#include "libpng_writer.h"
 
 namespace excel {
 namespace {
@@ -88,30 +89,15 @@ TEST(PalettePngTest, DecodesAllFilterTypes) {
 // Writes an indexed PNG of the given bit depth with libpng (rows packed by png_set_packing).
 void write_indexed_with_libpng(const std::string& path, const std::vector<uint8_t>& idx, int h, int w, int depth,
                                bool interlaced) {
-  FILE* f = std::fopen(path.c_str(), "wb");
-  ASSERT_NE(f, nullptr);
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  if (setjmp(png_jmpbuf(png))) {
-    std::fclose(f);
-    FAIL() << "libpng could not write " << path;
-  }
-  png_init_io(png, f);
-  png_set_IHDR(png, info, static_cast<png_uint_32>(w), static_cast<png_uint_32>(h), depth, PNG_COLOR_TYPE_PALETTE,
-               interlaced ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-               PNG_FILTER_TYPE_DEFAULT);
-  std::vector<png_color> pal(static_cast<size_t>(1) << depth);
-  for (size_t i = 0; i < pal.size(); ++i)
-    pal[i] = {static_cast<png_byte>(i * 3), static_cast<png_byte>(255 - i), static_cast<png_byte>(i)};
-  png_set_PLTE(png, info, pal.data(), static_cast<int>(pal.size()));
-  png_write_info(png, info);
-  png_set_packing(png);  // one index a byte in, packed in the file
-  std::vector<png_bytep> rows(static_cast<size_t>(h));
-  for (int y = 0; y < h; ++y) rows[static_cast<size_t>(y)] = const_cast<png_bytep>(idx.data() + y * w);
-  png_write_image(png, rows.data());
-  png_write_end(png, info);
-  png_destroy_write_struct(&png, &info);
-  std::fclose(f);
+  test::PngSpec s;
+  s.h = h;
+  s.w = w;
+  s.depth = depth;
+  s.colour_type = PNG_COLOR_TYPE_PALETTE;
+  s.interlaced = interlaced;
+  for (int i = 0; i < 1 << depth; ++i)
+    s.palette.push_back({static_cast<png_byte>(i * 3), static_cast<png_byte>(255 - i), static_cast<png_byte>(i)});
+  test::write_png_with_libpng(path, s, std::vector<uint16_t>(idx.begin(), idx.end()));
 }
 
 TEST(PalettePngTest, EveryBitDepthGivesTheIndices) {

@@ -1,14 +1,16 @@
 #include "excel/data/synthetic_voc.h"
 
+#include <torch/torch.h>
+
 #include <filesystem>
 #include <fstream>
 #include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <sstream>
 
 #include "excel/common/errors.h"
 #include "excel/common/random.h"
+#include "excel/data/image_io.h"
 
 namespace fs = std::filesystem;
 
@@ -227,10 +229,12 @@ SyntheticVocSummary make_synthetic_voc(const SyntheticVocOptions& opt) {
     std::snprintf(id, sizeof(id), "synth_%06d", i);
     cv::Mat img, mask;
     const std::vector<int> present = draw(opt.seed, i, opt.min_side, opt.max_side, img, mask);
-    if (!cv::imwrite((root / "JPEGImages" / (std::string(id) + ".jpg")).string(), img,
-                     {cv::IMWRITE_JPEG_QUALITY, 95}) ||
-        !cv::imwrite((root / "SegmentationClassAug" / (std::string(id) + ".png")).string(), mask))
-      throw InputError(root.string() + ": cannot write image " + id);
+    // JPEG quality 95 and a grey PNG, byte for byte what cv::imwrite wrote before.
+    cv::cvtColor(img, img, cv::COLOR_BGR2RGB);
+    write_rgb((root / "JPEGImages" / (std::string(id) + ".jpg")).string(),
+              torch::from_blob(img.data, {img.rows, img.cols, 3}, torch::kByte));
+    write_gray((root / "SegmentationClassAug" / (std::string(id) + ".png")).string(),
+               torch::from_blob(mask.data, {mask.rows, mask.cols}, torch::kByte));
     (i < opt.num_images - n_val ? sum.train_ids : sum.val_ids).push_back(id);
     sum.labels.push_back(present);
     labels_out << id;
