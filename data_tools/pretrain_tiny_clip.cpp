@@ -53,6 +53,10 @@ EXCEL_FLAG_RULE(train_dense_weight, ">= 0", FLAGS_train_dense_weight >= 0);
 DEFINE_string(train_dense_pool, "max", "patch pooling of that term: mean, max, or lse (soft maximum over patches)");
 EXCEL_FLAG_RULE(train_dense_pool, "mean, max or lse",
                 excel::flag_one_of(FLAGS_train_dense_pool, {"mean", "max", "lse"}));
+DEFINE_string(train_dense_captions, "class",
+              "captions of that term: image (each image's own) or class (one per class of the world, multi-label)");
+EXCEL_FLAG_RULE(train_dense_captions, "image or class",
+                excel::flag_one_of(FLAGS_train_dense_captions, {"image", "class"}));
 DEFINE_int32(train_log_every, 20, "log loss, accuracy and ETA every N steps");
 EXCEL_FLAG_RULE(train_log_every, ">= 1", FLAGS_train_log_every >= 1);
 DEFINE_int32(ckpt_every, 100, "write the resumable state every N steps");
@@ -92,6 +96,7 @@ int main(int argc, char** argv) {
     o.weight_decay = FLAGS_train_weight_decay;
     o.dense_weight = FLAGS_train_dense_weight;
     o.dense_pool = FLAGS_train_dense_pool;
+    o.dense_captions = FLAGS_train_dense_captions;
     o.crop = FLAGS_model_crop;
     o.pool = FLAGS_data_num_images;
     o.seed = static_cast<uint64_t>(FLAGS_model_seed);

@@ -23,3 +23,32 @@ TEST(PseudoLabelTest, radius_mask_is_chebyshev_ball) {
   EXPECT_EQ(r[10 * 20 + 10].sum().item<int64_t>(), 17 * 17);  // centre: rows 2..18, cols 2..18
   EXPECT_TRUE(torch::equal(r, r.t()));
 }
+
+// §4.1: the refinement's affinity is the mean of the last six attention maps, class token
+// dropped. Each layer's map here holds its own index, so any other choice of layers (the first
+// six, the first or last block only, all of them) gives another value. The tiny CLIP's
+// regression test cannot see this miswiring (docs/tiny_clip.md): its first block's attention is
+// the better affinity on the synthetic world.
+TEST(PseudoLabelTest, affinity_is_the_mean_of_the_last_six_attention_maps) {
+  const int64_t N = 5, P = N - 1;
+  for (int64_t L : {6, 8, 12}) {
+    std::vector<at::Tensor> maps;
+    for (int64_t l = 0; l < L; ++l) maps.push_back(torch::full({N, N}, static_cast<double>(l + 1)));
+    maps.back()[0].fill_(100.0);  // the class token's row and column are dropped
+    maps.back().select(1, 0).fill_(100.0);
+    const at::Tensor attn = torch::stack(maps);
+    const double want = static_cast<double>(L) - 2.5;  // mean of L-5 .. L
+    const at::Tensor A = model::aggregate_attention(attn);
+    ASSERT_EQ(A.sizes(), (std::vector<int64_t>{P, P})) << L;
+    EXPECT_TRUE(torch::allclose(A, torch::full({P, P}, want))) << L << ": " << A[0][0].item<double>();
+    const model::AttentionAggregates agg = model::attention_aggregates(attn);
+    EXPECT_TRUE(torch::allclose(agg.mean, A)) << L;
+    // The cache's selection keeps the maps of at least the mean mass: the last three of six.
+    EXPECT_TRUE(torch::allclose(agg.selected, torch::full({P, P}, static_cast<double>(L) - 1.0))) << L;
+    // With G, the gated selection keeps the maps whose summed difference G - W is at most the
+    // mean (here the heavier half again) and multiplies by G.
+    const at::Tensor G = torch::full({P, P}, 2.0);
+    EXPECT_TRUE(torch::allclose(model::aggregate_attention(attn, G), torch::full({P, P}, 2.0 * (L - 1.0))))
+        << L << ": " << model::aggregate_attention(attn, G)[0][0].item<double>();
+  }
+}

@@ -104,6 +104,19 @@ at::Tensor pooled_patch_similarity(const at::Tensor& patches, const at::Tensor& 
   return (torch::logsumexp(r * s, 1) - std::log(static_cast<double>(s.size(1)))) / r;
 }
 
+// Multi-label patch term: one caption per class of the world (a single-class caption drawn as
+// make_caption does), each image scored against each class by its best patch [B,C]; the target
+// spreads over the image's present classes. Image-level labels only, like the caption term.
+at::Tensor class_patch_loss(const at::Tensor& patches, const at::Tensor& class_txt, const at::Tensor& scale,
+                            const std::vector<std::vector<int>>& class_sets) {
+  const int64_t B = patches.size(0), C = class_txt.size(0);
+  const at::Tensor logits = scale * std::get<0>(torch::matmul(patches, class_txt.t()).max(1));  // [B,C]
+  at::Tensor targets = torch::zeros({B, C});
+  for (int64_t i = 0; i < B; ++i)
+    for (int c : class_sets[static_cast<size_t>(i)]) targets[i][c] = 1.0 / static_cast<double>(class_sets[i].size());
+  return -(targets * torch::log_softmax(logits, 1)).sum(1).mean();
+}
+
 double scheduled_lr(const ClipPretrainOptions& opt, int64_t step) {
   if (step < opt.warmup) return opt.lr * static_cast<double>(step + 1) / static_cast<double>(opt.warmup);
   const double t =
@@ -179,6 +192,8 @@ ClipPretrainResult pretrain_clip(const ClipPretrainOptions& opt) {
   model::Tokenizer tok(opt.bpe_path);
   model::ClipConfig cfg = opt.config;
   cfg.vocab_size = tok.vocab_size();
+  if (opt.dense_captions != "image" && opt.dense_captions != "class")
+    throw ConfigError("dense captions '" + opt.dense_captions + "': expected image or class");
   if (opt.crop % cfg.patch) throw ConfigError("crop " + std::to_string(opt.crop) + " is not a multiple of the patch");
 
   torch::manual_seed(opt.seed);
@@ -237,9 +252,16 @@ ClipPretrainResult pretrain_clip(const ClipPretrainOptions& opt) {
     const at::Tensor scale = logit_scale.exp().clamp_max(100.0);
     const at::Tensor logits_cls = scale * torch::matmul(img_cls, txt.t());
     at::Tensor loss = clip_loss(logits_cls, targets);
-    if (opt.dense_weight > 0)
+    if (opt.dense_weight > 0 && opt.dense_captions == "class") {
+      SplitMix64 crng(mix_seed(mix_seed(opt.seed, static_cast<uint64_t>(step)), 1));
+      std::vector<std::string> per_class;
+      for (int c = 0; c < static_cast<int>(world.size()); ++c) per_class.push_back(make_caption({c}, world, crng));
+      const at::Tensor class_txt = unit_rows(text.encode(tok.tokenize(per_class, cfg.context_length, true)));
+      loss = loss + opt.dense_weight * class_patch_loss(patches, class_txt, scale, b.class_sets);
+    } else if (opt.dense_weight > 0) {
       loss =
           loss + opt.dense_weight * clip_loss(scale * pooled_patch_similarity(patches, txt, opt.dense_pool), targets);
+    }
     loss.backward();
     adam.step();
     {

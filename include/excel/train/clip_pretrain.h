@@ -20,6 +20,7 @@ struct ClipPretrainOptions {
   double lr = 2e-3, weight_decay = 0.1;
   double dense_weight = 1.0;           // weight of the pooled-patch InfoNCE term beside the class-token one
   std::string dense_pool = "max";      // how patch tokens meet a caption: mean, max or lse (soft maximum)
+  std::string dense_captions = "class";  // patch term against one caption per class (multi-label), or "image": each image's own
   int64_t crop = 128;                  // images are drawn and resized to crop x crop
   int64_t pool = 2048;                 // training images, drawn once; each step samples the batch from them
   int min_side = 128, max_side = 256;  // generator's image sides before the resize
