@@ -16,8 +16,8 @@ trap 'rm -rf "$work"' EXIT
 bash launch/make_tiny_world.sh "$BUILD" "$work" --data_num_images="$IMAGES" --data_seed=0 --model_seed=0 2>/dev/null
 export EXCEL_BPE_PATH="$work/bpe.txt.gz"
 M=(--data_root="$work/voc" --model_clip="$work/clip/clip.jit.pt" --model_bank="$work/bank.h5" --model_crop="$CROP")
-# configs/tiny_demo.flags' schedule scaled to ITERS (switch at 60 %, prediction targets at 80 %),
-# global batch 4.
+# A short schedule for ITERS steps (switch at 60 %, prediction targets at 80 %; the demo's own,
+# configs/tiny_demo.flags, is longer), global batch 4.
 T=(--data_train_split=train --model_adapter_dim=32 --train_batch=$(( 4 / NP )) --train_max_iters="$ITERS"
    --train_warmup_iters=$(( ITERS / 20 )) --train_switch_iter=$(( ITERS * 3 / 5 ))
    --train_pred_target_iter=$(( ITERS * 4 / 5 )) --train_lr=5e-4 --train_seed=0 --eval_every=0 --ckpt_every=0
