@@ -2,7 +2,7 @@
 # The method end to end on a small world with a pre-trained tiny CLIP (data_tools/pretrain_tiny_clip,
 # docs/tiny_clip.md): fails when a stage is miswired. (1) ExCEL's training-free pseudo-labels on the
 # val split must clear a floor well above what a random CLIP scores there; (2) after a short
-# training, the dynamic-CAM pseudo-labels of the checkpoint must not fall more than DYN_SLACK (default 0) below
+# training, the dynamic-CAM pseudo-labels of the checkpoint must not fall more than DYN_SLACK (default 4) below
 # the training-free ones (see the note at the end). Seeded throughout: the same build gives the
 # same numbers. Fails early when the floor is missed.
 set -euo pipefail
@@ -11,12 +11,12 @@ BUILD=$1
 source "$(dirname "$0")/test_lib.sh"
 use_work_dir
 PY=/usr/bin/python3
-TF_FLOOR=${TF_FLOOR:-35}  # on this split a random CLIP scores 18.6, the pre-trained one 47.1 (docs/tiny_clip.md)
-DYN_SLACK=${DYN_SLACK:-0}
+TF_FLOOR=${TF_FLOOR:-35}  # on this split a random CLIP scores 18.6, the pre-trained one 51.9-55.1 (docs/tiny_clip.md)
+DYN_SLACK=${DYN_SLACK:-4}  # derived below, from the spread over OpenBLAS kernels
 
 start=$(date +%s)
 bash "$SRC_DIR/launch/make_tiny_world.sh" "$BUILD" "$work" --data_num_images=40 --data_val_fraction=0.5 \
-  --data_seed=0 --model_seed=0 --pretrain --train_max_iters="${PRETRAIN_ITERS:-200}" >"$work/world.log" 2>&1 \
+  --data_seed=0 --model_seed=0 --pretrain --train_max_iters="${PRETRAIN_ITERS:-300}" >"$work/world.log" 2>&1 \
   || { tail -5 "$work/world.log"; fail "making the world and pre-training"; }
 export EXCEL_BPE_PATH="$work/bpe.txt.gz"
 M=(--data_root="$work/voc" --model_clip="$work/clip/clip.jit.pt" --model_bank="$work/bank.h5" --model_crop=128
@@ -48,10 +48,15 @@ dyn=$(miou "$work/ck/table.json" pseudo_label)
 seg=$(miou "$work/ck/table.json" segmentation)
 echo "after training: dynamic-CAM pseudo-label mIoU $dyn, segmentation mIoU $seg ($(($(date +%s) - start)) s)"
 
-# The method claims the dynamic-CAM pseudo-labels beat the training-free ones; here (20 training
-# images, 80 steps, a CLIP pre-trained for 200 steps) they do (51.2 vs 47.1 measured; with 300
-# pre-training steps 50.4 vs 52.8), so training must not make them worse: a miswired LVC or
-# dynamic pass falls far below.
+# The method claims the dynamic-CAM pseudo-labels beat the training-free ones. Here (20 training
+# images, 80 steps) the outcome depends on float rounding: the OpenBLAS kernel changes the
+# pre-training's trajectory, and with it both scores. Measured with one build, 300 pre-training
+# steps: Haswell and Zen 52.8 -> 50.4 (-2.4), Sandybridge 55.1 -> 62.9 (+7.8), SkylakeX 51.9 -> 56.4
+# (+4.5). (With 200 steps SkylakeX's CLIP collapsed to 21.2, under the floor, and Sandybridge lost
+# 2.6 points where Haswell gained 4.0: hence 300 steps.) The slack is the largest loss measured over
+# the kernels (2.4), rounded up to the next point plus one for kernels and LibTorch builds not
+# measured: 4. What it catches is a training that wrecks the pseudo-labels (a miswired LVC or
+# dynamic pass), not a missing gain.
 "$PY" -c "import sys; sys.exit(0 if $dyn >= $tf - $DYN_SLACK else 1)" \
   || fail "training made the pseudo-labels worse: dynamic-CAM mIoU $dyn < training-free $tf - $DYN_SLACK"
 echo "PASS"
