@@ -236,16 +236,6 @@ TEST(ImageIoTest, JpegExifOrientationIsAppliedAsTheReferenceDoes) {
       torch::equal(data::read_rgb(write_file("exif5.jpg", with_orientation(plain, 5))), upright.transpose(0, 1)));
 }
 
-// The message of the InputError read_label_png throws ("" when it throws none).
-std::string label_error(const std::string& path) {
-  try {
-    data::read_label_png(path);
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 // PNGs of every colour type and bit depth, as other encoders write them, read as OpenCV 4.6 read
 // them: read_rgb as IMREAD_COLOR (palette colours, grey replicated, 1/2/4-bit grey scaled to
 // 0..255, the high byte of 16-bit samples, alpha and tRNS dropped); read_label_png as
@@ -309,7 +299,7 @@ TEST(ImageIoTest, PngOfEveryColourTypeAndDepth) {
     if (palette || (grey && channels == 1)) {
       EXPECT_TRUE(torch::equal(data::read_label_png(path), label)) << tag;
     } else {
-      const std::string msg = label_error(path);
+      const std::string msg = test::label_error(path);
       EXPECT_NE(msg.find(path), std::string::npos) << tag << ": " << msg;
       EXPECT_NE(msg.find("expected a single-channel class-index PNG"), std::string::npos) << tag << ": " << msg;
     }
@@ -327,7 +317,7 @@ TEST(ImageIoTest, OtherFormatsAreRefusedNamingTheFileAndTheSupportedOnes) {
       {"noise.jpg", {'h', 'e', 'l', 'l', 'o', '\n'}}};
   for (const auto& [name, bytes] : files) {
     const std::string path = write_file(name, bytes);
-    const std::string image = read_error(path), label = label_error(path);
+    const std::string image = read_error(path), label = test::label_error(path);
     EXPECT_NE(image.find(path), std::string::npos) << image;
     EXPECT_NE(image.find("supported: JPEG, PNG"), std::string::npos) << image;
     EXPECT_NE(label.find(path), std::string::npos) << label;
@@ -336,8 +326,8 @@ TEST(ImageIoTest, OtherFormatsAreRefusedNamingTheFileAndTheSupportedOnes) {
   EXPECT_NE(read_error(::testing::TempDir() + "/image.bmp").find("BMP"), std::string::npos);
   EXPECT_NE(read_error(::testing::TempDir() + "/image.webp").find("WebP"), std::string::npos);
   const std::string jpg = write_file("mask.png", encode(test_image(8, 8).select(2, 0).contiguous(), ".jpg"));
-  EXPECT_NE(label_error(jpg).find(jpg + ": a JPEG label image, an unsupported format"), std::string::npos)
-      << label_error(jpg);
+  EXPECT_NE(test::label_error(jpg).find(jpg + ": a JPEG label image, an unsupported format"), std::string::npos)
+      << test::label_error(jpg);
   EXPECT_THROW(data::write_rgb(::testing::TempDir() + "/out.bmp", test_image(4, 4)), InputError);
 }
 

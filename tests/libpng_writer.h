@@ -9,6 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "excel/common/errors.h"
+#include "excel/data/image_io.h"
+
 namespace excel::test {
 
 struct PngSpec {
@@ -59,6 +62,16 @@ inline void write_png_with_libpng(const std::string& path, const PngSpec& s, con
   png_write_end(png, info);
   png_destroy_write_struct(&png, &info);
   std::fclose(f);
+}
+
+// The message of the InputError read_label_png throws ("" when it throws none).
+inline std::string label_error(const std::string& path) {
+  try {
+    data::read_label_png(path);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace excel::test

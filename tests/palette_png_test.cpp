@@ -116,15 +116,6 @@ TEST(PalettePngTest, EveryBitDepthGivesTheIndices) {
     }
 }
 
-std::string label_error(const std::string& path) {
-  try {
-    data::read_label_png(path);
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(PalettePngTest, CrcDamageIsRefusedWithTheFileNamed) {
   const std::string path = ::testing::TempDir() + "/crc_mask.png";
   at::Tensor m = torch::randint(0, 21, {16, 16}, torch::kByte);
@@ -152,7 +143,7 @@ TEST(PalettePngTest, CrcDamageIsRefusedWithTheFileNamed) {
            {"crc_text.png", text}}) {
     const std::string bad = ::testing::TempDir() + "/" + name;
     std::ofstream(bad, std::ios::binary) << bytes;
-    const std::string msg = label_error(bad);
+    const std::string msg = test::label_error(bad);
     EXPECT_NE(msg.find(bad), std::string::npos) << name << ": " << msg;
     EXPECT_NE(msg.find("CRC"), std::string::npos) << name << ": " << msg;
   }
