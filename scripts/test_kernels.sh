@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the numerically sensitive tests (fixture parity, device path vs CPU path, cached vs online, resume, data-parallel
-# world sizes, evaluation over ranks, precompute kill/resume) once per OpenBLAS kernel, forced with
-# OPENBLAS_CORETYPE, and prints per kernel the largest difference each equivalence test measured
-# beside its bound. A kernel whose instructions this CPU lacks is skipped with a message.
+# Runs the numerically sensitive tests (fixture parity, device path vs CPU path, cached vs online,
+# resume, data-parallel world sizes, evaluation over ranks, precompute kill/resume) once per
+# OpenBLAS kernel, forced with OPENBLAS_CORETYPE, and prints per kernel the largest difference
+# each equivalence test measured beside its bound. A kernel whose instructions this CPU lacks is
+# skipped with a message.
 # Usage: scripts/test_kernels.sh [KERNEL ...]   (default: Sandybridge Haswell Zen SkylakeX)
 # Needs a build (scripts/test.sh, or BUILD_DIR).
 set -euo pipefail
