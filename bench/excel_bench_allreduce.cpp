@@ -17,6 +17,7 @@
 #include "excel/common/process.h"
 #include "excel/common/tool_flags.h"
 #include "excel/model/heads.h"
+#include "excel/model/placement.h"
 
 DEFINE_int32(train_batch, 2, "samples per rank");
 EXCEL_FLAG_RULE(train_batch, ">= 1", FLAGS_train_batch >= 1);
@@ -47,6 +48,14 @@ int main(int argc, char** argv) {
   excel::init_logging(argv[0], rank);
   const char* ls = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
   excel::configure_process(FLAGS_threads, ls ? std::atoi(ls) : 1);
+  // The raw MPI calls and the bucketer below take host buffers: CUDA gradients wait for the
+  // communicator's device path (issue 13), so this bench runs on the CPU only.
+  if (excel::model::use_device_flags_or_exit("excel_bench_allreduce", excel::launcher_local_rank()).cuda) {
+    if (rank == 0)
+      std::cerr << "excel_bench_allreduce: --device: the MPI gradient path runs on the CPU only; use --device=cpu\n";
+    MPI_Finalize();
+    return 2;
+  }
   excel::model::HeadsConfig hc;  // VOC: 768 -> 256, 12 layers, 21 classes
   torch::manual_seed(rank);
   at::Tensor feats = torch::randn({12, FLAGS_train_batch, 401, 768});

@@ -3,6 +3,7 @@
 //   excel_bench_backbone [--bench_batches=4,8] [--model_crop=320] [--bench_iters=3]
 #include <gflags/gflags.h>
 #include <glog/logging.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -15,6 +16,7 @@
 #include "excel/common/timing.h"
 #include "excel/common/tool_flags.h"
 #include "excel/model/clip_vision.h"
+#include "excel/model/placement.h"
 #include "excel/model/random_clip.h"
 
 DEFINE_string(bench_batches, "4,8", "comma-separated batch sizes");
@@ -41,14 +43,22 @@ double forward_flops(const excel::model::ClipConfig& c, int64_t side) {
   return f;
 }
 
-// Best-of-3 rate of the MLP GEMM of this workload ([B*N, W] x [W, 4W]).
+void device_sync() {
+  if (excel::model::placement().cuda) torch::cuda::synchronize();
+}
+
+// Best-of-3 rate of the MLP GEMM of this workload ([B*N, W] x [W, 4W]) on the model's device, in
+// the backbone's precision.
 double gemm_gflops(int64_t m, int64_t k, int64_t n) {
-  at::Tensor a = torch::randn({m, k}), b = torch::randn({k, n});
+  const auto o = torch::TensorOptions().device(excel::model::device()).dtype(excel::model::backbone_dtype());
+  at::Tensor a = torch::randn({m, k}).to(o), b = torch::randn({k, n}).to(o);
   torch::mm(a, b);
   double best = 1e30;
   for (int i = 0; i < 3; ++i) {
+    device_sync();
     auto t0 = std::chrono::steady_clock::now();
     at::Tensor c = torch::mm(a, b);
+    device_sync();
     best = std::min(best, excel::seconds_since(t0));
   }
   return 2.0 * m * k * n / best / 1e9;
@@ -65,15 +75,19 @@ int main(int argc, char** argv) {
   excel::configure_process(FLAGS_threads);
   torch::NoGradGuard ng;
   excel::model::ClipConfig cfg = excel::model::vit_b16_config();
+  excel::model::use_device_flags_or_exit("excel_bench_backbone", excel::launcher_local_rank());
   excel::model::ClipWeights w = excel::model::random_clip_weights(cfg, 0);
+  excel::model::place_clip_weights(w);
   excel::model::ClipVision vit(w, FLAGS_model_crop / cfg.patch);
   const double flops_img = forward_flops(cfg, FLAGS_model_crop);
   const int64_t N = (FLAGS_model_crop / cfg.patch) * (FLAGS_model_crop / cfg.patch) + 1;
 
   std::cout << "compute: " << excel::compute_summary() << std::endl;
   std::ostringstream json;
-  json << "{\"bench\":\"backbone\",\"model\":\"ViT-B/16 surgery\",\"size\":" << FLAGS_model_crop
-       << ",\"threads\":" << torch::get_num_threads() << ",\"blas\":\"" << excel::compute_summary() << "\""
+  json << "{\"bench\":\"backbone\",\"model\":\"ViT-B/16 surgery\",\"device\":\"" << excel::model::placement().name()
+       << "\",\"precision\":\"" << excel::precision_name(excel::model::placement().precision)
+       << "\",\"size\":" << FLAGS_model_crop << ",\"threads\":" << torch::get_num_threads() << ",\"blas\":\""
+       << excel::compute_summary() << "\""
        << ",\"gflop_per_image\":" << flops_img / 1e9 << ",\"runs\":[";
   std::stringstream ss(FLAGS_bench_batches);
   std::string item;
@@ -81,12 +95,14 @@ int main(int argc, char** argv) {
   double worst_ratio = 1e9;
   while (std::getline(ss, item, ',')) {
     const int64_t B = std::stoll(item);
-    at::Tensor x = torch::randn({B, 3, FLAGS_model_crop, FLAGS_model_crop});
+    at::Tensor x = torch::randn({B, 3, FLAGS_model_crop, FLAGS_model_crop}).to(excel::model::device());
     vit.forward(x);  // warm-up (full outputs, as feature precomputation keeps them)
     double best = 1e30;
     for (int i = 0; i < FLAGS_bench_iters; ++i) {
+      device_sync();
       auto t0 = std::chrono::steady_clock::now();
       auto out = vit.forward(x);
+      device_sync();
       best = std::min(best, excel::seconds_since(t0));
     }
     const double achieved = flops_img * B / best / 1e9;

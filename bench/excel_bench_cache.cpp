@@ -21,6 +21,7 @@
 #include "excel/common/tool_flags.h"
 #include "excel/data/synthetic_voc.h"
 #include "excel/model/clip_checkpoint.h"
+#include "excel/model/placement.h"
 #include "excel/model/random_clip.h"
 #include "excel/train/trainer.h"
 
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
   excel::init_logging(argv[0]);
   excel::configure_process(FLAGS_threads);
   using namespace excel;
+  model::use_device_flags_or_exit("excel_bench_cache", launcher_local_rank());  // precompute and training follow it
   const std::string bank = FLAGS_model_bank;
   if (bank.empty() || !fs::is_regular_file(bank)) {
     std::cerr << "excel_bench_cache: --model_bank must name a ViT-B/16 attribute bank .h5 (given: '" << bank << "')\n";

@@ -4,6 +4,7 @@
 // backbone pass. Last line: one JSON object.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -17,6 +18,7 @@
 #include "excel/model/cam.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/heads.h"
+#include "excel/model/placement.h"
 #include "excel/model/pseudo_label.h"
 #include "excel/model/random_clip.h"
 #include "excel/train/losses.h"
@@ -35,6 +37,7 @@ EXCEL_FLAG_RULE(threads, ">= 0", FLAGS_threads >= 0);
 namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) {
+  if (excel::model::placement().cuda) torch::cuda::synchronize();  // the split's work, not its launch
   return std::chrono::duration<double>(Clock::now() - t).count() * 1e3;
 }
 struct Split {
@@ -51,19 +54,25 @@ int main(int argc, char** argv) {
   excel::init_logging(argv[0]);
   excel::configure_process(FLAGS_threads);
   using namespace excel;
+  model::use_device_flags_or_exit("excel_bench_train", launcher_local_rank());
+  const at::Device dev = model::device();
   model::ClipConfig cfg = model::vit_b16_config();
   model::ClipWeights w = model::random_clip_weights(cfg, 0);
+  model::place_clip_weights(w);
   const int64_t B = FLAGS_train_batch, S = FLAGS_model_crop, g = S / cfg.patch, C = 20;
   model::ClipVision vision(w, g);
   model::HeadsConfig hc;
   model::Heads heads(hc, 0);
+  heads.to(dev);
   train::PolyWarmupAdamW opt(heads.parameters(), train::OptimizerConfig());
   torch::manual_seed(1);
   at::Tensor text = torch::randn({45, cfg.embed_dim});
-  text = text / text.norm(2, {1}, true);
+  text = (text / text.norm(2, {1}, true)).to(dev);
   at::Tensor x = torch::randn({B, 3, S, S}), labels = torch::zeros({B, C});
   for (int64_t b = 0; b < B; ++b) labels[b][b % C] = labels[b][(3 * b + 5) % C] = 1;
-  at::Tensor radius = model::radius_mask(g, g, 8);
+  x = x.to(dev);  // drawn on the CPU, as every random draw
+  labels = labels.to(dev);
+  at::Tensor radius = model::radius_mask(g, g, 8, dev);
 
   auto step = [&](bool dynamic, bool full_pass) {
     Split s;
@@ -111,8 +120,10 @@ int main(int argc, char** argv) {
 
   std::cout << "compute: " << excel::compute_summary() << std::endl;
   std::ostringstream json;
-  json << "{\"bench\":\"train_step\",\"model\":\"ViT-B/16\",\"batch\":" << B << ",\"size\":" << S
-       << ",\"threads\":" << torch::get_num_threads() << ",\"blas\":\"" << excel::compute_summary() << "\"";
+  json << "{\"bench\":\"train_step\",\"model\":\"ViT-B/16\",\"device\":\"" << model::placement().name()
+       << "\",\"precision\":\"" << precision_name(model::placement().precision) << "\",\"batch\":" << B
+       << ",\"size\":" << S << ",\"threads\":" << torch::get_num_threads() << ",\"blas\":\"" << excel::compute_summary()
+       << "\"";
   const std::vector<std::pair<const char*, std::pair<bool, bool>>> modes = {
       {"static", {false, false}}, {"dynamic_linear", {true, false}}, {"dynamic_full_pass", {true, true}}};
   for (const auto& mode : modes) {

@@ -2,7 +2,7 @@
 """The README's table of every flag of every tool, from the sources.
 
 Reads each DEFINE_<type>(name, default, "help") and EXCEL_FLAG_RULE(name, "accepted", ...) in
-src/apps, bench and data_tools, and writes one row per flag (tools that take it, default, meaning,
+src/apps, bench, data_tools and src/common/device.cpp, and writes one row per flag (tools that take it, default, meaning,
 accepted values) between the "flags:begin" and "flags:end" markers of README.md.
 
   scripts/flag_table.py [REPO_ROOT]           check: fails when a flag is missing from the table, a
@@ -39,10 +39,22 @@ def group_of(name):
     return "general"
 
 
+def calling(root, call):
+    """Tools (src/apps, bench) whose source calls `call`."""
+    out = []
+    for p in sorted((root / "src/apps").glob("excel_*.cpp")) + sorted((root / "bench").glob("*.cpp")):
+        if call in p.read_text():
+            out.append(p.stem if p.parent.name == "apps" else tools_of(root, p)[0])
+    return out
+
+
 def tools_of(root, path):
-    """Executables built from one source file (app_common.cpp: every tool that calls run_mpi_main)."""
+    """Executables built from one source file (app_common.cpp: every tool that calls run_mpi_main;
+    common/device.cpp: those and every tool that calls model::use_device_flags*)."""
     if path.name == "app_common.cpp":
         return sorted(p.stem for p in (root / "src/apps").glob("excel_*.cpp") if "run_mpi_main(" in p.read_text())
+    if path.name == "device.cpp":
+        return sorted(set(tools_of(root, root / "src/apps/app_common.cpp") + calling(root, "use_device_flags")))
     if path.parent.name == "apps":
         return [path.stem]
     cmake = (path.parent / "CMakeLists.txt").read_text()
@@ -54,6 +66,7 @@ def collect(root):
     """name -> {tool: (type, default, help, [accepted...])}"""
     flags = {}
     files = sorted((root / "src/apps").glob("*.cpp")) + sorted((root / "bench").glob("*.cpp")) + sorted((root / "data_tools").glob("*.cpp"))
+    files.append(root / "src/common/device.cpp")  # --device, --model_precision, --model_kernels
     rules = []
     for f in files:
         text = f.read_text()

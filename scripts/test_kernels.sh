@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the numerically sensitive tests (fixture parity, cached vs online, resume, data-parallel
-# world sizes, evaluation over ranks, precompute kill/resume) once per OpenBLAS kernel, forced with
-# OPENBLAS_CORETYPE, and prints per kernel the largest difference each equivalence test measured
-# beside its bound. A kernel whose instructions this CPU lacks is skipped with a message.
+# Runs the numerically sensitive tests (fixture parity, device path vs CPU path, cached vs online,
+# resume, data-parallel world sizes, evaluation over ranks, precompute kill/resume) once per
+# OpenBLAS kernel, forced with OPENBLAS_CORETYPE, and prints per kernel the largest difference
+# each equivalence test measured beside its bound. A kernel whose instructions this CPU lacks is
+# skipped with a message.
 # Usage: scripts/test_kernels.sh [KERNEL ...]   (default: Sandybridge Haswell Zen SkylakeX)
 # Needs a build (scripts/test.sh, or BUILD_DIR).
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD_DIR:-build}
 KERNELS=("$@")
 [ ${#KERNELS[@]} -gt 0 ] || KERNELS=(Sandybridge Haswell Zen SkylakeX)
-SENSITIVE='FixtureParityTest|ImagePipelineTest|fixture_compare_py|StageDumpTest|CachedTrainingTest|TrainerTest|mpi_data_parallel_2ranks|dist_faults_resume|eval_ranks_tables_masks|cache_precompute_kill_resume'
+SENSITIVE='FixtureParityTest|ClipVisionTest.device_path|PseudoLabelTest.device_path|ImagePipelineTest|fixture_compare_py|StageDumpTest|CachedTrainingTest|TrainerTest|mpi_data_parallel_2ranks|dist_faults_resume|eval_ranks_tables_masks|cache_precompute_kill_resume'
 [ -x "$BUILD/tests/excel_tests" ] || { echo "test_kernels: no build in $BUILD (run scripts/test.sh first)"; exit 1; }
 
 needs() {  # CPU flags (from /proc/cpuinfo) each kernel's code uses

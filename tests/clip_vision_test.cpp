@@ -1,5 +1,5 @@
 // model/clip_vision (src/model/clip_vision.cpp): properties of the surgery ViT that the feature
-// cache relies on (docs/algorithm.md §11.2).
+// cache relies on (docs/algorithm.md §11.2), and its device path against its CPU path.
 #include <torch/torch.h>
 
 #include "excel/model/clip_vision.h"
@@ -94,4 +94,34 @@ TEST(ClipVisionTest, autograd_mode_computes_the_same_tokens_and_reaches_every_we
       EXPECT_TRUE(kv.second.grad().defined()) << kv.first;
     }
   }
+}
+
+// The device path (batched torch GEMMs and softmax, no workspaces: what CUDA runs) forced on the
+// CPU computes the CPU path's outputs, with and without LVC's extra attention.
+TEST(ClipVisionTest, device_path_computes_the_cpu_paths_outputs) {
+  model::ClipWeights w = small_weights();
+  model::ClipVision vit(w, 4);
+  torch::manual_seed(3);
+  at::Tensor x = torch::randn({3, 3, 64, 64});
+  at::Tensor E = torch::softmax(torch::randn({3, 16, 16}) * 3, -1);
+  model::VisionOptions opt;
+  opt.keep_value_proj = true;
+  const model::VisionOutputs cpu = vit.forward(x, {}, opt), cpu_e = vit.forward(x, E);
+  test::ScopedKernels torch_path(Kernels::kTorch);
+  const model::VisionOutputs dev = vit.forward(x, {}, opt), dev_e = vit.forward(x, E);
+  auto err = [](const at::Tensor& a, const at::Tensor& b) {
+    return (a - b).abs().max().item<double>() / std::max(1.0, a.abs().max().item<double>());
+  };
+  double worst = 0;
+  for (auto [a, b] : {std::pair{cpu.features, dev.features},
+                      {cpu.attn_all, dev.attn_all},
+                      {cpu.feats_all, dev.feats_all},
+                      {cpu.surgery, dev.surgery},
+                      {cpu.value_proj, dev.value_proj},
+                      {cpu_e.features, dev_e.features}}) {
+    ASSERT_EQ(a.sizes(), b.sizes());
+    worst = std::max(worst, err(a, b));
+  }
+  EXPECT_LE(worst, 1e-5);
+  test::report_equivalence("backbone device path vs CPU path (normalised)", worst, 1e-5);
 }

@@ -2,9 +2,9 @@
 // inputs, with both checkpoint forms (TorchScript and state dict), matches every dataset of the
 // fixture's text, vision, cam, train, infer and metrics groups with the fixture's own rules:
 // floats within 1e-4 normalised error (below), label maps within 0.1 % of cells, integers and
-// strings exact. That is the whole path stages/ runs (src/stages/train_stages.cpp and the model,
-// eval and train units it calls). Skips without ../shared (fails under CI=true). Rerun per
-// OpenBLAS kernel by scripts/test_kernels.sh.
+// strings exact; on the CPU path and on the device path (--model_kernels=torch). That is the
+// whole path stages/ runs (src/stages/train_stages.cpp and the model, eval and train units it calls). Skips without
+// ../shared (fails under CI=true). Rerun per OpenBLAS kernel by scripts/test_kernels.sh.
 #include <torch/torch.h>
 
 #include <cstring>
@@ -73,9 +73,9 @@ void expect_group_matches(const h5::File& fx, const h5::File& dump, const std::s
 
 class FixtureParityTest : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(FixtureParityTest, every_stage_matches_reference) {
+void expect_dump_matches(const std::string& checkpoint, const std::string& label) {
   EXCEL_REQUIRE_SHARED(fx_path, "fixtures/public/fixture.h5");
-  EXCEL_REQUIRE_SHARED(ckpt, "fixtures/public/" + GetParam());
+  EXCEL_REQUIRE_SHARED(ckpt, "fixtures/public/" + checkpoint);
   const std::string out = test::temp_dir("parity") + "/dump.h5";
   auto groups = stages::dump_stages({ckpt, fx_path, out, ""});
   h5::File fx = h5::File::open(fx_path), dump = h5::File::open(out);
@@ -86,11 +86,21 @@ TEST_P(FixtureParityTest, every_stage_matches_reference) {
     expect_group_matches(fx, dump, g, &compared, &worst, &worst_labels, &labels);
     EXPECT_GT(compared, 0) << "fixture group " << g << " is empty";
     std::cout << "[parity] " << g << ": " << compared << " datasets\n";
-    test::report_equivalence("fixture parity (" + GetParam() + ") " + g + ", normalised error", worst, 1e-4);
+    test::report_equivalence("fixture parity (" + label + ") " + g + ", normalised error", worst, 1e-4);
     if (labels > 0)
-      test::report_equivalence("fixture parity (" + GetParam() + ") " + g + ", share of label pixels", worst_labels,
-                               1e-3);
+      test::report_equivalence("fixture parity (" + label + ") " + g + ", share of label pixels", worst_labels, 1e-3);
   }
+}
+
+TEST_P(FixtureParityTest, every_stage_matches_reference) {
+  expect_dump_matches(GetParam(), GetParam());
+}
+
+// The device path (batched torch ops, ATen boxes and resizes: what CUDA runs) forced on the CPU
+// meets the same contract.
+TEST_P(FixtureParityTest, device_path_on_the_cpu_matches_reference) {
+  test::ScopedKernels torch_path(Kernels::kTorch);
+  expect_dump_matches(GetParam(), GetParam() + ", device path");
 }
 
 INSTANTIATE_TEST_SUITE_P(BothCheckpointForms, FixtureParityTest,

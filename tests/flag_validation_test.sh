@@ -48,6 +48,9 @@ expect_bad "$work/train" metrics_port 70000 "${T[@]}" --metrics_port=70000
 expect_bad "$work/train" model_crop 0 "${T[@]}" --model_crop=0
 expect_bad "$work/train" train_switch_iter 50 "${T[@]}" --train_max_iters=100 --train_switch_iter=50 --train_pred_target_iter=10
 expect_bad "$work/train" model_clip '""' "${T[@]}" --model_clip=
+expect_bad "$work/train" device gpu "${T[@]}" --device=gpu
+expect_bad "$work/train" model_precision fp64 "${T[@]}" --model_precision=fp64
+expect_bad "$work/train" model_kernels cublas "${T[@]}" --model_kernels=cublas
 # Two bad values: one line each (per rank; mpirun may stop the second rank before it prints).
 rc=0; log=$(timeout 120 "${T[@]}" --train_batch=0 --threads=-1 2>&1) || rc=$?
 [ "$rc" -eq 2 ] && grep -q "invalid --train_batch=0 " <<<"$log" && grep -q "invalid --threads=-1 " <<<"$log" \
@@ -96,6 +99,18 @@ expect_bad "$work/none" comm_bucket_mb -1 mpirun -np 2 "$BUILD/bench/excel_bench
 rc=0; log=$(timeout 120 "${E[@]}" --model_crop=72 2>&1) || rc=$?
 [ "$rc" -eq 2 ] && grep -q "model_crop.*patch" <<<"$log" || { echo "$log"; fail "crop 72: exit $rc"; }
 [ ! -e "$work/eval/table.json" ] || fail "crop 72 wrote a table"
+
+# The device choice, checked once the local rank is known: every rank exits 2 naming the flag.
+rc=0; log=$(timeout 120 "${T[@]}" --device=cpu --model_precision=fp16 2>&1) || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--model_precision=fp16: the CPU runs the backbone in fp32 only" <<<"$log" \
+  || { echo "$log"; fail "fp16 on the CPU: exit $rc"; }
+rc=0; log=$(timeout 120 "${E[@]}" --device=cuda:99 2>&1) || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--device=cuda:99: no such CUDA device" <<<"$log" || { echo "$log"; fail "cuda:99: exit $rc"; }
+[ ! -e "$work/train" ] && [ ! -e "$work/eval/table.json" ] || fail "a refused device choice wrote output"
+rc=0; log=$(timeout 120 "$BUILD/src/excel_dump_stages" --input="$work/x.h5" --output="$work/dump.h5" --device=cpu \
+  --model_precision=bf16 2>&1) || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--model_precision=bf16" <<<"$log" && [ ! -e "$work/dump.h5" ] \
+  || { echo "$log"; fail "excel_dump_stages bf16 on the CPU: exit $rc"; }
 
 # Good values still run: 2-rank training writes its checkpoint.
 timeout 300 "${T[@]}" --train_batch=2 > "$work/good.log" 2>&1 || { cat "$work/good.log"; fail "a good run failed"; }

@@ -1,4 +1,5 @@
 # Runs excel_dump_stages on the public fixture and checks it with ../shared/fixtures/compare.py.
+# -DFLAGS="--device=cpu;--model_kernels=torch" adds flags to the dump (the device path on the CPU).
 set(FX "${SRC}/../shared/fixtures/public")
 if(NOT EXISTS "${FX}/fixture.h5")
   if("$ENV{CI}" STREQUAL "true")
@@ -10,7 +11,7 @@ if(NOT EXISTS "${FX}/fixture.h5")
   return()
 endif()
 foreach(ckpt clip_tiny.jit.pt clip_tiny.state_dict.pt)
-  execute_process(COMMAND ${DUMP} --checkpoint=${FX}/${ckpt} --input=${FX}/fixture.h5 --output=${OUT}
+  execute_process(COMMAND ${DUMP} --checkpoint=${FX}/${ckpt} --input=${FX}/fixture.h5 --output=${OUT} ${FLAGS}
                   RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "excel_dump_stages failed with ${ckpt}")

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <string>
 
+#include "excel/model/placement.h"
 #include "excel/stages/stage_dump.h"
 
 namespace excel::test {
@@ -35,6 +36,18 @@ inline std::string temp_dir(const std::string& name) {
   std::filesystem::create_directories(p);
   return p.string();
 }
+
+// The process-wide placement (model/placement.h) for one scope: kernels kTorch runs the device
+// path (the code CUDA runs) on the CPU.
+struct ScopedKernels {
+  DeviceChoice saved = model::placement();
+  explicit ScopedKernels(Kernels k) {
+    DeviceChoice c = saved;
+    c.kernels = k;
+    model::set_placement(c);
+  }
+  ~ScopedKernels() { model::set_placement(saved); }
+};
 
 }  // namespace excel::test
 

@@ -12,6 +12,7 @@
 #include "excel/common/logging.h"
 #include "excel/common/process.h"
 #include "excel/common/tool_flags.h"
+#include "excel/model/placement.h"
 
 DEFINE_string(data_root, "demo_out/voc", "VOC-layout data folder (JPEGImages/, SegmentationClassAug/, ImageSets/)");
 EXCEL_FLAG_RULE(data_root, "a folder (not empty)", !FLAGS_data_root.empty());
@@ -94,8 +95,9 @@ int run_mpi_main(int argc, char** argv, const char* name, const char* usage,
                             : cpus.bound      ? "bound by the launcher"
                                               : "shared by " + std::to_string(local_size) + " local ranks";
     LOG(INFO) << name << ": rank " << rank << " of " << world << ", local rank " << local_rank << " of " << local_size
-              << " on " << metrics::host_name() << ", " << threads << " threads (" << cpus.allowed
-              << " CPUs allowed, " << why << "; " << compute_summary() << ")";
+              << " on " << metrics::host_name() << ", " << threads << " threads (" << cpus.allowed << " CPUs allowed, "
+              << why << "; " << compute_summary() << ")";
+    model::use_device_flags(local_rank);  // ConfigError naming the flag before any work
     body(rank, world);
   } catch (const std::exception& e) {
     // Inconsistent flags or configuration (ConfigError) exit 2 like a flag out of range; others 1.

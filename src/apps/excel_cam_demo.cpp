@@ -24,6 +24,7 @@
 #include "excel/model/clip_checkpoint.h"
 #include "excel/model/clip_text.h"
 #include "excel/model/clip_vision.h"
+#include "excel/model/placement.h"
 #include "excel/model/prompts.h"
 
 DEFINE_string(data_split, "train", "list name under ImageSets/Segmentation/");
@@ -56,7 +57,9 @@ void run(int rank, int world) {
   const std::vector<std::string>& ids = set.ids();
 
   model::ClipWeights weights = model::load_clip_checkpoint(FLAGS_model_clip);
-  at::Tensor t_all = model::dataset_text_features(weights, FLAGS_data_dataset, FLAGS_model_bank, FLAGS_model_bpe);
+  at::Tensor t_all =
+      model::dataset_text_features(weights, FLAGS_data_dataset, FLAGS_model_bank, FLAGS_model_bpe).to(model::device());
+  model::place_clip_weights(weights);  // text stays on the CPU (once); the vision tower moves
   model::ClipVision vision(weights);
   const eval::ImagePipeline pipeline(vision, t_all, C, FLAGS_model_crop);
   const int64_t g = pipeline.grid();
@@ -78,7 +81,7 @@ void run(int rank, int world) {
       rgb.push_back(img);
     }
     auto t0 = std::chrono::steady_clock::now();
-    at::Tensor cam = pipeline.static_cams(torch::cat(inputs));
+    at::Tensor cam = pipeline.static_cams(torch::cat(inputs)).cpu();  // overlays, HDF5: host code
     forward_s.Observe(seconds_since(t0));
     for (size_t i = s; i < e; ++i) {
       at::Tensor c = cam[static_cast<int64_t>(i - s)];  // [P, C]

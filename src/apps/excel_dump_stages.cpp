@@ -4,8 +4,11 @@
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 
+#include "excel/common/errors.h"
 #include "excel/common/logging.h"
+#include "excel/common/process.h"
 #include "excel/common/tool_flags.h"
+#include "excel/model/placement.h"
 #include "excel/stages/stage_dump.h"
 
 DEFINE_string(checkpoint, "", "CLIP checkpoint (.pt TorchScript or state dict); default: the fixture's");
@@ -22,13 +25,14 @@ int main(int argc, char** argv) {
                           "every stage of a fixture from its inputs (tests/fixture_parity_test.cpp).");
   excel::init_logging(argv[0]);
   try {
+    excel::model::use_device_flags(excel::launcher_local_rank());
     auto groups = excel::stages::dump_stages({FLAGS_checkpoint, FLAGS_input, FLAGS_output, FLAGS_model_bpe});
     std::string list;
     for (const auto& g : groups) list += (list.empty() ? "" : ",") + g;
     LOG(INFO) << "wrote " << FLAGS_output << " with stages " << list;
   } catch (const std::exception& e) {
     excel::log_error_and_flush(std::string("excel_dump_stages: error: ") + e.what());
-    return 1;
+    return dynamic_cast<const excel::ConfigError*>(&e) ? 2 : 1;
   }
   return 0;
 }

@@ -17,6 +17,7 @@
 #include "excel/model/clip_checkpoint.h"
 #include "excel/model/clip_text.h"
 #include "excel/model/clip_vision.h"
+#include "excel/model/placement.h"
 #include "excel/model/prompts.h"
 #include "excel/model/pseudo_label.h"
 #include "excel/model/tokenizer.h"
@@ -95,7 +96,9 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
   model::ClipWeights weights = model::load_clip_checkpoint(cfg.clip_checkpoint);
   const model::DatasetText& dt = model::dataset_text(cfg.dataset);
   const int64_t C = static_cast<int64_t>(dt.class_names.size());
-  at::Tensor text = model::dataset_text_features(weights, cfg.dataset, cfg.bank, cfg.bpe_path);
+  // Text features on the CPU (once), then the vision tower moves to the device (model/placement.h).
+  at::Tensor text = model::dataset_text_features(weights, cfg.dataset, cfg.bank, cfg.bpe_path).to(model::device());
+  model::place_clip_weights(weights);
   const int64_t g = cfg.crop / weights.config.patch, P = g * g, L = weights.config.vision_layers,
                 W = weights.config.vision_width, S = cfg.crop;
   model::ClipVision vision(weights, g);
@@ -133,7 +136,7 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
           samples.push_back(i);
           views.push_back(v);
         }
-        at::Tensor x = torch::stack(xs), labels = torch::stack(ys);
+        at::Tensor x = torch::stack(xs).to(model::device()), labels = torch::stack(ys).to(model::device());
         model::VisionOptions opt;
         opt.keep_value_proj = true;
         model::VisionOutputs vo = vision.forward(x, {}, opt);
@@ -149,7 +152,7 @@ ShardInfo precompute_shard(const CacheConfig& cfg, int rank, int world,
         }
         uint64_t bytes = 0;
         auto write = [&](const char* name, const at::Tensor& t) {
-          f.write_rows(name, r0, t);
+          f.write_rows(name, r0, t.cpu());  // HDF5 is host code: one copy per field and batch
           bytes += static_cast<uint64_t>(t.numel() * t.element_size());
         };
         write("feats", to_storage(vo.feats_all.slice(2, 1).transpose(0, 1), cfg.dtype));

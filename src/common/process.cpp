@@ -31,6 +31,9 @@ int launcher_rank() {
 int launcher_world_size() {
   return env_int("OMPI_COMM_WORLD_SIZE", "SLURM_NTASKS", 1);
 }
+int launcher_local_rank() {
+  return env_int("OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", 0);
+}
 
 std::string host_name() {
   char buf[256] = {0};

@@ -20,6 +20,7 @@
 #include "excel/model/clip_vision.h"
 #include "excel/model/heads.h"
 #include "excel/model/heads_file.h"
+#include "excel/model/placement.h"
 #include "excel/model/prompts.h"
 #include "excel/model/pseudo_label.h"
 
@@ -58,7 +59,9 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
     if (s <= 0 || s % patch != 0)
       throw ConfigError("--eval_scales: " + std::to_string(s) + " is not a positive multiple of " +
                         std::to_string(patch));
-  at::Tensor text = model::dataset_text_features(weights, cfg.dataset, cfg.bank, cfg.bpe_path);
+  // Text features on the CPU (once); the vision tower and the heads on the device (model/placement.h).
+  at::Tensor text = model::dataset_text_features(weights, cfg.dataset, cfg.bank, cfg.bpe_path).to(model::device());
+  model::place_clip_weights(weights);
   // The reference passes the split name as the model's mode: a "train" split replaces the
   // positional table at construction (§1.3).
   model::ClipVision vision(weights, cfg.split.find("train") != std::string::npos ? g : 0);
@@ -74,6 +77,7 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
                         cfg.dataset + " has " + std::to_string(K));
     heads = std::make_unique<model::Heads>(hc, 0);
     model::load_heads(cfg.checkpoint, *heads);
+    heads->to(model::device());
   }
   MultiScaleOptions msc;
   msc.sides = cfg.scales;
@@ -107,15 +111,16 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
       ImageCams cams = pipeline.cams(s.image, cam_kind);
       if (cam_kind == CamKind::kDynamic && cfg.scales[0] == cfg.crop) base_logits = cams.logits;
       model::RefinedCams refined = pipeline.refine(cams, s.cls, cfg.tau);
-      at::Tensor pl = pipeline.pseudo_label(cams, refined, s.rgb);
-      at::Tensor pl_crf = crf ? pipeline.pseudo_label(cams, refined, s.rgb, crf) : at::Tensor();
+      // Results come back to the CPU once per image (scores, PNGs; a no-op on the CPU).
+      at::Tensor pl = pipeline.pseudo_label(cams, refined, s.rgb).cpu();
+      at::Tensor pl_crf = crf ? pipeline.pseudo_label(cams, refined, s.rgb, crf).cpu() : at::Tensor();
       if (s.gt.defined()) {
         cm_pl.plain += confusion_matrix(s.gt, pl, K);
         if (crf) cm_pl.crf += confusion_matrix(s.gt, pl_crf, K);
       }
       const at::Tensor& pl_shown = crf ? pl_crf : pl;
       if (masks) write_mask(cfg.output_dir + "/pseudo_labels/" + s.id + ".png", pl_shown);
-      at::Tensor maps = cams.cam.t().reshape({C, g, g});
+      at::Tensor maps = cams.cam.t().reshape({C, g, g}).cpu();
       if (overlays) {
         for (int64_t c : refined.classes)
           data::write_rgb(
@@ -130,7 +135,7 @@ EvalReport run_evaluation(const EvalConfig& cfg, metrics::Metrics* mx, comm::Com
     }
     if (heads) {
       at::Tensor logits = pipeline.segmentation_logits(s.rgb.unsqueeze(0), msc, base_logits)[0];  // [K,H,W]
-      at::Tensor pred = logits.argmax(0);
+      at::Tensor pred = logits.argmax(0).cpu();
       at::Tensor pred_crf = crf ? crf_argmax(torch::softmax(logits, 0), s.rgb, *crf) : at::Tensor();
       if (s.gt.defined()) {
         cm_seg.plain += confusion_matrix(s.gt, pred, K);

@@ -61,7 +61,8 @@ ImagePipeline::ImagePipeline(const model::ClipVision& vision, at::Tensor text, i
       g_(crop / vision.config().patch) {}
 
 at::Tensor ImagePipeline::network_input(const at::Tensor& image) const {
-  return resize_square(image.dim() == 3 ? image.unsqueeze(0) : image, crop_);
+  const at::Tensor x = image.to(vision_.device());  // the one copy of the image to the model's device
+  return resize_square(x.dim() == 3 ? x.unsqueeze(0) : x, crop_);
 }
 
 at::Tensor ImagePipeline::static_cams(const at::Tensor& x) const {
@@ -115,7 +116,7 @@ at::Tensor ImagePipeline::pseudo_label(const ImageCams& c, const model::RefinedC
   at::Tensor idx = crf_argmax(model::cams_with_background(refined.maps, H, W), rgb, *crf);
   std::vector<int64_t> keys{0};
   for (int64_t k : refined.classes) keys.push_back(k + 1);
-  return torch::tensor(keys).index({idx});
+  return torch::tensor(keys).index({idx}).to(c.x.device());
 }
 
 at::Tensor ImagePipeline::segmentation_logits(const at::Tensor& rgb, const MultiScaleOptions& opt,
@@ -125,7 +126,9 @@ at::Tensor ImagePipeline::segmentation_logits(const at::Tensor& rgb, const Multi
 }
 
 at::Tensor crf_argmax(const at::Tensor& probs, const at::Tensor& rgb, const DenseCrfParams& p) {
-  at::Tensor pr = probs.to(torch::kFloat).contiguous(), im = rgb.to(torch::kByte).contiguous();
+  // The dense CRF is CPU code: one explicit copy of the maps (a no-op on the CPU).
+  at::Tensor pr = probs.to(torch::kCPU, torch::kFloat).contiguous(),
+             im = rgb.to(torch::kCPU, torch::kByte).contiguous();
   const int K = static_cast<int>(pr.size(0)), H = static_cast<int>(pr.size(1)), W = static_cast<int>(pr.size(2));
   std::vector<int32_t> l = dense_crf_labels(pr.data_ptr<float>(), K, H, W, im.data_ptr<uint8_t>(), p);
   return torch::from_blob(l.data(), {H, W}, torch::kInt).to(torch::kLong);
@@ -135,7 +138,7 @@ at::Tensor multiscale_logits(const model::ClipVision& vision, const model::Heads
                              const MultiScaleOptions& opt, const at::Tensor& base_pair_logits) {
   torch::NoGradGuard ng;
   const int64_t H = rgb.size(1), W = rgb.size(2);
-  at::Tensor x = data::normalize_rgb(rgb);
+  at::Tensor x = data::normalize_rgb(rgb).to(vision.device());
   // Logits [2,K,s/patch,s/patch] of [x; flip(x)] at a square side s.
   auto pair_logits = [&](int64_t side) {
     at::Tensor xs = resize_square(x, side);

@@ -2,11 +2,14 @@
 
 #include <torch/torch.h>
 
+#include "excel/model/placement.h"
+
 namespace excel::model {
 
 at::Tensor surgery_cam(const at::Tensor& f, const at::Tensor& text, int64_t C) {
   torch::NoGradGuard ng;
-  if (f.device().is_cpu() && f.size(0) > 1) {  // per sample: the same bits in any batch (docs/numerics.md)
+  // The CPU path per sample: the same bits in any batch (docs/numerics.md); the device path batched.
+  if (!torch_kernels(f) && f.size(0) > 1) {
     std::vector<at::Tensor> cams;
     for (int64_t b = 0; b < f.size(0); ++b) cams.push_back(surgery_cam(f.narrow(0, b, 1), text, C));
     return torch::cat(cams, 0);

@@ -7,6 +7,7 @@
 
 #include "batched_matmul.h"
 #include "excel/common/errors.h"
+#include "excel/model/placement.h"
 
 namespace excel::model {
 
@@ -33,9 +34,10 @@ ClipVision::ClipVision(const ClipWeights& wt, int64_t train_grid) : cfg_(wt.conf
   pos_side_ = cfg_.pos_grid;
   ln_pre_w_ = wt.get(v + "ln_pre.weight");
   ln_pre_b_ = wt.get(v + "ln_pre.bias");
-  ln_post_w_ = wt.get(v + "ln_post.weight");
-  ln_post_b_ = wt.get(v + "ln_post.bias");
-  proj_ = wt.get(v + "proj");
+  // The projection to the joint space runs in fp32 whatever the backbone's precision.
+  ln_post_w_ = wt.get(v + "ln_post.weight").to(at::kFloat);
+  ln_post_b_ = wt.get(v + "ln_post.bias").to(at::kFloat);
+  proj_ = wt.get(v + "proj").to(at::kFloat);
   for (int64_t i = 0; i < cfg_.vision_layers; ++i) {
     const std::string p = v + "transformer.resblocks." + std::to_string(i) + ".";
     blocks_.push_back(BlockWeights::load(wt, p));
@@ -62,7 +64,7 @@ at::Tensor project_surgery(const at::Tensor& surgery, const at::Tensor& ln_w, co
                            const at::Tensor& proj) {
   torch::NoGradGuard ng;
   at::Tensor f = torch::layer_norm(surgery, {surgery.size(-1)}, ln_w, ln_b, 1e-5);
-  f = per_sample_linear(f, proj.t());
+  f = torch_kernels(f) ? torch::linear(f, proj.t()) : per_sample_linear(f, proj.t());
   return f / f.norm(2, {1}, /*keepdim=*/true);  // over tokens, no epsilon (quirks 5, 37: §12.5, §12.37)
 }
 
@@ -87,8 +89,14 @@ at::Tensor ClipVision::dynamic_features(const at::Tensor& surgery, const at::Ten
   return lvc_dynamic_features(surgery, U.slice(1, 1), E, cfg_.vision_heads, ln_post_w_, ln_post_b_, proj_);
 }
 
-VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, const VisionOptions& opt) const {
+VisionOutputs ClipVision::forward(const at::Tensor& x_in, const at::Tensor& extra_in, const VisionOptions& opt) const {
   const bool grad = opt.autograd;
+  // The input in the weights' device and dtype (a no-op on the CPU in fp32); outputs are fp32.
+  const at::Tensor x = x_in.to(conv_w_.device(), conv_w_.scalar_type());
+  const at::Tensor extra = extra_in.defined() ? extra_in.to(conv_w_.device(), conv_w_.scalar_type()) : extra_in;
+  // The plain torch ops (batched GEMMs): autograd, and the device path (CUDA, or forced on the
+  // CPU by --model_kernels=torch). Otherwise the CPU path below.
+  const bool plain = grad || torch_kernels(x);
   std::optional<torch::NoGradGuard> no_grad;
   if (!grad) no_grad.emplace();
   if (x.dim() != 4 || x.size(1) != 3 || x.size(2) % cfg_.patch || x.size(3) % cfg_.patch)
@@ -105,16 +113,16 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
   // any batch on the CPU (docs/numerics.md).
   // With autograd: torch::linear / matmul / softmax instead (out= kernels have no gradients).
   auto linear = [&](const at::Tensor& in, const at::Tensor& w, const at::Tensor& bias) {
-    return grad ? torch::linear(in, w, bias) : per_sample_linear(in, w, bias);
+    return plain ? torch::linear(in, w, bias) : per_sample_linear(in, w, bias);
   };
   auto mm = [&](const at::Tensor& a, const at::Tensor& b, at::Tensor* workspace = nullptr) {
-    return grad ? torch::matmul(a, b) : batched_mm(a, b, workspace);
+    return plain ? torch::matmul(a, b) : batched_mm(a, b, workspace);
   };
   auto mlp = [&](const at::Tensor& in, const Block& b) {
-    return quick_gelu_mlp(in, b.fc_w, b.fc_b, b.proj_w, b.proj_b, /*per_sample=*/!grad);
+    return quick_gelu_mlp(in, b.fc_w, b.fc_b, b.proj_w, b.proj_b, /*per_sample=*/!plain);
   };
   at::Tensor patches;
-  if (!grad && x.device().is_cpu() && B > 1) {
+  if (!plain && B > 1) {
     std::vector<at::Tensor> per;
     for (int64_t i = 0; i < B; ++i) per.push_back(torch::conv2d(x.narrow(0, i, 1), conv_w_, {}, cfg_.patch));
     patches = torch::cat(per, 0);
@@ -133,12 +141,12 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
   };
 
   const int64_t map_elems = B * H * N * N;
-  if (!grad && (!ws_maps_.defined() || ws_maps_.numel() < 4 * map_elems)) {
-    ws_maps_ = torch::empty({4 * map_elems});
-    ws_sur_ = torch::empty({map_elems});
+  if (!plain && (!ws_maps_.defined() || ws_maps_.numel() < 4 * map_elems)) {
+    ws_maps_ = torch::empty({4 * map_elems}, x.options());
+    ws_sur_ = torch::empty({map_elems}, x.options());
   }
   auto softmax_inplace = [&](at::Tensor t) {  // row-wise: each element is read before it is written
-    if (grad) return torch::softmax(t, -1);
+    if (plain) return torch::softmax(t, -1);
     at::_softmax_out(t, t, -1, false);
     return t;
   };
@@ -165,7 +173,7 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
     at::Tensor sm = softmax_inplace(mm(lhs, rhs, &ws_maps_));  // [4,B,H,N,N]
     at::Tensor ori = sm[0];
     at::Tensor sur;  // [B,H,N,N]
-    if (grad) {
+    if (plain) {
       sur = (sm[1] + sm[2] + sm[3]) / 3.0;
     } else {
       sur = ws_sur_.narrow(0, 0, map_elems).view({B, H, N, N});
@@ -190,15 +198,16 @@ VisionOutputs ClipVision::forward(const at::Tensor& x, const at::Tensor& extra, 
   S.select(1, 0).copy_(O.select(1, 0));
 
   VisionOutputs out;
-  out.surgery = S;
-  if (!grad) out.features = project(S);
+  auto fp32 = [](const at::Tensor& t) { return t.scalar_type() == at::kFloat ? t : t.to(at::kFloat); };
+  out.surgery = fp32(S);
+  if (!grad) out.features = project(out.surgery);
   if (opt.keep_feats) {
     feats[static_cast<size_t>(s0 - 1)] = S;
     feats[static_cast<size_t>(L - 1)] = O;
-    out.feats_all = torch::stack(feats);
+    out.feats_all = fp32(torch::stack(feats));
   }
-  if (opt.keep_attn) out.attn_all = torch::stack(attn);
-  if (opt.keep_value_proj) out.value_proj = U;
+  if (opt.keep_attn) out.attn_all = fp32(torch::stack(attn));
+  if (opt.keep_value_proj) out.value_proj = fp32(U);
   return out;
 }
 

@@ -89,6 +89,11 @@ int64_t Heads::num_parameters() const {
   return n;
 }
 
+void Heads::to(at::Device device) {
+  torch::NoGradGuard ng;
+  for (auto& kv : params_) kv.second = kv.second.to(device).set_requires_grad(true);
+}
+
 void Heads::load(const std::map<std::string, at::Tensor>& tensors, const std::string& source) {
   std::map<std::string, at::Tensor> stripped;
   for (const auto& kv : tensors)
@@ -131,7 +136,7 @@ HeadsOutput Heads::forward(const at::Tensor& feats, bool train, const at::Tensor
   if (dropout_scale.defined()) {
     f = f * dropout_scale.view({B, D, 1, 1});
   } else if (train && cfg_.dropout > 0) {
-    at::Tensor keep = torch::bernoulli(torch::full({B, D, 1, 1}, 1.0 - cfg_.dropout));
+    at::Tensor keep = torch::bernoulli(torch::full({B, D, 1, 1}, 1.0 - cfg_.dropout, f.options()));
     f = f * keep / (1.0 - cfg_.dropout);
   }
 

@@ -8,13 +8,15 @@
 #include "excel/common/errors.h"
 #include "excel/data/pixel_norm.h"
 #include "excel/model/clip_vision.h"
+#include "excel/model/placement.h"
 
 namespace excel::model {
 
 namespace F = torch::nn::functional;
 
-at::Tensor radius_mask(int64_t gh, int64_t gw, int64_t radius) {
-  at::Tensor r = torch::arange(gh * gw).div(gw, "floor"), c = torch::arange(gh * gw).remainder(gw);
+at::Tensor radius_mask(int64_t gh, int64_t gw, int64_t radius, at::Device device) {
+  const auto o = torch::TensorOptions().dtype(torch::kLong).device(device);
+  at::Tensor r = torch::arange(gh * gw, o).div(gw, "floor"), c = torch::arange(gh * gw, o).remainder(gw);
   at::Tensor dr = (r.unsqueeze(1) - r.unsqueeze(0)).abs(), dc = (c.unsqueeze(1) - c.unsqueeze(0)).abs();
   return ((dr <= radius) & (dc <= radius)).to(torch::kByte);
 }
@@ -59,6 +61,41 @@ at::Tensor box_mask(const at::Tensor& map, double tau) {
   return m;
 }
 
+at::Tensor box_masks(const at::Tensor& maps, double tau) {
+  torch::NoGradGuard ng;
+  const int64_t n = maps.size(0), gh = maps.size(1), gw = maps.size(2), P = gh * gw;
+  const auto opt = maps.options();
+  // The CPU path's threshold: uint8(trunc(255 m)) > int(tau * max), the product in double.
+  at::Tensor q = (maps.to(torch::kFloat) * 255.0f).to(torch::kByte).to(torch::kInt);
+  at::Tensor thr = (q.amax({1, 2}, true).to(torch::kDouble) * tau).floor();
+  at::Tensor fg = (q.to(torch::kDouble) > thr).to(torch::kFloat).unsqueeze(1);  // [n,1,gh,gw]
+  // 8-connected components (the outer contours OpenCV traces; hole contours lie inside them):
+  // every foreground cell takes the largest index in its 3x3 neighbourhood until nothing changes.
+  at::Tensor lab = (torch::arange(1, P + 1, opt.dtype(torch::kFloat)).view({1, 1, gh, gw}) * fg).contiguous();
+  const int64_t chunk = std::max<int64_t>(gh, gw);
+  for (;;) {
+    at::Tensor before = lab;
+    for (int64_t i = 0; i < chunk; ++i) lab = torch::max_pool2d(lab, {3, 3}, {1, 1}, {1, 1}) * fg;
+    if (torch::equal(lab, before)) break;  // one synchronisation per chunk of steps
+  }
+  // Per-component bounding boxes [min, max] over rows and columns (bucket 0: background).
+  at::Tensor id = lab.view({n, 1, P}).to(torch::kLong);
+  at::Tensor member = torch::zeros({n, P + 1, P}, opt.dtype(torch::kBool)).scatter_(1, id, true);  // [n,id,cell]
+  at::Tensor cell = torch::arange(P, opt.dtype(torch::kLong));
+  const at::Tensor row = cell.div(gw, "floor"), col = cell.remainder(gw);
+  auto lo = [&](const at::Tensor& v, int64_t none) { return torch::where(member, v, none).amin(2); };
+  auto hi = [&](const at::Tensor& v) { return torch::where(member, v, -1).amax(2); };
+  at::Tensor y0 = lo(row, gh), x0 = lo(col, gw);
+  at::Tensor y1 = (hi(row) + 1).clamp_max(gh - 1), x1 = (hi(col) + 1).clamp_max(gw - 1);
+  at::Tensor valid = (y1 > y0) & (x1 > x0);  // the reference's end clamp (as box_mask)
+  valid.select(1, 0).fill_(false);
+  at::Tensor r = torch::arange(gh, opt.dtype(torch::kLong)).view({1, 1, gh, 1});
+  at::Tensor c = torch::arange(gw, opt.dtype(torch::kLong)).view({1, 1, 1, gw});
+  auto v = [](const at::Tensor& t) { return t.view({t.size(0), t.size(1), 1, 1}); };
+  at::Tensor in_box = v(valid) & (r >= v(y0)) & (r < v(y1)) & (c >= v(x0)) & (c < v(x1));  // [n,P+1,gh,gw]
+  return in_box.any(1).to(torch::kFloat);
+}
+
 AttentionAggregates attention_aggregates(const at::Tensor& attn) {
   const int64_t L = attn.size(0);
   at::Tensor W = attn.slice(0, L - 6).slice(1, 1).slice(2, 1);
@@ -77,20 +114,48 @@ RefinedCams refine_cams_with_matrix(const at::Tensor& cam, const at::Tensor& A, 
   torch::NoGradGuard ng;
   at::Tensor T = transition_matrix(A);
   RefinedCams out;
+  const at::Tensor present = labels.to(torch::kCPU, torch::kFloat).contiguous();  // one copy of C values
+  const auto lab = present.accessor<float, 1>();
+  for (int64_t c = 0; c < present.size(0); ++c)
+    if (lab[c] >= 0.5f) out.classes.push_back(c);
+  const int64_t n = static_cast<int64_t>(out.classes.size());
+  if (n == 0) {
+    out.maps = torch::zeros({0, gh, gw}, cam.options().dtype(torch::kFloat));
+    return out;
+  }
+  if (torch_kernels(cam)) {  // the device path: every class at once
+    at::Tensor idx = torch::tensor(out.classes).to(cam.device());
+    at::Tensor m = cam.index_select(1, idx).t().reshape({n, gh, gw}).to(torch::kFloat);
+    at::Tensor box = box_masks(m, tau).flatten(1);  // [n,P]
+    out.maps = (T.unsqueeze(0) * box.unsqueeze(1)).matmul(m.flatten(1).unsqueeze(2)).view({n, gh, gw});
+    return out;
+  }
   std::vector<at::Tensor> maps;
-  for (int64_t c = 0; c < labels.size(0); ++c) {
-    if (labels[c].item<float>() < 0.5f) continue;
+  for (int64_t c : out.classes) {
     at::Tensor m = cam.select(1, c).reshape({gh, gw}).to(torch::kFloat);
     at::Tensor box = box_mask(m, tau).flatten();
     maps.push_back(torch::mv(T * box.unsqueeze(0), m.flatten()).view({gh, gw}));
-    out.classes.push_back(c);
   }
-  out.maps = maps.empty() ? torch::zeros({0, gh, gw}) : torch::stack(maps);
+  out.maps = torch::stack(maps);
   return out;
 }
 
 at::Tensor cams_with_background(const at::Tensor& maps, int64_t H, int64_t W) {
   const int64_t n = maps.size(0);
+  if (torch_kernels(maps)) {  // the device path: ATen's bilinear resize (OpenCV's sampling grid)
+    at::Tensor out = torch::empty({n + 1, H, W}, maps.options().dtype(torch::kFloat));
+    if (n == 0) return out.fill_(1);
+    at::Tensor r = maps.to(torch::kFloat);
+    r = r - r.amin({1, 2}, true);
+    r = r / (r.amax({1, 2}, true) + 1e-7f);
+    out.slice(0, 1).copy_(
+        F::interpolate(
+            r.unsqueeze(0),
+            F::InterpolateFuncOptions().size(std::vector<int64_t>{H, W}).mode(torch::kBilinear).align_corners(false))
+            .squeeze(0));
+    out[0] = 1 - std::get<0>(out.slice(0, 1).max(0));
+    return out;
+  }
   at::Tensor out = torch::empty({n + 1, H, W});
   for (int64_t i = 0; i < n; ++i) {
     at::Tensor r = maps[i].to(torch::kFloat).contiguous().clone();
@@ -143,7 +208,7 @@ at::Tensor par_refine(const at::Tensor& image_in, const at::Tensor& masks_in, co
   for (int64_t d : opt.dilations)
     for (int k = 0; k < 8; ++k)
       pos.push_back(static_cast<float>((k == 0 || k == 2 || k == 5 || k == 7) ? d * std::sqrt(2.0) : d));
-  at::Tensor pt = torch::tensor(pos);
+  at::Tensor pt = torch::tensor(pos).to(image.device());
   at::Tensor pos_aff = torch::softmax(-(pt / (pt.std(0, true) + 1e-8) / opt.w1).pow(2), 0).view({1, 1, K, 1, 1});
   // [K,1,1,H,W]: one contiguous weight map per neighbour.
   at::Tensor aff =
@@ -167,7 +232,7 @@ at::Tensor labels_from_masks(const at::Tensor& refined, const std::vector<int64_
   std::vector<int64_t> keys = {0};
   for (int64_t c : classes) keys.push_back(c + 1);
   at::Tensor arg = refined.squeeze(0).argmax(0);
-  return torch::tensor(keys).index({arg});
+  return torch::tensor(keys).to(arg.device()).index({arg});
 }
 
 at::Tensor pseudo_label(const RefinedCams& refined, const at::Tensor& par_image, int64_t H, int64_t W,
@@ -178,12 +243,12 @@ at::Tensor pseudo_label(const RefinedCams& refined, const at::Tensor& par_image,
 
 at::Tensor affinity_labels(const at::Tensor& labels, const at::Tensor& radius, int64_t gh, int64_t gw) {
   const int64_t B = labels.size(0), H = labels.size(1), W = labels.size(2);
-  auto nearest = [](int64_t out, int64_t in) {
+  auto nearest = [&labels](int64_t out, int64_t in) {
     const float scale = static_cast<float>(in) / static_cast<float>(out);
     std::vector<int64_t> idx;
     for (int64_t i = 0; i < out; ++i)
       idx.push_back(std::min(static_cast<int64_t>(std::floor(static_cast<float>(i) * scale)), in - 1));
-    return torch::tensor(idx);
+    return torch::tensor(idx).to(labels.device());
   };
   at::Tensor l =
       labels.to(torch::kLong).index_select(1, nearest(gh, H)).index_select(2, nearest(gw, W)).reshape({B, gh * gw});
@@ -195,8 +260,10 @@ at::Tensor affinity_labels(const at::Tensor& labels, const at::Tensor& radius, i
 }
 
 at::Tensor denormalize_for_par(const at::Tensor& x) {
-  auto mean = torch::tensor({data::kPixelMean[0], data::kPixelMean[1], data::kPixelMean[2]}).view({1, 3, 1, 1});
-  auto std = torch::tensor({data::kPixelStd[0], data::kPixelStd[1], data::kPixelStd[2]}).view({1, 3, 1, 1});
+  auto mean =
+      torch::tensor({data::kPixelMean[0], data::kPixelMean[1], data::kPixelMean[2]}).to(x.device()).view({1, 3, 1, 1});
+  auto std =
+      torch::tensor({data::kPixelStd[0], data::kPixelStd[1], data::kPixelStd[2]}).to(x.device()).view({1, 3, 1, 1});
   return (x * std + mean).to(torch::kByte).to(torch::kFloat) / 255.0f;
 }
 

@@ -14,6 +14,7 @@
 #include "excel/model/clip_checkpoint.h"
 #include "excel/model/clip_text.h"
 #include "excel/model/clip_vision.h"
+#include "excel/model/placement.h"
 #include "excel/model/prompts.h"
 #include "excel/model/tokenizer.h"
 #include "excel/model/tse.h"
@@ -47,9 +48,9 @@ std::string fixture_bpe_path(const std::string& fixture) {
   return standard;
 }
 
-// The fixture's reference value of an earlier stage when present, else our own.
+// The fixture's reference value of an earlier stage when present, else our own; on the model's device.
 at::Tensor reference_or(const h5::File& in, const std::string& name, const at::Tensor& own) {
-  return in.exists(name) ? in.read(name) : own;
+  return (in.exists(name) ? in.read(name) : own).to(model::device());
 }
 
 }  // namespace
@@ -59,7 +60,8 @@ std::vector<std::string> dump_stages(const DumpOptions& opt) {
   std::string ckpt = opt.checkpoint;
   if (ckpt.empty()) ckpt = (fs::path(opt.input).parent_path() / in.attr_string("checkpoint_jit")).string();
   model::ClipWeights weights = model::load_clip_checkpoint(ckpt);
-  LOG(INFO) << "checkpoint " << ckpt << ": " << weights.config.describe();
+  model::place_clip_weights(weights);  // the vision tower to the device (text stays on the CPU)
+  LOG(INFO) << "checkpoint " << ckpt << ": " << weights.config.describe() << " on " << model::placement().name();
 
   const std::string dataset = in.has_attr("dataset") ? in.attr_string("dataset") : "voc";
   const model::DatasetText& dt = model::dataset_text(dataset);
@@ -86,8 +88,8 @@ std::vector<std::string> dump_stages(const DumpOptions& opt) {
       at::Tensor class_features = text.encode_prompts(names, tok);
       out.write("text/class_features", class_features);
       model::AttributeBank bank = model::load_attribute_bank(opt.input, "inputs/bank");
-      at::Tensor tse =
-          model::text_semantic_enrichment(reference_or(in, "text/class_features", class_features), C, bank, keep);
+      at::Tensor tse = model::text_semantic_enrichment(  // CPU code (k-means), once
+          reference_or(in, "text/class_features", class_features).cpu(), C, bank, keep);
       out.write("text/tse_features", tse);
       groups.push_back("text");
 

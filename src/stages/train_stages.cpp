@@ -8,6 +8,7 @@
 #include "excel/model/cam.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/heads.h"
+#include "excel/model/placement.h"
 #include "excel/model/prompts.h"
 #include "excel/model/pseudo_label.h"
 #include "excel/train/losses.h"
@@ -38,19 +39,23 @@ model::HeadsConfig heads_config(const h5::File& in, const model::ClipConfig& cli
 
 void dump_train_stages(const h5::File& in, h5::File& out, const StageContext& ctx) {
   if (!in.exists("train") || !in.exists("inputs/heads")) return;
-  const at::Tensor normalized = in.read("vision/normalized");
-  const at::Tensor feats = in.read("vision/feats_all"), attn = in.read("vision/attn_all");
-  const at::Tensor labels = in.read("inputs/cls_labels"), tse = in.read("text/tse_features");
+  // Every fixture tensor goes to the model's device (model/placement.h) as it is read.
+  const at::Device dev = model::device();
+  auto rd = [&](const std::string& name) { return in.read(name).to(dev); };
+  const at::Tensor normalized = rd("vision/normalized");
+  const at::Tensor feats = rd("vision/feats_all"), attn = rd("vision/attn_all");
+  const at::Tensor labels = rd("inputs/cls_labels"), tse = rd("text/tse_features");
   const int64_t B = normalized.size(0), S = normalized.size(2), gh = S / ctx.vision->config().patch, gw = gh;
   const bool voc = ctx.dataset->name == "voc";
   const int64_t switch_it = voc ? 14000 : 30000, pred_target_it = voc ? 24000 : INT64_MAX;
 
-  at::Tensor radius = model::radius_mask(gh, gw, 8);
+  at::Tensor radius = model::radius_mask(gh, gw, 8, dev);
   out.write("train/radius_mask", radius);
   out.write("train/inputs_denorm", model::denormalize_for_par(normalized));
-  const at::Tensor par_images = in.read("train/inputs_denorm");
+  const at::Tensor par_images = rd("train/inputs_denorm");
 
   model::Heads heads(heads_config(in, ctx.vision->config()), 0);
+  heads.to(dev);
   train::PolyWarmupAdamW opt(heads.parameters(), train::OptimizerConfig());
   std::vector<int64_t> iters =
       in.has_attr("train_iterations") ? in.attr_ints("train_iterations") : std::vector<int64_t>{0};
@@ -61,7 +66,7 @@ void dump_train_stages(const h5::File& in, h5::File& out, const StageContext& ct
     const int64_t it = iters[k];
     heads.load(read_group(in, k == 0 ? "inputs/heads" : "train/step" + std::to_string(k - 1) + "/params_after"),
                in.path());
-    const at::Tensor drop = in.read(st + "dropout_scale");
+    const at::Tensor drop = rd(st + "dropout_scale");
     out.write(st + "dropout_scale", drop);  // the replayed Dropout2d draws (an input of the step)
 
     // Heads forward (§6) and the dynamic CAM (§5).
@@ -72,17 +77,17 @@ void dump_train_stages(const h5::File& in, h5::File& out, const StageContext& ct
       out.write(st + "seg_logits", ho.logits);
       out.write(st + "affinity_pred", ho.affinity);
     }
-    const at::Tensor ref_aff = in.read(st + "affinity_pred");
+    const at::Tensor ref_aff = rd(st + "affinity_pred");
     at::Tensor cam;
     if (it >= switch_it) {
-      at::Tensor E = model::lvc_extra_attention(in.read(st + "adapter_features"));
+      at::Tensor E = model::lvc_extra_attention(rd(st + "adapter_features"));
       model::VisionOptions vopt;
       vopt.keep_attn = vopt.keep_feats = false;
       out.write(st + "dynamic_cam",
                 model::surgery_cam(ctx.vision->forward(normalized, E, vopt).features, tse, ctx.num_classes));
-      cam = in.read(st + "dynamic_cam");
+      cam = rd(st + "dynamic_cam");
     } else {
-      cam = in.read("cam/static");
+      cam = rd("cam/static");
     }
 
     // Pseudo-labels (§4).
@@ -93,16 +98,16 @@ void dump_train_stages(const h5::File& in, h5::File& out, const StageContext& ct
                                                       it >= switch_it ? ref_aff[b] : at::Tensor(),
                                                       ctx.dataset->train_box_threshold, gh, gw);
       out.write(st + "refined_cams/" + bs, refined.maps);
-      refined.maps = in.read(st + "refined_cams/" + bs);
+      refined.maps = rd(st + "refined_cams/" + bs);
       if (k == 0) out.write(st + "cams_with_bkg/" + bs, model::cams_with_background(refined.maps, S, S));
       plabels.push_back(model::pseudo_label(refined, par_images[b].unsqueeze(0), S, S));
     }
     out.write(st + "pseudo_labels", torch::stack(plabels).to(torch::kByte));
-    const at::Tensor ref_logits = in.read(st + "seg_logits"), ref_pl = in.read(st + "pseudo_labels");
+    const at::Tensor ref_logits = rd(st + "seg_logits"), ref_pl = rd(st + "pseudo_labels");
     out.write(st + "seg_pred", model::segmentation_prediction(ref_logits, S, S).to(torch::kByte));
-    const at::Tensor target_src = it >= pred_target_it ? in.read(st + "seg_pred") : ref_pl;
+    const at::Tensor target_src = it >= pred_target_it ? rd(st + "seg_pred") : ref_pl;
     out.write(st + "affinity_labels", model::affinity_labels(target_src, radius, gh, gw));
-    const at::Tensor ref_aff_labels = in.read(st + "affinity_labels");
+    const at::Tensor ref_aff_labels = rd(st + "affinity_labels");
 
     // Losses (§7) on the reference tensors, and gradients through our own forward.
     at::Tensor seg = train::segmentation_loss(ref_logits, ref_pl);
@@ -119,7 +124,7 @@ void dump_train_stages(const h5::File& in, h5::File& out, const StageContext& ct
 
     // Optimiser step K (§8.1) with the reference gradients.
     out.write(st + "lr", torch::tensor(opt.group_lrs(opt.steps_taken()), torch::kDouble));
-    for (const auto& n : heads.names()) heads.param(n).mutable_grad() = in.read(st + "grads/" + n);
+    for (const auto& n : heads.names()) heads.param(n).mutable_grad() = rd(st + "grads/" + n);
     opt.step();
     for (const auto& n : heads.names()) out.write(st + "params_after/" + n, heads.param(n).detach());
   }
@@ -131,13 +136,13 @@ void dump_train_stages(const h5::File& in, h5::File& out, const StageContext& ct
     eval::MultiScaleOptions ms;
     if (in.has_attr("infer_scale_sides")) ms.sides = in.attr_ints("infer_scale_sides");
     ms.flip_average_at_base = !voc;
-    at::Tensor logits = eval::multiscale_logits(*ctx.inference_vision, heads, in.read("inputs/val_rgb"), ms);
+    at::Tensor logits = eval::multiscale_logits(*ctx.inference_vision, heads, rd("inputs/val_rgb"), ms);
     out.write("infer/msc_logits", logits);
     out.write("infer/pred", logits.argmax(1).to(torch::kByte));
   }
   if (in.exists("metrics") && in.exists("inputs/val_gt")) {
     const int64_t K = in.attr_int("num_classes");
-    at::Tensor cm = eval::confusion_matrix(in.read("inputs/val_gt"), in.read("infer/pred"), K);
+    at::Tensor cm = eval::confusion_matrix(rd("inputs/val_gt"), rd("infer/pred"), K);
     eval::SegScores s = eval::scores(cm);
     out.write("metrics/confusion_matrix", cm);
     out.write("metrics/pAcc", torch::tensor(s.pixel_acc, torch::kDouble));

@@ -9,9 +9,12 @@
 namespace excel::train {
 
 int nonfinite_ranks(const at::Tensor& loss, const std::vector<at::Tensor>& params, comm::Communicator* comm) {
-  bool finite = std::isfinite(loss.item<double>());
-  for (const auto& p : params) finite = finite && (!p.grad().defined() || p.grad().isfinite().all().item<bool>());
-  at::Tensor bad = torch::tensor({finite ? 0.0 : 1.0}, torch::kDouble);
+  // One reduction on the device and one read of it (no per-parameter round trip).
+  at::Tensor finite = torch::isfinite(loss.detach()).all();
+  for (const auto& p : params)
+    if (p.grad().defined()) finite = finite.logical_and(p.grad().isfinite().all());
+  const bool ok = finite.item<bool>();
+  at::Tensor bad = torch::tensor({ok ? 0.0 : 1.0}, torch::kDouble);
   if (comm) comm->all_reduce_sum(bad);
   return static_cast<int>(bad.item<double>());
 }

@@ -9,6 +9,7 @@
 #include "excel/common/timing.h"
 #include "excel/data/sampler.h"
 #include "excel/model/cam.h"
+#include "excel/model/placement.h"
 #include "excel/model/pseudo_label.h"
 
 namespace excel::train {
@@ -56,8 +57,9 @@ StepInputs OnlineInputs::load(const BatchPlan& plan) {
   }
   data_s_ = seconds_since(t_data);
   StepInputs in;
-  in.x = torch::stack(xs);
-  in.labels = torch::stack(ys);
+  const at::Device dev = model::device();  // one copy of the batch to the device
+  in.x = torch::stack(xs).to(dev);
+  in.labels = torch::stack(ys).to(dev);
   model::VisionOptions opt;
   opt.keep_value_proj = plan.dynamic && !cfg_.dynamic_full_pass;
   model::VisionOutputs vo = vision_.forward(in.x, {}, opt);
@@ -111,14 +113,15 @@ StepInputs CachedInputs::load(const BatchPlan& plan) {
     par.push_back(c.crop.to(torch::kFloat) / 255.0f);
   }
   StepInputs in;
-  in.feats = torch::stack(feats, 1);
+  const at::Device dev = model::device();  // one copy of each stacked field to the device
+  in.feats = torch::stack(feats, 1).to(dev);
   in.patch_rows = true;
-  in.labels = torch::stack(labels);
-  in.static_labels = torch::stack(statics);
-  in.surgery = torch::stack(surgery);
-  in.u_patch = torch::stack(u);
-  in.attn_sel = torch::stack(sel);
-  in.par = torch::stack(par);
+  in.labels = torch::stack(labels).to(dev);
+  in.static_labels = torch::stack(statics).to(dev);
+  in.surgery = torch::stack(surgery).to(dev);
+  in.u_patch = torch::stack(u).to(dev);
+  in.attn_sel = torch::stack(sel).to(dev);
+  in.par = torch::stack(par).to(dev);
   tm_.bytes_read(static_cast<double>(store_.bytes_read() - bytes_seen_));
   bytes_seen_ = store_.bytes_read();
   data_s_ = seconds_since(t_data);

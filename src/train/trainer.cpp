@@ -26,6 +26,7 @@
 #include "excel/model/clip_text.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/heads.h"
+#include "excel/model/placement.h"
 #include "excel/model/prompts.h"
 #include "excel/model/pseudo_label.h"
 #include "excel/model/tokenizer.h"
@@ -60,10 +61,9 @@ class Trainer {
         text_(model::dataset_text(cfg.dataset)),
         C_(static_cast<int64_t>(text_.class_names.size())),
         store_(cfg.cache_dir.empty() ? nullptr : std::make_unique<cache::FeatureStore>(cfg.cache_dir)),
-        weights_(store_ ? nullptr
-                        : std::make_unique<model::ClipWeights>(model::load_clip_checkpoint(cfg.clip_checkpoint))),
+        weights_(store_ ? nullptr : placed_weights(cfg.clip_checkpoint)),
         vision_(store_ ? nullptr : std::make_unique<model::ClipVision>(*weights_, cfg.crop / weights_->config.patch)),
-        heads_(heads_config(), cfg.seed),
+        heads_(placed_heads(heads_config(), cfg.seed)),
         opt_(heads_.parameters(), optimizer_config()),
         train_set_(store_ ? nullptr
                           : std::make_unique<data::VocLayoutDataset>(data::DatasetOptions{
@@ -92,21 +92,22 @@ class Trainer {
       if (views_ > store_->views())
         throw ConfigError(cfg.cache_dir + ": holds " + std::to_string(store_->views()) + " views, the run asks for " +
                           std::to_string(views_));
-      text_features_ = store_->text_features;
-      ln_w_ = store_->ln_post_weight;
-      ln_b_ = store_->ln_post_bias;
-      proj_ = store_->proj;
+      const at::Device dev = model::device();
+      text_features_ = store_->text_features.to(dev);
+      ln_w_ = store_->ln_post_weight.to(dev);
+      ln_b_ = store_->ln_post_bias.to(dev);
+      proj_ = store_->proj.to(dev);
       vision_heads_ = store_->vision_heads;
       g_ = cfg.crop / store_->patch;
     } else {
-      text_features_ = model::dataset_text_features(*weights_, cfg.dataset, cfg.bank, cfg.bpe_path);
+      text_features_ = model::dataset_text_features(*weights_, cfg.dataset, cfg.bank, cfg.bpe_path).to(model::device());
       ln_w_ = vision_->ln_post_weight();
       ln_b_ = vision_->ln_post_bias();
       proj_ = vision_->projection();
       vision_heads_ = weights_->config.vision_heads;
       g_ = cfg.crop / weights_->config.patch;
     }
-    radius_ = model::radius_mask(g_, g_, 8);
+    radius_ = model::radius_mask(g_, g_, 8, model::device());
     if (store_)
       inputs_ = std::make_unique<CachedInputs>(cfg_, *store_, world_, rank_, tm_);
     else
@@ -204,6 +205,19 @@ class Trainer {
   }
 
  private:
+  // Weights load on the CPU and move once (model/placement.h).
+  static std::unique_ptr<model::ClipWeights> placed_weights(const std::string& path) {
+    auto w = std::make_unique<model::ClipWeights>(model::load_clip_checkpoint(path));
+    model::place_clip_weights(*w);
+    return w;
+  }
+  // Drawn on the CPU from the seed, then moved: the same initial values on every device.
+  static model::Heads placed_heads(const model::HeadsConfig& h, uint64_t seed) {
+    model::Heads heads(h, seed);
+    heads.to(model::device());
+    return heads;
+  }
+
   model::HeadsConfig heads_config() const {
     model::HeadsConfig h;
     if (store_) {
@@ -285,7 +299,8 @@ class Trainer {
       if (sync_) sync_->finish();                               // .grad() = sum over ranks
       sums = global_losses(seg, div);
     }
-    const double seg_v = sums[0].item<double>(), div_v = sums[1].item<double>();
+    const at::Tensor host = sums.cpu();  // the step's one read of device values (with nonfinite_ranks)
+    const double seg_v = host[0].item<double>(), div_v = host[1].item<double>();
     if (bad > 0) return skip_step(it, bad, seg_v, div_v);
     mark(it, comm::ProgressWatchdog::kOptimizer);
     {
@@ -318,7 +333,8 @@ class Trainer {
   at::Tensor dropout_rows(int64_t it) const {
     auto gen = at::detail::createCPUGenerator(mix_seed(cfg_.seed ^ 0xD409, static_cast<uint64_t>(it)));
     return (torch::bernoulli(torch::full({cfg_.batch * world_, cfg_.adapter_dim}, 0.9), gen) / 0.9)
-        .slice(0, rank_ * cfg_.batch, (rank_ + 1) * cfg_.batch);
+        .slice(0, rank_ * cfg_.batch, (rank_ + 1) * cfg_.batch)
+        .to(model::device());  // drawn on the CPU: the same rows on every device
   }
 
   // LVC (§5): the dynamic CAM from E of this step's adapter output, refined with the G-gated
@@ -397,8 +413,8 @@ class Trainer {
       data::ValSample s = val_set_->val_sample(i);
       const int64_t H = s.gt.size(0), W = s.gt.size(1);
       eval::ImageCams cams = pipeline.cams(s.image, eval::CamKind::kStatic);
-      at::Tensor pred = model::segmentation_prediction(cams.logits, H, W)[0];
-      at::Tensor pl = pipeline.pseudo_label(cams, pipeline.refine(cams, s.cls, cfg_.val_tau), s.rgb);
+      at::Tensor pred = model::segmentation_prediction(cams.logits, H, W)[0].cpu();  // scored on the CPU
+      at::Tensor pl = pipeline.pseudo_label(cams, pipeline.refine(cams, s.cls, cfg_.val_tau), s.rgb).cpu();
       cm_seg += eval::confusion_matrix(s.gt, pred, K);
       cm_pl += eval::confusion_matrix(s.gt, pl, K);
       cm_agree += eval::confusion_matrix(pl, pred, K);

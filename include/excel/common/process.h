@@ -23,6 +23,8 @@ int configure_process(int threads = 0, int local_ranks = 1);
 // Rank of this process from OpenMPI or SLURM environment variables (0 when absent).
 int launcher_rank();
 int launcher_world_size();
+// Rank among this node's processes from the launcher (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID; 0).
+int launcher_local_rank();
 
 // This machine's host name ("unknown" when it cannot be read).
 std::string host_name();

@@ -58,6 +58,7 @@ class ClipVision {
   int64_t num_layers() const { return static_cast<int64_t>(blocks_.size()); }
   int64_t first_surgery_block() const { return num_layers() - kSurgeryBlocks; }
   const ClipConfig& config() const { return cfg_; }
+  at::Device device() const { return conv_w_.device(); }  // where the weights are (model/placement.h)
   const at::Tensor& ln_post_weight() const { return ln_post_w_; }
   const at::Tensor& ln_post_bias() const { return ln_post_b_; }
   const at::Tensor& projection() const { return proj_; }

@@ -14,7 +14,7 @@ struct ParOptions {
 };
 
 // [P,P] uint8: 1 where the Chebyshev distance on the gh x gw grid is <= radius (§4.6).
-at::Tensor radius_mask(int64_t gh, int64_t gw, int64_t radius);
+at::Tensor radius_mask(int64_t gh, int64_t gw, int64_t radius, at::Device device = at::kCPU);
 
 // Â of §4.1 from one sample's attention list [L,N,N] (last six entries, class row/column
 // dropped). G [P,P] (the affinity prediction) switches to the gated selection; undefined: mean.
@@ -26,6 +26,9 @@ at::Tensor transition_matrix(const at::Tensor& A);
 // §4.3 steps 1-5: union of the bounding boxes of the thresholded map's contours, with the
 // reference's end clamp. map [gh,gw] float in [0,1] -> [gh,gw] float 0/1.
 at::Tensor box_mask(const at::Tensor& map, double tau);
+// The same for maps [n,gh,gw] at once in ATen ops on the maps' device (the device path): boxes of
+// the 8-connected components of each thresholded map. -> [n,gh,gw] float 0/1.
+at::Tensor box_masks(const at::Tensor& maps, double tau);
 
 struct RefinedCams {
   at::Tensor maps;               // [n, gh, gw], one per present class in class order
@@ -47,7 +50,8 @@ RefinedCams refine_cams_with_matrix(const at::Tensor& cam, const at::Tensor& A, 
 RefinedCams refine_cams_with_affinity(const at::Tensor& cam, const at::Tensor& attn, const at::Tensor& labels,
                                       const at::Tensor& G, double tau, int64_t gh, int64_t gw);
 
-// §4.4 steps 1-3: min-max each map, resize (OpenCV INTER_LINEAR) to H x W, prepend 1 - max.
+// §4.4 steps 1-3: min-max each map, resize (OpenCV INTER_LINEAR; on the device path ATen's
+// bilinear interpolation, the same sampling grid) to H x W, prepend 1 - max.
 at::Tensor cams_with_background(const at::Tensor& maps, int64_t H, int64_t W);
 
 // §4.5: image [1,3,Hi,Wi] (resized to the masks, align_corners), masks [1,K,H,W] -> refined masks.
