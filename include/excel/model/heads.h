@@ -52,7 +52,6 @@ class Heads {
   // Moves every parameter (drawn on the CPU, so the same values on every device) to `device`;
   // before an optimizer or a gradient sync takes the parameters.
   void to(at::Device device);
-  at::Device device() const { return params_.begin()->second.device(); }
 
   // Copies values in (shapes checked, "module." prefix stripped); throws FormatError naming
   // `source` and the tensor on a missing or mis-shaped entry.
