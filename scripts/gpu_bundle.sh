@@ -7,7 +7,7 @@
 #   OUT_DIR     default gpu_bundle/ in the repository (git-ignored)
 #   --fixtures  also copy a stage-fixture set (fixture.h5 and clip_tiny.jit.pt, xz-compressed,
 #               config.json, and compare.py from the folder above) into OUT_DIR/fixtures, for the
-#               GPU parity checks (26.7 MB more for the public set: then over 50 MB, see docs/gpu_node.md)
+#               GPU parity checks (26.3 MB more for the public set: then over 50 MB, see docs/gpu_node.md)
 # env: GPU_BUNDLE_MAX_MB (50): fail when the bundle is larger; GPU_BUNDLE_NO_UPDATE=1: skip apt-get update.
 #
 # Which packages: the ROOTS below (what CMakeLists.txt and the CMake config files it loads need),
@@ -122,6 +122,7 @@ if [ -n "$FIXTURES" ]; then
   cp "$FIXTURES/fixture.h5" "$FIXTURES/clip_tiny.jit.pt" "$OUT/fixtures/"
   [ -f "$FIXTURES/config.json" ] && cp "$FIXTURES/config.json" "$OUT/fixtures/"
   [ -f "$FIXTURES/../compare.py" ] && cp "$FIXTURES/../compare.py" "$OUT/fixtures/"
+  chmod -R u+w "$OUT/fixtures"
   (cd "$OUT/fixtures" && sha256sum ./* >SHA256SUMS && xz -T0 -9 fixture.h5 clip_tiny.jit.pt)  # gpu_node.sh unpacks them
 fi
 

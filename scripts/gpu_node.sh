@@ -107,6 +107,17 @@ if [ "$(cat "$P/.bundle" 2>/dev/null)" != "$stamp" ]; then
   say "unpacked $n packages into $P ($(du -sm "$P" | cut -f1) MB)"
 fi
 
+# The node's Python, asked before the prefix's libraries come first on LD_LIBRARY_PATH: LibTorch
+# (torch.utils.cmake_prefix_path), and the nvidia-nccl package's folders.
+TORCH_PREFIX=${LIBTORCH:-}
+torch_info=""
+if [ -z "$TORCH_PREFIX" ] && py=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)
+print(torch.__version__, torch.version.cuda, int(torch._C._GLIBCXX_USE_CXX11_ABI))' 2>/dev/null); then
+  TORCH_PREFIX=$(sed -n 1p <<<"$py")
+  torch_info=$(sed -n 2p <<<"$py" | awk '{print "PyTorch " $1 ", CUDA " $2 ", _GLIBCXX_USE_CXX11_ABI=" $3}')
+fi
+mapfile -t pydirs < <(python3 -c 'import nvidia.nccl as m; print("\n".join(m.__path__))' 2>/dev/null)
+
 # ---- 2. environment: the prefix first, OpenMPI relocated ------------------------------------
 export PATH=$P/usr/bin:$PATH
 export LD_LIBRARY_PATH=$L:$P/lib/x86_64-linux-gnu:$L/openmpi/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
@@ -126,7 +137,8 @@ if ! command -v ssh >/dev/null && ! command -v rsh >/dev/null; then export OMPI_
 {
   for f in "$L"/*.so.* "$L"/openmpi/lib/openmpi3/mca_*.so "$P/usr/bin/orterun" "$P/usr/bin/opal_wrapper"; do
     [ -f "$f" ] || continue
-    miss=$(ldd "$f" 2>/dev/null | awk '/not found/{print $1}' | tr '\n' ' ')
+    # a missing library ("libx.so.1 => not found") or symbol version (an older glibc/libstdc++)
+    miss=$(ldd "$f" 2>&1 | grep 'not found' | sed -E 's/^[[:space:]]+//; s/ => not found//' | tr '\n' ' ')
     [ -n "$miss" ] && echo "$(basename "$f"): $miss"
   done
 } >"$BUILD/prefix_ldd.txt"
@@ -142,12 +154,7 @@ timeout 30 mpirun --version | head -1 | tee -a "$SUMMARY"
 [ "$UNPACK_ONLY" = 1 ] && { say "unpack only: done"; exit 0; }
 
 # ---- 3. LibTorch: ABI, c10 logging ------------------------------------------------------------
-TORCH_PREFIX=${LIBTORCH:-}
-if [ -z "$TORCH_PREFIX" ] && py=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)
-print(torch.__version__, torch.version.cuda, int(torch._C._GLIBCXX_USE_CXX11_ABI))' 2>/dev/null); then
-  TORCH_PREFIX=$(sed -n 1p <<<"$py")
-  say "PyTorch $(sed -n 2p <<<"$py" | awk '{print $1 ", CUDA " $2 ", _GLIBCXX_USE_CXX11_ABI=" $3}')"
-fi
+[ -n "$torch_info" ] && say "$torch_info"
 cfg=""
 for c in "$TORCH_PREFIX/share/cmake/Torch/TorchConfig.cmake" "$TORCH_PREFIX/Torch/TorchConfig.cmake" \
          "$TORCH_PREFIX/TorchConfig.cmake" /usr/lib/x86_64-linux-gnu/cmake/Torch/TorchConfig.cmake; do
@@ -183,7 +190,6 @@ else
   export PATH=$CUDA_ROOT/bin:$PATH
   nccl_inc="" nccl_lib=""
   dirs=(${NCCL_ROOT:-})
-  mapfile -t pydirs < <(python3 -c 'import nvidia.nccl as m; print("\n".join(m.__path__))' 2>/dev/null)
   dirs+=("${pydirs[@]}" "$CUDA_ROOT" /usr)
   for d in "${dirs[@]}"; do
     [ -d "$d" ] || continue
@@ -195,7 +201,8 @@ else
   export LD_LIBRARY_PATH=$(dirname "$nccl_lib"):$LD_LIBRARY_PATH
   say "CUDA $("$CUDA_ROOT/bin/nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'), NCCL $nccl_lib"
   CMAKE_ARGS+=(-DEXCEL_WITH_CUDA=ON "-DCUDAToolkit_ROOT=$CUDA_ROOT" "-DNCCL_LIBRARY=$nccl_lib"
-    "-DNCCL_INCLUDE_DIR=$nccl_inc" "-DTORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}")
+    "-DNCCL_INCLUDE_DIR=$nccl_inc" "-DCMAKE_CUDA_COMPILER=$CUDA_ROOT/bin/nvcc"
+    "-DTORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}")
   TARGETS+=(excel_nccl_check)
 fi
 read -r -a extra <<<"${GPU_NODE_CMAKE_ARGS:-}"
