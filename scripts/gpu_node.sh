@@ -4,9 +4,10 @@
 # gathered into a private prefix, builds against the node's LibTorch with -DEXCEL_WITH_CUDA=ON, and
 # runs the GPU checks in one bounded run (docs/gpu_node.md). Logs go to $OUT when set.
 #
-# usage: scripts/gpu_node.sh [--cpu] [--unpack-only]
-#   --cpu          no CUDA (EXCEL_WITH_CUDA=OFF): build and run the CPU smoke job only
-#   --unpack-only  unpack and check the prefix (every library resolves), then stop
+# usage: scripts/gpu_node.sh [--cpu] [--unpack-only | --configure-only]
+#   --cpu             no CUDA (EXCEL_WITH_CUDA=OFF): build and run the CPU smoke job only
+#   --unpack-only     unpack and check the prefix (every library resolves), then stop
+#   --configure-only  stop after CMake's configure step
 # env: GPU_BUNDLE_DIR (gpu_bundle), BUILD_DIR (build-node), GPU_NODE_LIMIT_S (480, build included),
 #      LIBTORCH (a libtorch folder or CMake prefix; default: python3's torch.utils.cmake_prefix_path,
 #      else CMake's own search), CUDA_ROOT (/usr/local/cuda), NCCL_ROOT (default: the nvidia-nccl
@@ -15,12 +16,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-CPU=0 UNPACK_ONLY=0
+CPU=0 UNPACK_ONLY=0 CONFIGURE_ONLY=0
 for a in "$@"; do
   case $a in
     --cpu) CPU=1 ;;
     --unpack-only) UNPACK_ONLY=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --configure-only) CONFIGURE_ONLY=1 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "gpu_node: unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -214,6 +216,7 @@ if ! timeout "$(( $(left) - 60 ))" bash -c 'cmake -S "$0" -B "$1" -G Ninja "${@:
     "${CMAKE_ARGS[@]}" "${extra[@]}" >"$LOGS/gpu_node_build.txt" 2>&1; then
   tail -30 "$LOGS/gpu_node_build.txt"; die "configure (log: $LOGS/gpu_node_build.txt)"
 fi
+[ "$CONFIGURE_ONLY" = 1 ] && { say "configured in $((SECONDS - b0)) s; configure only: done"; exit 0; }
 if ! timeout "$(( $(left) - 60 ))" cmake --build "$BUILD" -j "$(nproc)" --target "${TARGETS[@]}" "${extra_targets[@]}" \
     >>"$LOGS/gpu_node_build.txt" 2>&1; then
   grep -m5 -B2 -A8 'error' "$LOGS/gpu_node_build.txt" | head -40
