@@ -20,6 +20,10 @@ DEFINE_double(data_val_fraction, 0.25, "fraction of images listed in val.txt (at
 EXCEL_FLAG_RULE(data_val_fraction, "in [0, 1)", FLAGS_data_val_fraction >= 0 && FLAGS_data_val_fraction < 1);
 DEFINE_int32(data_seed, 0, "seed (the data set is a pure function of the flags)");
 EXCEL_FLAG_RULE(data_seed, ">= 0", FLAGS_data_seed >= 0);
+DEFINE_string(data_style, "small",
+              "object layout: small (1-3 objects, radius 1/8-1/4 of the shorter side) or large (VOC-like: 1-2 "
+              "objects, radius 0.2-0.35, greyer backgrounds)");
+EXCEL_FLAG_RULE(data_style, "small or large", excel::flag_one_of(FLAGS_data_style, {"small", "large"}));
 
 int main(int argc, char** argv) {
   excel::parse_tool_flags(&argc, &argv,
@@ -29,7 +33,8 @@ int main(int argc, char** argv) {
   try {
     auto s = excel::data::make_synthetic_voc({FLAGS_data_root, FLAGS_data_num_images, FLAGS_data_min_side,
                                               FLAGS_data_max_side, FLAGS_data_val_fraction,
-                                              static_cast<uint64_t>(FLAGS_data_seed)});
+                                              static_cast<uint64_t>(FLAGS_data_seed),
+                                              excel::data::synthetic_style(FLAGS_data_style)});
     // The world describes itself: the knowledge base of its attribute bank and text vocabulary.
     const auto& names = excel::model::dataset_text("voc").class_names;
     const auto sentences = excel::data::synthetic_class_descriptions(names);

@@ -6,6 +6,7 @@
 #include "excel/common/logging.h"
 #include "excel/common/process.h"
 #include "excel/common/tool_flags.h"
+#include "excel/data/synthetic_voc.h"
 #include "excel/model/random_clip.h"
 #include "excel/train/clip_pretrain.h"
 
@@ -38,6 +39,8 @@ DEFINE_int32(data_seed, 1000, "generator seed of the training images (not the wo
 EXCEL_FLAG_RULE(data_seed, ">= 0", FLAGS_data_seed >= 0);
 DEFINE_int32(data_num_images, 2048, "training images drawn once (each step samples its batch from them)");
 EXCEL_FLAG_RULE(data_num_images, ">= 2", FLAGS_data_num_images >= 2);
+DEFINE_string(data_style, "small", "object layout of the training images, as make_synthetic_voc --data_style");
+EXCEL_FLAG_RULE(data_style, "small or large", excel::flag_one_of(FLAGS_data_style, {"small", "large"}));
 DEFINE_int32(train_max_iters, 300, "optimizer steps");
 EXCEL_FLAG_RULE(train_max_iters, ">= 1", FLAGS_train_max_iters >= 1);
 DEFINE_int32(train_batch, 32, "images (and captions) per step");
@@ -99,6 +102,7 @@ int main(int argc, char** argv) {
     o.dense_captions = FLAGS_train_dense_captions;
     o.crop = FLAGS_model_crop;
     o.pool = FLAGS_data_num_images;
+    o.style = excel::data::synthetic_style(FLAGS_data_style);
     o.seed = static_cast<uint64_t>(FLAGS_model_seed);
     o.image_seed = static_cast<uint64_t>(FLAGS_data_seed);
     o.resume = FLAGS_ckpt_resume;

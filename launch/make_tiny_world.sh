@@ -18,6 +18,7 @@ shift 2
 data=() model=() train=() pretrain=0
 for a in "$@"; do
   case "$a" in
+    --data_style=*) data+=("$a") train+=("$a") ;;  # the world's layout, also for the pre-training's images
     --data_*) data+=("$a") ;;
     --model_*) model+=("$a") ;;
     --train_* | --ckpt_*) train+=("$a") ;;

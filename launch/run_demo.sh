@@ -29,10 +29,12 @@ stage_done() {
 }
 
 # The world: 400 images (360 train, 40 val) of 96-160 px, so that the 128-px training crops (rescale
-# 0.5-2.0) see objects at about the scale of the evaluation (whole image resized to 128). The tiny
+# 0.5-2.0) see objects at about the scale of the evaluation (whole image resized to 128); VOC-like
+# object sizes (--data_style=large: 1-2 objects of radius 0.2-0.35 of the shorter side). The tiny
 # CLIP is pre-trained on the world (data_tools/pretrain_tiny_clip, docs/tiny_clip.md).
 bash launch/make_tiny_world.sh "$BUILD" "$OUT" --data_num_images="${NUM_IMAGES:-400}" --data_val_fraction=0.1 \
-  --data_min_side=96 --data_max_side=160 --data_seed=0 --model_seed=0 --pretrain
+  --data_min_side=96 --data_max_side=160 --data_style=large --data_seed=0 --model_seed=0 --pretrain \
+  --train_lr=3e-3 --train_warmup_iters=10
 stage_done "world + pre-trained CLIP + bank"
 
 # Static-CAM overlays of the val images at the CLIP's own resolution.

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+
+#include "excel/common/errors.h"
 #include "excel/data/image_io.h"
 #include "excel/data/synthetic_voc.h"
 #include "excel/data/voc_layout_dataset.h"
@@ -33,4 +36,27 @@ TEST_F(SyntheticVocTest, is_deterministic_and_labels_match_masks) {
         torch::equal(data::read_rgb(ds.image_path(i)),
                      data::read_rgb(again.train_ids.empty() ? "" : root_ + "2/JPEGImages/" + ds.id(i) + ".jpg")));
   }
+}
+
+// --data_style=large: at most 2 objects, each covering more of the image than in "small"; an
+// unknown style name is a ConfigError.
+TEST(SyntheticStyleTest, large_has_fewer_and_larger_objects) {
+  const data::SyntheticStyle large = data::synthetic_style("large");
+  double cover[2] = {0, 0};
+  int most[2] = {0, 0};
+  for (int i = 0; i < 64; ++i) {
+    for (int k = 0; k < 2; ++k) {
+      const auto im = data::draw_synthetic_image(7, i, 128, 128, 0, k ? large : data::SyntheticStyle{});
+      int fg = 0;
+      for (uint8_t m : im.mask) fg += m != 0;
+      cover[k] += static_cast<double>(fg) / static_cast<double>(im.mask.size() * im.classes.size()) / 64;
+      most[k] = std::max(most[k], static_cast<int>(im.classes.size()));
+    }
+  }
+  EXPECT_EQ(most[0], 3);
+  EXPECT_LE(most[1], 2);
+  EXPECT_GT(cover[1], 1.5 * cover[0]) << "fraction of the image per object: small " << cover[0] << ", large "
+                                      << cover[1];
+  EXPECT_EQ(data::synthetic_style("small").max_objects, 3);
+  EXPECT_THROW(data::synthetic_style("huge"), ConfigError);
 }

@@ -85,11 +85,19 @@ void paint(cv::Mat& img, const cv::Mat& shape, int c, Rng& rng) {
   }
 }
 
-void background(cv::Mat& img, Rng& rng) {
+// Two colours, pulled toward their grey by `spread` (1: as drawn), blended by a gradient, noise,
+// stripes or a checkerboard.
+void background(cv::Mat& img, Rng& rng, double spread) {
   cv::Vec3b a(static_cast<uchar>(rng.range(20, 140)), static_cast<uchar>(rng.range(20, 140)),
               static_cast<uchar>(rng.range(20, 140)));
   cv::Vec3b b(static_cast<uchar>(rng.range(60, 200)), static_cast<uchar>(rng.range(60, 200)),
               static_cast<uchar>(rng.range(60, 200)));
+  if (spread != 1.0) {
+    for (cv::Vec3b* c : {&a, &b}) {
+      const double grey = ((*c)[0] + (*c)[1] + (*c)[2]) / 3.0;
+      for (int k = 0; k < 3; ++k) (*c)[k] = cv::saturate_cast<uchar>(grey + spread * ((*c)[k] - grey));
+    }
+  }
   int kind = rng.range(0, 3), period = rng.range(10, 40);
   for (int y = 0; y < img.rows; ++y) {
     for (int x = 0; x < img.cols; ++x) {
@@ -103,20 +111,22 @@ void background(cv::Mat& img, Rng& rng) {
 }
 
 // Image i of the world with `seed`: BGR image and class mask; returns the present classes.
-std::vector<int> draw(uint64_t seed, int i, int min_side, int max_side, cv::Mat& img, cv::Mat& mask) {
+std::vector<int> draw(uint64_t seed, int i, int min_side, int max_side, const SyntheticStyle& style, cv::Mat& img,
+                      cv::Mat& mask) {
   Rng rng(seed * 1000003ULL + static_cast<uint64_t>(i) + 1);
   const int w = rng.range(min_side, max_side), h = rng.range(min_side, max_side);
   img.create(h, w, CV_8UC3);
   mask = cv::Mat(h, w, CV_8UC1, cv::Scalar(0));
-  background(img, rng);
-  const int n_obj = rng.range(1, 3);
+  background(img, rng, style.background_spread);
+  const int n_obj = rng.range(1, style.max_objects);
   std::vector<int> classes;
   while (static_cast<int>(classes.size()) < n_obj) {
     int c = rng.range(0, kClasses - 1);
     if (std::find(classes.begin(), classes.end(), c) == classes.end()) classes.push_back(c);
   }
   for (int c : classes) {
-    const int side = std::min(w, h), r = rng.range(side / 8, side / 4);
+    const int side = std::min(w, h), r = rng.range(static_cast<int>(side * style.min_radius),
+                                                       static_cast<int>(side * style.max_radius));
     const int cx = rng.range(r / 2, w - r / 2), cy = rng.range(r / 2, h - r / 2);
     cv::Mat shape(h, w, CV_8UC1, cv::Scalar(0));
     draw_shape(shape, c % 7, cx, cy, r, rng.uniform() * CV_PI);
@@ -134,11 +144,18 @@ std::vector<int> draw(uint64_t seed, int i, int min_side, int max_side, cv::Mat&
 
 }  // namespace
 
-SyntheticImage draw_synthetic_image(uint64_t seed, int index, int min_side, int max_side, int out_side) {
+SyntheticStyle synthetic_style(const std::string& name) {
+  if (name == "small") return {};
+  if (name == "large") return {0.2, 0.35, 2, 0.5};
+  throw ConfigError("synthetic VOC style '" + name + "': expected small or large");
+}
+
+SyntheticImage draw_synthetic_image(uint64_t seed, int index, int min_side, int max_side, int out_side,
+                                    const SyntheticStyle& style) {
   if (min_side < 64 || max_side < min_side) throw ConfigError("synthetic VOC: bad image side range");
   cv::Mat img, mask;
   SyntheticImage out;
-  out.classes = draw(seed, index, min_side, max_side, img, mask);
+  out.classes = draw(seed, index, min_side, max_side, style, img, mask);
   if (out_side > 0) {
     cv::resize(img, img, cv::Size(out_side, out_side), 0, 0, cv::INTER_AREA);
     cv::resize(mask, mask, cv::Size(out_side, out_side), 0, 0, cv::INTER_NEAREST);
@@ -228,7 +245,7 @@ SyntheticVocSummary make_synthetic_voc(const SyntheticVocOptions& opt) {
     char id[32];
     std::snprintf(id, sizeof(id), "synth_%06d", i);
     cv::Mat img, mask;
-    const std::vector<int> present = draw(opt.seed, i, opt.min_side, opt.max_side, img, mask);
+    const std::vector<int> present = draw(opt.seed, i, opt.min_side, opt.max_side, opt.style, img, mask);
     // JPEG quality 95 and a grey PNG, byte for byte what cv::imwrite wrote before.
     cv::cvtColor(img, img, cv::COLOR_BGR2RGB);
     write_rgb((root / "JPEGImages" / (std::string(id) + ".jpg")).string(),

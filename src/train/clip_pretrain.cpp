@@ -56,7 +56,7 @@ std::vector<data::SyntheticImage> draw_pool(const ClipPretrainOptions& opt) {
   at::parallel_for(0, opt.pool, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i)
       pool[static_cast<size_t>(i)] = data::draw_synthetic_image(opt.image_seed, static_cast<int>(i), opt.min_side,
-                                                                opt.max_side, static_cast<int>(opt.crop));
+                                                                opt.max_side, static_cast<int>(opt.crop), opt.style);
   });
   for (const auto& im : pool)
     if (im.classes.empty()) throw InputError("synthetic image without objects (generator changed?)");

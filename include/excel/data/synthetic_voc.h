@@ -1,5 +1,5 @@
 // A synthetic data set in PASCAL VOC layout, made without downloads: each image holds 1-3
-// objects of the 20 VOC classes, each class a distinct shape, colour and texture, on varied
+// (SyntheticStyle) objects of the 20 VOC classes, each class a distinct shape, colour and texture, on varied
 // backgrounds, with exact masks. Deterministic for a seed (image i depends on (seed, i) only).
 #pragma once
 #include <cstdint>
@@ -8,6 +8,17 @@
 
 namespace excel::data {
 
+// How objects sit in an image. "small" (the default): 1-3 objects of radius 1/8-1/4 of the shorter
+// side that may overlap. "large" (VOC-like, the demo's): 1-2 objects of radius 0.2-0.35 of it (an
+// object's visible part covers 14 % of the image on average, twice as much as in "small");
+// backgrounds at half the colour spread of "small" (greyer), so they less often look like a class.
+struct SyntheticStyle {
+  double min_radius = 0.125, max_radius = 0.25;  // object radius, fraction of the shorter side
+  int max_objects = 3;
+  double background_spread = 1.0;  // background colours pulled toward their grey by this factor
+};
+SyntheticStyle synthetic_style(const std::string& name);  // "small" or "large"; ConfigError otherwise
+
 struct SyntheticVocOptions {
   std::string root;  // output folder (VOC layout)
   int num_images = 40;
@@ -15,6 +26,7 @@ struct SyntheticVocOptions {
   int max_side = 400;
   double val_fraction = 0.25;  // last images go to val.txt
   uint64_t seed = 0;
+  SyntheticStyle style = {};
 };
 
 struct SyntheticVocSummary {
@@ -31,7 +43,8 @@ struct SyntheticImage {
   std::vector<uint8_t> mask;  // [height, width], 0 = background, c+1 = class c
   std::vector<int> classes;   // present class indices, ascending
 };
-SyntheticImage draw_synthetic_image(uint64_t seed, int index, int min_side, int max_side, int out_side = 0);
+SyntheticImage draw_synthetic_image(uint64_t seed, int index, int min_side, int max_side, int out_side = 0,
+                                    const SyntheticStyle& style = {});
 
 // Writes JPEGImages/*.jpg, SegmentationClassAug/*.png (0 = background, c+1 = class c),
 // ImageSets/Segmentation/{train,train_aug,val}.txt and cls_labels.txt ("ID l0 ... l19").

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "excel/data/synthetic_voc.h"
 #include "excel/model/clip_checkpoint.h"
 
 namespace excel::train {
@@ -24,6 +25,7 @@ struct ClipPretrainOptions {
   int64_t crop = 128;                  // images are drawn and resized to crop x crop
   int64_t pool = 2048;                 // training images, drawn once; each step samples the batch from them
   int min_side = 128, max_side = 256;  // generator's image sides before the resize
+  data::SyntheticStyle style;          // generator's object layout (the world's --data_style)
   uint64_t seed = 0;                   // weights and the order of everything drawn
   uint64_t image_seed = 1000;          // generator seed of the training images (the world's data uses its own)
   bool resume = true;
