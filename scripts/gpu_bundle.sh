@@ -7,15 +7,16 @@
 #   OUT_DIR     default gpu_bundle/ in the repository (git-ignored)
 #   --fixtures  also copy a stage-fixture set (fixture.h5 and clip_tiny.jit.pt, xz-compressed,
 #               config.json, and compare.py from the folder above) into OUT_DIR/fixtures, for the
-#               GPU parity checks (26.3 MB more for the public set: then over 50 MB, see docs/gpu_node.md)
+#               GPU parity checks (25.6 MB more for the public set; 49.1 MB in all, see docs/gpu_node.md)
 # env: GPU_BUNDLE_MAX_MB (50): fail when the bundle is larger; GPU_BUNDLE_NO_UPDATE=1: skip apt-get update.
 #
 # Which packages: the ROOTS below (what CMakeLists.txt and the CMake config files it loads need),
 # plus their run-time dependency closure, minus what a minimal node has (Priority: required,
 # build-essential, python3) and minus EXCLUDE (scripts/gpu_bundle_closure.py). Each package is
 # downloaded with apt-get download, its sha256 checked against the archive's, and repacked without
-# what the build never reads (static libraries, documentation, manual pages, translations); the
-# manifest lists both hashes.
+# what the build never reads (static libraries, documentation, manual pages, translations, the PRUNE
+# list: libraries nothing bundled or linked NEEDs); MANIFEST.tsv lists both hashes, PRUNED.tsv
+# what the PRUNE list removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=gpu_bundle
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --fixtures) FIXTURES=${2:?--fixtures needs a folder}; shift 2 ;;
     --fixtures=*) FIXTURES=${1#--fixtures=}; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     -*) echo "gpu_bundle: unknown option $1" >&2; exit 2 ;;
     *) OUT=$1; shift ;;
   esac
@@ -60,8 +61,25 @@ EXCLUDE=(
   # hwloc's optional plugins (OpenCL/NVML/X11) and Mesa's GLX vendor library (LLVM) that OpenCV's
   # libGLX dependency would pull in: only libGLX.so.0 itself is loaded.
   libhwloc-plugins libglx-mesa0
+  # PSM/PSM2 (Omni-Path and TrueScale adapters, and libnuma for PSM2): only OpenMPI's mca_mtl_psm*
+  # plugins load them, and those are pruned below (one node: ob1 over shared memory and TCP).
+  libpsm-infinipath1 libpsm2-2 libnuma1
   # documentation, sources and tools
   libjs-jquery libjs-jquery-ui googletest icu-devtools
+)
+# Files removed from single packages ("package|globs relative to /"): libraries no bundled ELF,
+# no CMake/pkg-config file the build loads and no link line needs. Listed in PRUNED.tsv.
+PRUNE=(
+  # ICU: CMakeLists.txt finds ICU::uc only (libicuuc NEEDs libicudata alone); i18n, io, tu and
+  # test are unused, and nothing bundled NEEDs them.
+  "libicu72|usr/lib/*/libicui18n.so.* usr/lib/*/libicuio.so.* usr/lib/*/libicutu.so.* usr/lib/*/libicutest.so.*"
+  "libicu-dev|usr/lib/*/libicui18n.so usr/lib/*/libicuio.so usr/lib/*/libicutu.so usr/lib/*/libicutest.so usr/lib/*/pkgconfig/icu-i18n.pc usr/lib/*/pkgconfig/icu-io.pc"
+  # OpenMPI: the plugins of the transports whose libraries are excluded above (InfiniBand verbs,
+  # UCX, libfabric: off in Debian's openmpi-mca-params.conf; PSM/PSM2) and their common libraries.
+  "libopenmpi3|usr/lib/*/openmpi/lib/openmpi3/mca_*_openib.so usr/lib/*/openmpi/lib/openmpi3/mca_*_ofi.so usr/lib/*/openmpi/lib/openmpi3/mca_*_ucx.so usr/lib/*/openmpi/lib/openmpi3/mca_*_uct.so usr/lib/*/openmpi/lib/openmpi3/mca_mtl_psm.so usr/lib/*/openmpi/lib/openmpi3/mca_mtl_psm2.so usr/lib/*/libmca_common_ofi.so.* usr/lib/*/libmca_common_ucx.so.* usr/lib/*/libmca_common_verbs.so.*"
+  "libopenmpi-dev|usr/lib/*/libmca_common_ofi.so usr/lib/*/libmca_common_ucx.so usr/lib/*/libmca_common_verbs.so usr/lib/*/openmpi/lib/libmca_common_ofi.so usr/lib/*/openmpi/lib/libmca_common_ucx.so usr/lib/*/openmpi/lib/libmca_common_verbs.so usr/lib/*/fortran"
+  # Fortran module files (no Fortran compiler on the node; the C API is used)
+  "libhdf5-dev|usr/include/hdf5/serial/*.mod"
 )
 join() { local IFS=,; echo "$*"; }
 
@@ -78,7 +96,9 @@ mkdir -p "$CACHE" "$OUT"
 rm -rf "$OUT/debs" "$OUT/fixtures"
 mkdir -p "$OUT/debs"
 MANIFEST=$OUT/MANIFEST.tsv
-printf 'package\tversion\tarchive_bytes\tarchive_sha256\tbundled_file\tbundled_bytes\tbundled_sha256\n' >"$MANIFEST"
+printf 'package\tversion\tarchive_bytes\tarchive_sha256\tbundled_file\tbundled_bytes\tbundled_sha256\tpruned_files\n' >"$MANIFEST"
+PRUNED=$OUT/PRUNED.tsv   # package, path: what PRUNE removed
+printf 'package\tpath\n' >"$PRUNED"
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 for p in "${PKGS[@]}"; do
@@ -110,11 +130,20 @@ for p in "${PKGS[@]}"; do
   find "$STAGE/pkg" -name '*.la' -not -path '*/DEBIAN/*' -delete
   [ -d "$STAGE/pkg/usr/share/doc" ] && find "$STAGE/pkg/usr/share/doc" \( -type f -o -type l \) -not -name copyright -delete
   rm -rf "$STAGE/pkg"/usr/share/{man,info,locale,lintian,bug,doc-base} "$STAGE/pkg/DEBIAN/md5sums"
+  npruned=0
+  for rule in "${PRUNE[@]}"; do
+    [ "${rule%%|*}" = "$p" ] || continue
+    hits=$(cd "$STAGE/pkg" && shopt -s nullglob && eval "echo ${rule#*|}")
+    [ -n "$hits" ] || { echo "gpu_bundle: PRUNE rule for $p matches nothing: ${rule#*|}" >&2; exit 1; }
+    for f in $hits; do
+      printf '%s\t/%s\n' "$p" "$f" >>"$PRUNED"; rm -rf "${STAGE:?}/pkg/$f"; npruned=$((npruned + 1))
+    done
+  done
   find "$STAGE/pkg" -depth -type d -empty -not -path "$STAGE/pkg" -delete
   out=$OUT/debs/$(basename "$deb")
   dpkg-deb --root-owner-group -Zxz -z9 -b "$STAGE/pkg" "$out" >/dev/null
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$ver" "$(stat -c %s "$deb")" "$got" "debs/$(basename "$deb")" \
-    "$(stat -c %s "$out")" "$(sha256sum "$out" | cut -d' ' -f1)" >>"$MANIFEST"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$p" "$ver" "$(stat -c %s "$deb")" "$got" "debs/$(basename "$deb")" \
+    "$(stat -c %s "$out")" "$(sha256sum "$out" | cut -d' ' -f1)" "$npruned" >>"$MANIFEST"
 done
 
 if [ -n "$FIXTURES" ]; then
@@ -123,7 +152,9 @@ if [ -n "$FIXTURES" ]; then
   [ -f "$FIXTURES/config.json" ] && cp "$FIXTURES/config.json" "$OUT/fixtures/"
   [ -f "$FIXTURES/../compare.py" ] && cp "$FIXTURES/../compare.py" "$OUT/fixtures/"
   chmod -R u+w "$OUT/fixtures"
-  (cd "$OUT/fixtures" && sha256sum ./* >SHA256SUMS && xz -T0 -9 fixture.h5 clip_tiny.jit.pt)  # gpu_node.sh unpacks them
+  (cd "$OUT/fixtures" && sha256sum ./* >SHA256SUMS && xz -T1 --lzma2=preset=9e,lc=0,lp=2,pb=2 fixture.h5 clip_tiny.jit.pt)
+  # (gpu_node.sh unpacks them with xz -d; lp=2,pb=2 align LZMA's contexts to the 4-byte floats
+  # both files mostly hold: 0.67 MB smaller than xz -9)
 fi
 
 # Sizes: per package (bundled .deb), then the whole folder.
