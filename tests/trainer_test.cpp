@@ -2,13 +2,16 @@
 // the single-process trainer on synthetic data with a tiny random CLIP; resume after a stop is
 // bit-identical to an uninterrupted run (an equivalence rerun per OpenBLAS kernel by
 // scripts/test_kernels.sh), a resume with another seed is refused, and the device path (forced
-// on the CPU) trains as the CPU path does.
+// on the CPU) trains as the CPU path does; batches prepared ahead on the prefetch thread give the
+// weights and errors of the serial load.
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 
 #include "excel/common/errors.h"
+#include "excel/data/sampler.h"
 #include "excel/train/trainer.h"
 #include "test_util.h"
 #include "tiny_setup.h"
@@ -109,4 +112,87 @@ TEST(TrainerTest, device_path_steps_match_the_cpu_path) {
     test::report_equivalence(std::string("device path vs CPU path (") + k.name + "), weights", worst, k.bound);
     test::report_equivalence(std::string("device path vs CPU path (") + k.name + "), losses", losses, k.bound);
   }
+}
+
+namespace {
+// Whether every parameter of two checkpoints is bitwise equal.
+void expect_same_weights(const std::string& a_ckpt, const std::string& b_ckpt, const std::string& what) {
+  auto a = read_params(a_ckpt), b = read_params(b_ckpt);
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_GT(a.size(), 0u);
+  double worst = 0;
+  for (const auto& kv : a) {
+    EXPECT_TRUE(torch::equal(kv.second, b.at(kv.first))) << what << ": " << kv.first;
+    worst = std::max(worst, (kv.second - b.at(kv.first)).abs().max().item<double>());
+  }
+  test::report_equivalence(what, worst, 0);
+}
+}  // namespace
+
+// The online batches decoded and augmented ahead (--data_prefetch=2, and 1) train the weights of
+// the serial load, across the dynamic-CAM switch and an epoch boundary (10 images, batch 2: five
+// steps an epoch); a resume with prefetch is also bit-identical.
+TEST(TrainerTest, prefetched_batches_give_the_serial_weights) {
+  const std::string dir = test::temp_dir("prefetch");
+  train::TrainConfig cfg = tiny_setup(dir);
+  cfg.data_prefetch = 0;
+  cfg.output_dir = dir + "/serial";
+  train::TrainSummary serial = train::run_training(cfg);
+  EXPECT_EQ(serial.iterations_done, 6);
+  for (int64_t depth : {2, 1}) {
+    cfg.data_prefetch = depth;
+    cfg.output_dir = dir + "/prefetch" + std::to_string(depth);
+    train::TrainSummary s = train::run_training(cfg);
+    EXPECT_EQ(s.iterations_done, 6);
+    expect_same_weights(dir + "/serial/checkpoint.h5", cfg.output_dir + "/checkpoint.h5",
+                        "online weights, prefetch " + std::to_string(depth) + " vs 0");
+    std::cout << "data wait share: prefetch 0 " << serial.data_wait_share << ", prefetch " << depth << " "
+              << s.data_wait_share << "\n";
+  }
+  cfg.data_prefetch = 2;
+  cfg.output_dir = dir + "/resumed";
+  cfg.stop_after = 4;
+  EXPECT_EQ(train::run_training(cfg).iterations_done, 4);
+  cfg.stop_after = 0;
+  cfg.resume = "auto";
+  EXPECT_EQ(train::run_training(cfg).iterations_done, 6);
+  expect_same_weights(dir + "/serial/checkpoint.h5", dir + "/resumed/checkpoint.h5",
+                      "online weights, prefetch 2 resumed vs prefetch 0");
+}
+
+// An unreadable image met by the prefetch thread (one of step 2's: step 0 is loaded on the training
+// thread) ends the run on the training thread with the serial load's error; with skip_bad_inputs
+// both replace it by the same image.
+TEST(TrainerTest, prefetch_thread_errors_reach_the_training_thread) {
+  const std::string dir = test::temp_dir("prefetch_bad");
+  train::TrainConfig cfg = tiny_setup(dir);
+  std::ifstream list(dir + "/voc/ImageSets/Segmentation/train.txt");
+  std::vector<std::string> ids;
+  for (std::string id; list >> id;) ids.push_back(id);
+  ASSERT_GT(ids.size(), 6u);
+  const auto order = data::epoch_permutation(static_cast<int64_t>(ids.size()), cfg.seed, 0);
+  const std::string last = ids.at(static_cast<size_t>(data::rank_batch(order, 2, cfg.batch, 1, 0).at(0)));
+  std::ofstream(dir + "/voc/JPEGImages/" + last + ".jpg") << "not a JPEG";
+  auto message = [&](int64_t depth) {
+    train::TrainConfig c = cfg;
+    c.data_prefetch = depth;
+    c.output_dir = dir + "/fail" + std::to_string(depth);
+    try {
+      train::run_training(c);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string serial = message(0);
+  EXPECT_NE(serial.find(last + ".jpg"), std::string::npos) << serial;
+  EXPECT_EQ(message(2), serial);
+  cfg.skip_bad_inputs = true;
+  for (int64_t depth : {0, 2}) {
+    cfg.data_prefetch = depth;
+    cfg.output_dir = dir + "/skip" + std::to_string(depth);
+    EXPECT_EQ(train::run_training(cfg).iterations_done, 6);
+  }
+  expect_same_weights(dir + "/skip0/checkpoint.h5", dir + "/skip2/checkpoint.h5",
+                      "online weights skipping a bad image, prefetch 2 vs 0");
 }

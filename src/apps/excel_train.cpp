@@ -41,6 +41,9 @@ DEFINE_int32(fault_hang_step, -1, "testing: rank --fault_hang_rank hangs at this
 EXCEL_FLAG_RULE(fault_hang_step, ">= -1", FLAGS_fault_hang_step >= -1);
 DEFINE_int32(fault_hang_rank, 1, "testing: the rank that hangs");
 EXCEL_FLAG_RULE(fault_hang_rank, ">= 0", FLAGS_fault_hang_rank >= 0);
+DEFINE_int32(data_prefetch, 2,
+             "online mode: batches decoded and augmented ahead on a worker thread (0: on the training thread)");
+EXCEL_FLAG_RULE(data_prefetch, ">= 0", FLAGS_data_prefetch >= 0);
 DEFINE_bool(data_skip_bad, false, "count and skip unreadable training images instead of stopping");
 DEFINE_int32(data_views, 0, "augmented views cycled per epoch (0: fresh views online / all cached views)");
 EXCEL_FLAG_RULE(data_views, ">= 0 (at most the views of --cache_dir)", FLAGS_data_views >= 0);
@@ -125,6 +128,7 @@ int main(int argc, char** argv) {
         c.fault_hang_step = FLAGS_fault_hang_step;
         c.fault_hang_rank = FLAGS_fault_hang_rank;
         c.skip_bad_inputs = FLAGS_data_skip_bad;
+        c.data_prefetch = FLAGS_data_prefetch;
         c.stop_after = FLAGS_train_stop_after;
         c.eval_every = FLAGS_eval_every;
         c.val_limit = FLAGS_eval_limit;

@@ -1,5 +1,7 @@
 #include "step_inputs.h"
 
+#include "batch_prefetch.h"
+
 #include <glog/logging.h>
 #include <torch/torch.h>
 
@@ -15,14 +17,32 @@
 namespace excel::train {
 
 OnlineInputs::OnlineInputs(const TrainConfig& cfg, const data::VocLayoutDataset& set, const model::ClipVision& vision,
-                           at::Tensor text_features, int64_t num_classes, TrainMetrics& tm)
+                           at::Tensor text_features, int64_t num_classes, TrainMetrics& tm,
+                           std::function<BatchPlan(int64_t)> planner)
     : cfg_(cfg),
       set_(set),
       vision_(vision),
       text_(std::move(text_features)),
       C_(num_classes),
       g_(cfg.crop / vision.config().patch),
-      tm_(tm) {}
+      tm_(tm),
+      planner_(std::move(planner)) {
+  if (cfg.data_prefetch > 0)
+    prefetch_ = std::make_unique<BatchPrefetcher>([this](const BatchPlan& p) { return prepare(p); },
+                                                  cfg.data_prefetch);
+}
+
+OnlineInputs::~OnlineInputs() = default;
+
+at::Tensor stack_host(const std::vector<at::Tensor>& ts, int64_t dim) {
+  if (!model::device().is_cuda()) return torch::stack(ts, dim);
+  std::vector<int64_t> sizes = ts.at(0).sizes().vec();
+  sizes.insert(sizes.begin() + dim, static_cast<int64_t>(ts.size()));
+  at::Tensor out = at::empty(sizes, ts[0].options().pinned_memory(true));
+  return at::stack_out(out, ts, dim);
+}
+
+at::Tensor to_device(const at::Tensor& host) { return host.to(model::device(), /*non_blocking=*/true); }
 
 // One augmented sample; with --data_skip_bad an unreadable image is counted and replaced by the
 // next readable one in list order (deterministic), otherwise it is an error naming the file.
@@ -44,22 +64,27 @@ data::TrainSample OnlineInputs::sample(int64_t i, int64_t view, const data::Augm
   }
 }
 
-StepInputs OnlineInputs::load(const BatchPlan& plan) {
+HostBatch OnlineInputs::prepare(const BatchPlan& plan) {
   data::AugmentOptions aug;
   aug.crop = cfg_.crop;
   aug.gt_guided_crop = cfg_.dataset == "voc";
-  const auto t_data = Clock::now();
   std::vector<at::Tensor> xs, ys;
   for (int64_t i : plan.samples) {
     data::TrainSample s = sample(i, plan.view, aug);
     xs.push_back(s.image);
     ys.push_back(s.cls);
   }
-  data_s_ = seconds_since(t_data);
+  return {stack_host(xs), stack_host(ys)};
+}
+
+StepInputs OnlineInputs::load(const BatchPlan& plan) {
+  const auto t_data = Clock::now();
+  HostBatch host = prefetch_ ? prefetch_->take(plan) : prepare(plan);
+  data_s_ = seconds_since(t_data);  // with prefetch: only the wait for the worker
+  if (prefetch_) prefetch_->schedule_after(plan, cfg_.max_iters, planner_);
   StepInputs in;
-  const at::Device dev = model::device();  // one copy of the batch to the device
-  in.x = torch::stack(xs).to(dev);
-  in.labels = torch::stack(ys).to(dev);
+  in.x = to_device(host.x);  // one copy of the batch to the device
+  in.labels = to_device(host.labels);
   model::VisionOptions opt;
   opt.keep_value_proj = plan.dynamic && !cfg_.dynamic_full_pass;
   model::VisionOutputs vo = vision_.forward(in.x, {}, opt);
@@ -112,16 +137,15 @@ StepInputs CachedInputs::load(const BatchPlan& plan) {
     sel.push_back(c.attn_sel);
     par.push_back(c.crop.to(torch::kFloat) / 255.0f);
   }
-  StepInputs in;
-  const at::Device dev = model::device();  // one copy of each stacked field to the device
-  in.feats = torch::stack(feats, 1).to(dev);
+  StepInputs in;  // one copy of each stacked field to the device
+  in.feats = to_device(stack_host(feats, 1));
   in.patch_rows = true;
-  in.labels = torch::stack(labels).to(dev);
-  in.static_labels = torch::stack(statics).to(dev);
-  in.surgery = torch::stack(surgery).to(dev);
-  in.u_patch = torch::stack(u).to(dev);
-  in.attn_sel = torch::stack(sel).to(dev);
-  in.par = torch::stack(par).to(dev);
+  in.labels = to_device(stack_host(labels));
+  in.static_labels = to_device(stack_host(statics));
+  in.surgery = to_device(stack_host(surgery));
+  in.u_patch = to_device(stack_host(u));
+  in.attn_sel = to_device(stack_host(sel));
+  in.par = to_device(stack_host(par));
   tm_.bytes_read(static_cast<double>(store_.bytes_read() - bytes_seen_));
   bytes_seen_ = store_.bytes_read();
   data_s_ = seconds_since(t_data);

@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -32,9 +33,15 @@ struct StepInputs {
 struct BatchPlan {
   std::vector<int64_t> samples;                 // sample indices
   const std::vector<int64_t>* order = nullptr;  // the epoch's permutation (cache read-ahead)
+  int64_t iteration = 0;                        // global step
   int64_t epoch = 0, index = 0, view = 0;       // index: batch within the epoch
   bool dynamic = false;                         // after the dynamic-CAM switch
 };
+
+// Stacks host tensors, into pinned memory when the model runs on CUDA (to_device then copies
+// without blocking); on the CPU a plain stack.
+at::Tensor stack_host(const std::vector<at::Tensor>& ts, int64_t dim = 0);
+at::Tensor to_device(const at::Tensor& host);
 
 class InputProvider {
  public:
@@ -47,15 +54,23 @@ class InputProvider {
   double data_s_ = 0;
 };
 
+struct HostBatch;
+class BatchPrefetcher;
+
 // Decodes and augments each sample (seeded by seed, sample, view) and runs the backbone; before the
-// switch also the static pseudo-label, exactly as excel_precompute stores it.
+// switch also the static pseudo-label, exactly as excel_precompute stores it. With
+// cfg.data_prefetch > 0 the crops of the next steps (planner(it) gives step it's plan) are
+// prepared on a worker thread while this step runs.
 class OnlineInputs : public InputProvider {
  public:
   OnlineInputs(const TrainConfig& cfg, const data::VocLayoutDataset& set, const model::ClipVision& vision,
-               at::Tensor text_features, int64_t num_classes, TrainMetrics& tm);
+               at::Tensor text_features, int64_t num_classes, TrainMetrics& tm,
+               std::function<BatchPlan(int64_t)> planner);
+  ~OnlineInputs() override;
   StepInputs load(const BatchPlan& plan) override;
 
  private:
+  HostBatch prepare(const BatchPlan& plan);  // decode and augment (the worker's part)
   data::TrainSample sample(int64_t i, int64_t view, const data::AugmentOptions& aug);
   const TrainConfig& cfg_;
   const data::VocLayoutDataset& set_;
@@ -63,6 +78,8 @@ class OnlineInputs : public InputProvider {
   at::Tensor text_;
   int64_t C_, g_;
   TrainMetrics& tm_;
+  std::function<BatchPlan(int64_t)> planner_;
+  std::unique_ptr<BatchPrefetcher> prefetch_;  // last member: its worker stops before the rest goes
 };
 
 // Rows of the feature cache, read ahead for the rest of the epoch on a background thread.

@@ -46,7 +46,7 @@ namespace excel::train {
 namespace {
 
 struct Meters {
-  double seg = 0, div = 0;
+  double seg = 0, div = 0, data_s = 0, step_s = 0;  // data_s: waiting for inputs
   int64_t n = 0;
   at::Tensor agree;  // confusion of segmentation predictions vs pseudo-labels on training crops
 };
@@ -111,7 +111,8 @@ class Trainer {
     if (store_)
       inputs_ = std::make_unique<CachedInputs>(cfg_, *store_, world_, rank_, tm_);
     else
-      inputs_ = std::make_unique<OnlineInputs>(cfg_, *train_set_, *vision_, text_features_, C_, tm_);
+      inputs_ = std::make_unique<OnlineInputs>(cfg_, *train_set_, *vision_, text_features_, C_, tm_,
+                                               [this](int64_t it) { return peek_plan(it); });
   }
 
   TrainSummary run() {
@@ -146,6 +147,9 @@ class Trainer {
       auto [seg, div] = step(it);
       const double step_s = seconds_since(t0);
       step_seconds_ += step_s;
+      data_seconds_ += times_.data;
+      meters.data_s += times_.data;
+      meters.step_s += step_s;
       ++steps_run_;
       const bool skipped = !std::isfinite(seg);
       if (!skipped) {
@@ -168,11 +172,12 @@ class Trainer {
         const double dt = seconds_since(t_log), ips = static_cast<double>(meters.n * cfg_.batch) / dt;
         const double eta = static_cast<double>(cfg_.max_iters - it - 1) * dt / static_cast<double>(meters.n);
         const double agree = eval::scores(meters.agree).miou;
+        const double wait = meters.step_s > 0 ? meters.data_s / meters.step_s : 0.0;
         if (sum.first_train_agree_miou < 0) sum.first_train_agree_miou = agree;
         sum.last_train_agree_miou = agree;
         LOG(INFO) << "it " << it + 1 << "/" << cfg_.max_iters << " | seg " << meters.seg / meters.n << " div "
                   << meters.div / meters.n << " | seg-vs-pseudo mIoU " << 100 * agree << " | lr " << opt_.lr(it)
-                  << " | " << ips << " img/s | ETA " << static_cast<int64_t>(eta) << " s";
+                  << " | data wait " << 100 * wait << "% | " << ips << " img/s | ETA " << static_cast<int64_t>(eta) << " s";
         tm_.agreement(agree);
         meters = Meters();
         t_log = Clock::now();
@@ -199,8 +204,10 @@ class Trainer {
     mark(it, comm::ProgressWatchdog::kFinished);
     sum.iterations_done = it;
     sum.mean_step_seconds = steps_run_ ? step_seconds_ / static_cast<double>(steps_run_) : 0.0;
+    sum.data_wait_share = step_seconds_ > 0 ? data_seconds_ / step_seconds_ : 0.0;
     sum.skipped_steps = skipped_;
-    LOG(INFO) << "stopped at iteration " << it << " after " << seconds_since(t_run) << " s";
+    LOG(INFO) << "stopped at iteration " << it << " after " << seconds_since(t_run) << " s (" << 100 * sum.data_wait_share
+              << "% of step time waiting for inputs)";
     return sum;
   }
 
@@ -318,9 +325,23 @@ class Trainer {
       order_ = data::epoch_permutation(num_samples_, cfg_.seed, bp.epoch);
       order_epoch_ = bp.epoch;
     }
+    return make_plan(it, bp, order_);
+  }
+  // The same for a later step, leaving the epoch's permutation alone (the prefetcher's look-ahead;
+  // order is not set).
+  BatchPlan peek_plan(int64_t it) const {
+    const data::BatchPosition bp = data::batch_position(it, num_samples_, cfg_.batch * world_);
+    BatchPlan plan = order_epoch_ == bp.epoch
+                         ? make_plan(it, bp, order_)
+                         : make_plan(it, bp, data::epoch_permutation(num_samples_, cfg_.seed, bp.epoch));
+    plan.order = nullptr;
+    return plan;
+  }
+  BatchPlan make_plan(int64_t it, const data::BatchPosition& bp, const std::vector<int64_t>& order) const {
     BatchPlan plan;
-    plan.samples = data::rank_batch(order_, bp.index, cfg_.batch, world_, rank_);
-    plan.order = &order_;
+    plan.samples = data::rank_batch(order, bp.index, cfg_.batch, world_, rank_);
+    plan.order = &order;
+    plan.iteration = it;
     plan.epoch = bp.epoch;
     plan.index = bp.index;
     plan.view = views_ > 0 ? bp.epoch % views_ : bp.epoch;
@@ -439,7 +460,7 @@ class Trainer {
   std::unique_ptr<cache::FeatureStore> store_;
   std::unique_ptr<comm::GradientSync> sync_;
   std::unique_ptr<comm::ProgressWatchdog> watchdog_;
-  double step_seconds_ = 0;
+  double step_seconds_ = 0, data_seconds_ = 0;
   int64_t skipped_ = 0;
   int64_t steps_run_ = 0;
   std::unique_ptr<model::ClipWeights> weights_;

@@ -43,6 +43,9 @@ struct TrainConfig {
   // Online mode: an unreadable image is counted and replaced by the next one in list order
   // instead of ending the run.
   bool skip_bad_inputs = false;
+  // Online mode: batches decoded and augmented ahead on a worker thread (0: on the training
+  // thread, step by step).
+  int64_t data_prefetch = 2;
   // Augmented views cycled per epoch (view = epoch % views); 0: a fresh view every epoch
   // (online) or all the cache holds.
   int64_t views = 0;
@@ -69,6 +72,7 @@ struct TrainSummary {
   double last_pseudo_miou = -1, last_seg_miou = -1, first_seg_miou = -1;
   double first_agree_miou = -1, last_agree_miou = -1;  // segmentation vs pseudo-labels on val
   double mean_step_seconds = 0;                        // training steps only (no validation, no checkpoint)
+  double data_wait_share = 0;                          // share of step time spent waiting for inputs
   int64_t skipped_steps = 0;                           // steps with a non-finite loss or gradient on some rank
   double first_train_agree_miou = -1, last_train_agree_miou = -1;  // same, on training crops (first/last log interval)
 };
