@@ -1,11 +1,20 @@
 #include "batch_prefetch.h"
 
+#include <ATen/Parallel.h>
+
 #include <utility>
 
 namespace excel::train {
 
 BatchPrefetcher::BatchPrefetcher(Prepare prepare, int64_t depth)
-    : prepare_(std::move(prepare)), depth_(depth), thread_([this] { run(); }) {}
+    : prepare_(std::move(prepare)),
+      depth_(depth),
+      // The worker uses the training thread's intra-op thread count (--threads), not OpenMP's
+      // default for a new thread (all CPUs), which would oversubscribe ranks sharing a host.
+      thread_([this, threads = at::get_num_threads()] {
+        at::set_num_threads(threads);
+        run();
+      }) {}
 
 BatchPrefetcher::~BatchPrefetcher() {
   {
