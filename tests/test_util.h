@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <set>
 #include <string>
 
 #include "excel/model/placement.h"
@@ -31,8 +32,14 @@ inline void report_equivalence(const std::string& what, double largest, double b
             << std::endl;
 }
 
+// A scratch folder per test name and process, the same path on every call in the process. The
+// first call empties it: the PID is in the name, and PIDs are reused (pid_max is 32768 on many
+// machines), so a folder left by an earlier process with the same PID would otherwise be read as
+// this test's output (it once made a cached-training run fail on a machine with old folders).
 inline std::string temp_dir(const std::string& name) {
+  static std::set<std::string> made;
   auto p = std::filesystem::temp_directory_path() / ("excel_test_" + name + "_" + std::to_string(::getpid()));
+  if (made.insert(p.string()).second) std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
 }
