@@ -6,6 +6,7 @@
 #include "excel/model/placement.h"
 #include "excel/model/random_clip.h"
 #include "test_util.h"
+#include "tiny_setup.h"
 
 using namespace excel;
 
@@ -24,14 +25,8 @@ TEST(PlacementTest, torch_kernels_follow_the_tensor_and_the_forced_switch) {
 }
 
 TEST(PlacementTest, weights_move_once_vision_tower_only) {
-  model::ClipConfig c = model::vit_b16_config();
-  c.vision_width = 64;
-  c.vision_heads = 1;
+  model::ClipConfig c = test::tiny_clip_config();
   c.vision_layers = 6;
-  c.text_width = 64;
-  c.text_heads = 1;
-  c.text_layers = 1;
-  c.embed_dim = 16;
   model::ClipWeights w = model::random_clip_weights(c, 1);
   const at::Tensor before = w.get("visual.proj"), text_before = w.get("text_projection");
   model::place_clip_weights(w);  // cpu, fp32: the same tensors
