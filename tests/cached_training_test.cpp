@@ -78,6 +78,19 @@ TEST(CachedTrainingTest, matches_online_training_on_the_same_views) {
     EXPECT_LE(((a.feats - b.feats).abs() / (b.feats.abs() + 1e-3)).max().item<double>(), 1.0 / 128);
     EXPECT_TRUE(torch::equal(a.static_label, b.static_label));
     EXPECT_TRUE(torch::equal(a.crop, b.crop));
+    // Rows read in their stored dtype (what the trainer copies to the device) widen to exactly
+    // the float32 rows: fp16 and bf16 are subsets of fp32.
+    cache::FeatureStore f16(dir + "/cache_fp16/manifest.json");
+    for (cache::FeatureStore* store : {&bf, &f16}) {
+      cache::CachedSample wide = store->read(3, 1 % store->views()),
+                          narrow = store->read(3, 1 % store->views(), cache::RowPrecision::kStored);
+      EXPECT_EQ(narrow.feats.scalar_type(), store == &bf ? at::kBFloat16 : at::kHalf);
+      EXPECT_EQ(narrow.feats.nbytes() * 2, wide.feats.nbytes());
+      for (auto [w, n] : {std::pair{wide.feats, narrow.feats}, {wide.value_proj, narrow.value_proj},
+                          {wide.cls_row, narrow.cls_row}, {wide.attn_mean, narrow.attn_mean},
+                          {wide.attn_sel, narrow.attn_sel}})
+        EXPECT_TRUE(torch::equal(w, n.to(at::kFloat)));
+    }
   }
   auto online = read_params(dir + "/online/checkpoint.h5");
   ASSERT_EQ(online_losses.size(), 12u);

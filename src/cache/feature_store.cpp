@@ -14,9 +14,10 @@ namespace fs = std::filesystem;
 namespace excel::cache {
 namespace {
 
-at::Tensor from_storage(const at::Tensor& t, const std::string& dtype) {
-  if (dtype == "bf16") return t.view(at::kBFloat16).to(at::kFloat);
-  return t.to(at::kFloat);
+// bf16 rows are stored as 16-bit integers (HDF5 has no bfloat16 type).
+at::Tensor from_storage(const at::Tensor& t, const std::string& dtype, RowPrecision precision) {
+  at::Tensor stored = dtype == "bf16" ? t.view(at::kBFloat16) : t;
+  return precision == RowPrecision::kStored ? stored : stored.to(at::kFloat);
 }
 
 }  // namespace
@@ -88,7 +89,7 @@ FeatureStore::FeatureStore(const std::string& path) : manifest_(read_manifest(pa
 
 FeatureStore::~FeatureStore() = default;
 
-CachedSample FeatureStore::read(int64_t sample, int64_t view) const {
+CachedSample FeatureStore::read(int64_t sample, int64_t view, RowPrecision precision) const {
   if (sample < 0 || sample >= manifest_.num_samples || view < 0 || view >= manifest_.config.views)
     throw InputError(manifest_.path + ": no cached row for sample " + std::to_string(sample) + " view " +
                      std::to_string(view));
@@ -109,11 +110,11 @@ CachedSample FeatureStore::read(int64_t sample, int64_t view) const {
     bytes_read_ += static_cast<uint64_t>(t.numel() * t.element_size());
     return t;
   };
-  c.feats = from_storage(rd("feats"), dt);
-  c.value_proj = from_storage(rd("value_proj"), dt);
-  c.cls_row = from_storage(rd("cls_row"), dt);
-  c.attn_mean = from_storage(rd("attn_mean"), dt);
-  c.attn_sel = from_storage(rd("attn_sel"), dt);
+  c.feats = from_storage(rd("feats"), dt, precision);
+  c.value_proj = from_storage(rd("value_proj"), dt, precision);
+  c.cls_row = from_storage(rd("cls_row"), dt, precision);
+  c.attn_mean = from_storage(rd("attn_mean"), dt, precision);
+  c.attn_sel = from_storage(rd("attn_sel"), dt, precision);
   c.static_label = rd("static_label");
   c.crop = rd("crop");
   c.labels = rd("labels");
@@ -134,8 +135,12 @@ uint64_t sample_bytes(const CachedSample& s) {
 }
 
 CachePrefetcher::CachePrefetcher(const FeatureStore& store, std::vector<std::pair<int64_t, int64_t>> order,
-                                 uint64_t budget_bytes)
-    : store_(store), order_(std::move(order)), budget_(budget_bytes), thread_([this] { run(); }) {}
+                                 uint64_t budget_bytes, RowPrecision precision)
+    : store_(store),
+      order_(std::move(order)),
+      budget_(budget_bytes),
+      precision_(precision),
+      thread_([this] { run(); }) {}
 
 CachePrefetcher::~CachePrefetcher() {
   {
@@ -154,7 +159,7 @@ void CachePrefetcher::run() {
         cv_.wait(lk, [&] { return stop_ || queue_.empty() || held_ < budget_; });
         if (stop_) return;
       }
-      CachedSample s = store_.read(sample, view);
+      CachedSample s = store_.read(sample, view, precision_);
       const uint64_t bytes = sample_bytes(s);
       {
         std::lock_guard<std::mutex> lk(mu_);

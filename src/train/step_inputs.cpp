@@ -121,31 +121,38 @@ StepInputs CachedInputs::load(const BatchPlan& plan) {
       for (int64_t i : data::rank_batch(*plan.order, b, cfg_.batch, world_, rank_)) rows.emplace_back(i, plan.view);
     prefetch_.reset();
     prefetch_ = std::make_unique<cache::CachePrefetcher>(store_, std::move(rows),
-                                                         static_cast<uint64_t>(cfg_.cache_budget_mb) << 20);
+                                                         static_cast<uint64_t>(cfg_.cache_budget_mb) << 20,
+                                                         cache::RowPrecision::kStored);
     prefetch_epoch_ = plan.epoch;
   }
   next_index_ = plan.index + 1;
-  std::vector<at::Tensor> feats, labels, statics, surgery, u, sel, par;
+  // Rows stay in the cache's dtype (fp16/bf16: half the bytes of fp32) and labels and crops in
+  // uint8 through the host stacking and the one copy; they become float32 on the device.
+  // Widening fp16/bf16 to fp32 is exact, so this is bit-identical to converting on the host.
+  std::vector<at::Tensor> feats, labels, statics, surgery, u, sel, crops;
   for (size_t k = 0; k < plan.samples.size(); ++k) {
     cache::CachedSample c = prefetch_->next();
     feats.push_back(c.feats);
-    labels.push_back(c.labels.to(torch::kFloat));
-    statics.push_back(c.static_label.to(torch::kLong));
+    labels.push_back(c.labels);
+    statics.push_back(c.static_label);
     const int64_t s_entry = c.feats.size(0) - model::ClipVision::kSurgeryBlocks - 1;  // aliasing: §1.8, quirk 2 (§12.2)
     surgery.push_back(torch::cat({c.cls_row.unsqueeze(0), c.feats[s_entry]}, 0));
     u.push_back(c.value_proj);
     sel.push_back(c.attn_sel);
-    par.push_back(c.crop.to(torch::kFloat) / 255.0f);
+    crops.push_back(c.crop);
   }
+  auto to_float = [](const std::vector<at::Tensor>& rows, int64_t dim = 0) {
+    return to_device(stack_host(rows, dim)).to(torch::kFloat);
+  };
   StepInputs in;  // one copy of each stacked field to the device
-  in.feats = to_device(stack_host(feats, 1));
+  in.feats = to_float(feats, 1);
   in.patch_rows = true;
-  in.labels = to_device(stack_host(labels));
-  in.static_labels = to_device(stack_host(statics));
-  in.surgery = to_device(stack_host(surgery));
-  in.u_patch = to_device(stack_host(u));
-  in.attn_sel = to_device(stack_host(sel));
-  in.par = to_device(stack_host(par));
+  in.labels = to_float(labels);
+  in.static_labels = to_device(stack_host(statics)).to(torch::kLong);
+  in.surgery = to_float(surgery);
+  in.u_patch = to_float(u);
+  in.attn_sel = to_float(sel);
+  in.par = to_float(crops) / 255.0f;
   tm_.bytes_read(static_cast<double>(store_.bytes_read() - bytes_seen_));
   bytes_seen_ = store_.bytes_read();
   data_s_ = seconds_since(t_data);
