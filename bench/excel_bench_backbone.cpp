@@ -28,7 +28,8 @@ EXCEL_FLAG_RULE(model_crop, "a positive multiple of 16 (ViT-B/16's patch)",
                 FLAGS_model_crop >= 16 && FLAGS_model_crop % 16 == 0);
 DEFINE_int32(bench_iters, 3, "timed iterations per batch size (after one warm-up)");
 EXCEL_FLAG_RULE(bench_iters, ">= 1", FLAGS_bench_iters >= 1);
-DEFINE_int32(bench_card_gemm, 0, "side of the square GEMM timed as the device's matmul rate (0: 8192 on CUDA, 1024 on the CPU)");
+DEFINE_int32(bench_card_gemm, 0,
+             "side of the square GEMM timed as the device's matmul rate (0: 8192 on CUDA, 1024 on the CPU)");
 EXCEL_FLAG_RULE(bench_card_gemm, ">= 0", FLAGS_bench_card_gemm >= 0);
 DEFINE_int32(threads, 0, "intra-op threads (0: the cores of this machine)");
 EXCEL_FLAG_RULE(threads, ">= 0", FLAGS_threads >= 0);
@@ -98,8 +99,8 @@ int main(int argc, char** argv) {
   json << "{\"bench\":\"backbone\",\"model\":\"ViT-B/16 surgery\",\"device\":\"" << excel::model::placement().name()
        << "\",\"precision\":\"" << excel::precision_name(excel::model::placement().precision)
        << "\",\"tf32\":" << (excel::model::placement().tf32 ? "true" : "false") << ",\"card_gemm_n\":" << card_n
-       << ",\"card_tflops\":" << card / 1e3 << ",\"size\":" << FLAGS_model_crop << ",\"threads\":" << torch::get_num_threads() << ",\"blas\":\""
-       << excel::compute_summary() << "\""
+       << ",\"card_tflops\":" << card / 1e3 << ",\"size\":" << FLAGS_model_crop
+       << ",\"threads\":" << torch::get_num_threads() << ",\"blas\":\"" << excel::compute_summary() << "\""
        << ",\"gflop_per_image\":" << flops_img / 1e9 << ",\"runs\":[";
   std::stringstream ss(FLAGS_bench_batches);
   std::string item;

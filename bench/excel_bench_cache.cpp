@@ -151,8 +151,8 @@ int main(int argc, char** argv) {
       const int64_t used = comm::gpu_memory_used_bytes();  // the caching allocator's high-water mark + context
       const double mb = used < 0 ? -1.0 : static_cast<double>(used) / 1e6;
       std::cout << names[cached][phase] << ": " << r.mean_step_seconds << " s/step, " << tc.batch / r.mean_step_seconds
-                << " images/s, data wait " << 100 * r.data_wait_share << "%, gradient sync "
-                << 100 * r.grad_sync_share << "%, device memory " << mb << " MB\n";
+                << " images/s, data wait " << 100 * r.data_wait_share << "%, gradient sync " << 100 * r.grad_sync_share
+                << "%, device memory " << mb << " MB\n";
       runs << ",\"" << names[cached][phase] << "\":{\"step_s\":" << r.mean_step_seconds
            << ",\"images_per_s\":" << tc.batch / r.mean_step_seconds << ",\"data_wait_share\":" << r.data_wait_share
            << ",\"grad_sync_share\":" << r.grad_sync_share << ",\"device_mb\":" << mb << "}";
@@ -169,9 +169,9 @@ int main(int argc, char** argv) {
             << " s before the switch, online " << step_s[0][1] << " s / cached " << step_s[1][1] << " s after\n";
   std::cout << "{\"bench\":\"cache\",\"device\":\"" << model::placement().name() << "\",\"precision\":\""
             << precision_name(model::placement().precision) << "\",\"blas\":\"" << compute_summary()
-            << "\",\"size\":" << FLAGS_model_crop
-            << ",\"dtype\":\"" << FLAGS_cache_dtype << "\",\"precompute_crops_per_s_per_rank\":" << shard.rows / pre_s
-            << ",\"bytes_per_row\":" << bytes_per_row << ",\"reader_samples_per_s\":" << store.num_samples() / read_s
+            << "\",\"size\":" << FLAGS_model_crop << ",\"dtype\":\"" << FLAGS_cache_dtype
+            << "\",\"precompute_crops_per_s_per_rank\":" << shard.rows / pre_s << ",\"bytes_per_row\":" << bytes_per_row
+            << ",\"reader_samples_per_s\":" << store.num_samples() / read_s
             << ",\"reader_mb_per_s\":" << read_mb / read_s << ",\"raw_read_mb_per_s\":" << read_mb / raw_s
             << ",\"batch\":" << tc.batch << ",\"online_step_s\":" << step_s[0][0]
             << ",\"cached_step_s\":" << step_s[1][0] << ",\"online_step_after_switch_s\":" << step_s[0][1]

@@ -13,11 +13,11 @@
 #include <iostream>
 #include <sstream>
 
+#include "excel/comm/make_communicator.h"
 #include "excel/common/blas.h"
 #include "excel/common/logging.h"
 #include "excel/common/process.h"
 #include "excel/common/tool_flags.h"
-#include "excel/comm/make_communicator.h"
 #include "excel/model/cam.h"
 #include "excel/model/clip_vision.h"
 #include "excel/model/heads.h"
@@ -34,7 +34,8 @@ EXCEL_FLAG_RULE(model_crop, "a positive multiple of 16 (ViT-B/16's patch)",
                 FLAGS_model_crop >= 16 && FLAGS_model_crop % 16 == 0);
 DEFINE_int32(bench_iters, 2, "timed steps per mode (after one warm-up)");
 EXCEL_FLAG_RULE(bench_iters, ">= 1", FLAGS_bench_iters >= 1);
-DEFINE_double(bench_max_batch_s, 0, "seconds for the largest-batch search (0: skip it)");
+DEFINE_double(bench_max_batch_s, 0,
+              "seconds for the largest-batch search; a doubling that would not fit is not tried (0: skip it)");
 EXCEL_FLAG_RULE(bench_max_batch_s, ">= 0", FLAGS_bench_max_batch_s >= 0);
 DEFINE_int32(bench_max_batch, 4096, "largest batch the search tries");
 EXCEL_FLAG_RULE(bench_max_batch, ">= 1", FLAGS_bench_max_batch >= 1);
@@ -161,12 +162,12 @@ int main(int argc, char** argv) {
     const double mb = device_mb();
     std::cout << key << ": " << best.total << " ms/step = backbone " << best.backbone << " + dynamic CAM "
               << best.dynamic << " + pseudo-labels " << best.pseudo << " + heads fwd/bwd " << best.heads
-              << " + optimizer " << best.optim << "; " << B * 1e3 / best.total << " images/s, device memory "
-              << mb << " MB" << std::endl;
+              << " + optimizer " << best.optim << "; " << B * 1e3 / best.total << " images/s, device memory " << mb
+              << " MB" << std::endl;
     json << ",\"" << key << "\":{\"ms_per_step\":" << best.total << ",\"images_per_s\":" << B * 1e3 / best.total
-         << ",\"device_mb\":" << mb << ",\"backbone_ms\":" << best.backbone
-         << ",\"dynamic_cam_ms\":" << best.dynamic << ",\"pseudo_label_ms\":" << best.pseudo
-         << ",\"heads_fwd_bwd_ms\":" << best.heads << ",\"optimizer_ms\":" << best.optim << "}";
+         << ",\"device_mb\":" << mb << ",\"backbone_ms\":" << best.backbone << ",\"dynamic_cam_ms\":" << best.dynamic
+         << ",\"pseudo_label_ms\":" << best.pseudo << ",\"heads_fwd_bwd_ms\":" << best.heads
+         << ",\"optimizer_ms\":" << best.optim << "}";
   }
   // The largest batch that fits (the after-switch step, whose memory is the larger): doubling until
   // the device runs out of memory, the time is spent, or --bench_max_batch.
@@ -176,6 +177,7 @@ int main(int argc, char** argv) {
     double fit_ms = 0, fit_mb = -1;
     std::string stop = "time";
     for (int64_t n = B; n <= FLAGS_bench_max_batch; n *= 2) {
+      const auto t_n = Clock::now();
       try {
         make_batch(n);
         step(true, false);
@@ -190,16 +192,19 @@ int main(int argc, char** argv) {
         break;
       }
       if (2 * n > FLAGS_bench_max_batch) stop = "--bench_max_batch";
-      if (std::chrono::duration<double>(Clock::now() - t_search).count() > FLAGS_bench_max_batch_s) {
-        stop = "time";  // the next doubling would take about twice as long again
+      // The next batch would take about twice as long as this one: stop unless that fits too.
+      const double elapsed = std::chrono::duration<double>(Clock::now() - t_search).count();
+      if (2 * n <= FLAGS_bench_max_batch &&
+          elapsed + 2 * std::chrono::duration<double>(Clock::now() - t_n).count() > FLAGS_bench_max_batch_s) {
+        stop = "time";
         break;
       }
     }
     x = labels = at::Tensor();
     const double fit_ips = fit > 0 ? fit * 1e3 / fit_ms : 0.0;
     std::cout << "largest batch: " << fit << " (stopped by " << stop << "), " << fit_ips << " images/s" << std::endl;
-    json << ",\"largest_batch\":{\"batch\":" << fit << ",\"images_per_s\":" << fit_ips
-         << ",\"device_mb\":" << fit_mb << ",\"stopped_by\":\"" << stop << "\"}";
+    json << ",\"largest_batch\":{\"batch\":" << fit << ",\"images_per_s\":" << fit_ips << ",\"device_mb\":" << fit_mb
+         << ",\"stopped_by\":\"" << stop << "\"}";
   }
   json << "}";
   std::cout << json.str() << std::endl;

@@ -11,7 +11,8 @@
 #      it), BENCH_LIMIT_S (240: the benchmarks' own budget, capped by TIME_LEFT_S - 10),
 #      BENCH_SMOKE=1 (tiny sizes on the CPU: checks this script in under a minute; the CUDA-only
 #      parts say SKIP), REFERENCE_DIR (the extracted reference code with time_reference_step.py;
-#      default: unpacked from ${GPU_BUNDLE_DIR:-gpu_bundle}/reference/excel-ref.tar.xz).
+#      default: unpacked from ${GPU_BUNDLE_DIR:-gpu_bundle}/reference/excel-ref.tar.xz),
+#      BENCH_PYTHON (python3: the Python that runs the reference).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build-node}
@@ -32,8 +33,8 @@ if [ "$SMOKE" = 1 ]; then
   DEV=(--device=cpu --model_kernels=torch) CUDA=0
   BB=(--model_crop=32 --bench_batches=2 --bench_iters=1 --bench_card_gemm=256 --threads=1)
   BT=(--model_crop=32 --train_batch=2 --bench_iters=1 --bench_max_batch_s=2 --bench_max_batch=8 --threads=1)
-  BC=(--model_crop=32 --bench_images=4 --bench_iters=1 --threads=1)
-  REF=(--device cpu --batch 2 --crop 64 --steps 1 --threads 1)
+  BC=(--model_crop=64 --bench_images=4 --bench_iters=1 --threads=1)
+  REF=(--device cpu --batch 4 --crop 64 --steps 1 --threads 1)  # the cache part's batch and size
 else
   DEV=(--device=cuda) CUDA=1
   BB=(--model_crop=320 --bench_batches=32,64,128 --bench_iters=5)
@@ -119,7 +120,8 @@ if [ -z "$REF_DIR" ]; then
 elif [ ! -f "$REF_DIR/time_reference_step.py" ]; then
   skip reference "no time_reference_step.py in $REF_DIR"
 else
-  missing=$(python3 - <<'EOF' 2>&1
+  PY=${BENCH_PYTHON:-python3}
+  missing=$("$PY" - <<'EOF' 2>&1
 import importlib
 gone = []
 for m in ("torch", "torchvision", "numpy", "cv2", "regex", "imageio", "matplotlib", "requests", "tqdm"):
@@ -132,10 +134,10 @@ EOF
 )
   if [ -n "$missing" ]; then
     skip reference "python3 lacks module(s): $missing"
-  elif [ "$CUDA" = 1 ] && ! python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  elif [ "$CUDA" = 1 ] && ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
     skip reference "python3's torch sees no CUDA device"
   else
-    run reference 120 python3 "$REF_DIR/time_reference_step.py" --ref "$REF_DIR" "${REF[@]}"
+    run reference 120 "$PY" "$REF_DIR/time_reference_step.py" --ref "$REF_DIR" "${REF[@]}"
   fi
 fi
 

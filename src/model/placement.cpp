@@ -19,8 +19,8 @@ DeviceChoice& current() {
 
 std::string describe(const DeviceChoice& c) {
   return "device " + c.name() + " (" + c.why + "), backbone " + precision_name(c.precision) +
-         (c.tf32 ? " (TF32 matmuls, --model_tf32)" : "") + ", kernels " +
-         (c.torch_kernels() ? "torch" : "blas") + (c.kernels == Kernels::kAuto ? " (auto)" : " (--model_kernels)");
+         (c.tf32 ? " (TF32 matmuls, --model_tf32)" : "") + ", kernels " + (c.torch_kernels() ? "torch" : "blas") +
+         (c.kernels == Kernels::kAuto ? " (auto)" : " (--model_kernels)");
 }
 
 const DeviceChoice& use_device_flags(int local_rank) {
