@@ -1,7 +1,9 @@
 // One online training step at ViT-B/16 size (random weights, batch 4, 320x320), split into
 // backbone, pseudo-labels, heads forward+backward and optimiser: before the dynamic-CAM switch,
 // after it with the exact linear update (§11.2), and after it with the reference's second
-// backbone pass. Last line: one JSON object.
+// backbone pass. Per mode: images/s and the device memory in use (CUDA builds); then images/s of
+// the after-switch step at the largest batch that fits (doubling from --train_batch until the
+// device runs out of memory, within --bench_max_batch_s). Last line: one JSON object.
 #include <gflags/gflags.h>
 #include <glog/logging.h>
 #include <torch/cuda.h>
@@ -11,6 +13,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "excel/comm/make_communicator.h"
 #include "excel/common/blas.h"
 #include "excel/common/logging.h"
 #include "excel/common/process.h"
@@ -31,6 +34,11 @@ EXCEL_FLAG_RULE(model_crop, "a positive multiple of 16 (ViT-B/16's patch)",
                 FLAGS_model_crop >= 16 && FLAGS_model_crop % 16 == 0);
 DEFINE_int32(bench_iters, 2, "timed steps per mode (after one warm-up)");
 EXCEL_FLAG_RULE(bench_iters, ">= 1", FLAGS_bench_iters >= 1);
+DEFINE_double(bench_max_batch_s, 0,
+              "seconds for the largest-batch search; a doubling that would not fit is not tried (0: skip it)");
+EXCEL_FLAG_RULE(bench_max_batch_s, ">= 0", FLAGS_bench_max_batch_s >= 0);
+DEFINE_int32(bench_max_batch, 4096, "largest batch the search tries");
+EXCEL_FLAG_RULE(bench_max_batch, ">= 1", FLAGS_bench_max_batch >= 1);
 DEFINE_int32(threads, 0, "intra-op threads (0: the cores of this machine)");
 EXCEL_FLAG_RULE(threads, ">= 0", FLAGS_threads >= 0);
 
@@ -43,6 +51,16 @@ double since(Clock::time_point t) {
 struct Split {
   double backbone = 0, dynamic = 0, pseudo = 0, heads = 0, optim = 0, total = 0;
 };
+// Device memory in use (all processes; the caching allocator keeps what it once took, so after a
+// step this is its high-water mark plus the CUDA context), in MB; -1 without CUDA support.
+double device_mb() {
+  const int64_t b = excel::comm::gpu_memory_used_bytes();
+  return b < 0 ? -1.0 : static_cast<double>(b) / 1e6;
+}
+bool out_of_memory(const std::exception& e) {
+  const std::string m = e.what();
+  return m.find("out of memory") != std::string::npos || m.find("ALLOC_FAILED") != std::string::npos;  // cuBLAS, cuDNN
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,10 +86,15 @@ int main(int argc, char** argv) {
   torch::manual_seed(1);
   at::Tensor text = torch::randn({45, cfg.embed_dim});
   text = (text / text.norm(2, {1}, true)).to(dev);
-  at::Tensor x = torch::randn({B, 3, S, S}), labels = torch::zeros({B, C});
-  for (int64_t b = 0; b < B; ++b) labels[b][b % C] = labels[b][(3 * b + 5) % C] = 1;
-  x = x.to(dev);  // drawn on the CPU, as every random draw
-  labels = labels.to(dev);
+  at::Tensor x, labels;
+  auto make_batch = [&](int64_t n) {
+    x = torch::randn({n, 3, S, S});
+    labels = torch::zeros({n, C});
+    for (int64_t b = 0; b < n; ++b) labels[b][b % C] = labels[b][(3 * b + 5) % C] = 1;
+    x = x.to(dev);  // drawn on the CPU, as every random draw
+    labels = labels.to(dev);
+  };
+  make_batch(B);
   at::Tensor radius = model::radius_mask(g, g, 8, dev);
 
   auto step = [&](bool dynamic, bool full_pass) {
@@ -98,7 +121,7 @@ int main(int argc, char** argv) {
     t = Clock::now();
     at::Tensor par = model::denormalize_for_par(x), P = ho.affinity.detach();
     std::vector<at::Tensor> pl;
-    for (int64_t b = 0; b < B; ++b) {
+    for (int64_t b = 0; b < x.size(0); ++b) {
       auto r = model::refine_cams_with_affinity(cam[b], vo.attn_all.select(1, b), labels[b],
                                                 dynamic ? P[b] : at::Tensor(), 0.79, g, g);
       pl.push_back(model::pseudo_label(r, par[b].unsqueeze(0), S, S));
@@ -136,12 +159,52 @@ int main(int argc, char** argv) {
       if (s.total < best.total) best = s;
     }
     const char* key = mode.first;
+    const double mb = device_mb();
     std::cout << key << ": " << best.total << " ms/step = backbone " << best.backbone << " + dynamic CAM "
               << best.dynamic << " + pseudo-labels " << best.pseudo << " + heads fwd/bwd " << best.heads
-              << " + optimizer " << best.optim << std::endl;
-    json << ",\"" << key << "\":{\"ms_per_step\":" << best.total << ",\"backbone_ms\":" << best.backbone
-         << ",\"dynamic_cam_ms\":" << best.dynamic << ",\"pseudo_label_ms\":" << best.pseudo
-         << ",\"heads_fwd_bwd_ms\":" << best.heads << ",\"optimizer_ms\":" << best.optim << "}";
+              << " + optimizer " << best.optim << "; " << B * 1e3 / best.total << " images/s, device memory " << mb
+              << " MB" << std::endl;
+    json << ",\"" << key << "\":{\"ms_per_step\":" << best.total << ",\"images_per_s\":" << B * 1e3 / best.total
+         << ",\"device_mb\":" << mb << ",\"backbone_ms\":" << best.backbone << ",\"dynamic_cam_ms\":" << best.dynamic
+         << ",\"pseudo_label_ms\":" << best.pseudo << ",\"heads_fwd_bwd_ms\":" << best.heads
+         << ",\"optimizer_ms\":" << best.optim << "}";
+  }
+  // The largest batch that fits (the after-switch step, whose memory is the larger): doubling until
+  // the device runs out of memory, the time is spent, or --bench_max_batch.
+  if (FLAGS_bench_max_batch_s > 0) {
+    const auto t_search = Clock::now();
+    int64_t fit = 0;
+    double fit_ms = 0, fit_mb = -1;
+    std::string stop = "time";
+    for (int64_t n = B; n <= FLAGS_bench_max_batch; n *= 2) {
+      const auto t_n = Clock::now();
+      try {
+        make_batch(n);
+        step(true, false);
+        Split s = step(true, false);
+        fit = n;
+        fit_ms = s.total;
+        fit_mb = device_mb();
+        std::cout << "batch " << n << ": " << s.total << " ms/step, " << n * 1e3 / s.total << " images/s" << std::endl;
+      } catch (const std::exception& e) {
+        if (!out_of_memory(e)) throw;
+        stop = "out of memory at batch " + std::to_string(n);
+        break;
+      }
+      if (2 * n > FLAGS_bench_max_batch) stop = "--bench_max_batch";
+      // The next batch would take about twice as long as this one: stop unless that fits too.
+      const double elapsed = std::chrono::duration<double>(Clock::now() - t_search).count();
+      if (2 * n <= FLAGS_bench_max_batch &&
+          elapsed + 2 * std::chrono::duration<double>(Clock::now() - t_n).count() > FLAGS_bench_max_batch_s) {
+        stop = "time";
+        break;
+      }
+    }
+    x = labels = at::Tensor();
+    const double fit_ips = fit > 0 ? fit * 1e3 / fit_ms : 0.0;
+    std::cout << "largest batch: " << fit << " (stopped by " << stop << "), " << fit_ips << " images/s" << std::endl;
+    json << ",\"largest_batch\":{\"batch\":" << fit << ",\"images_per_s\":" << fit_ips << ",\"device_mb\":" << fit_mb
+         << ",\"stopped_by\":\"" << stop << "\"}";
   }
   json << "}";
   std::cout << json.str() << std::endl;

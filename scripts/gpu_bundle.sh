@@ -3,11 +3,15 @@
 # build (everything but LibTorch and CUDA) into one folder that travels with the working tree;
 # scripts/gpu_node.sh unpacks and uses it there (docs/gpu_node.md).
 #
-# usage: scripts/gpu_bundle.sh [OUT_DIR] [--fixtures DIR]
+# usage: scripts/gpu_bundle.sh [OUT_DIR] [--fixtures DIR] [--reference DIR]
 #   OUT_DIR     default gpu_bundle/ in the repository (git-ignored)
 #   --fixtures  also copy a stage-fixture set (fixture.h5 and clip_tiny.jit.pt, xz-compressed,
 #               config.json, and compare.py from the folder above) into OUT_DIR/fixtures, for the
 #               GPU parity checks (25.6 MB more for the public set; 49.1 MB in all, see docs/gpu_node.md)
+#   --reference DIR  also pack the reference ExCEL code extracted into DIR, with the step timer
+#               time_reference_step.py (in DIR, or named by --reference-script FILE), as
+#               OUT_DIR/reference/excel-ref.tar.xz: scripts/gpu_node.d/30_benchmarks.sh times the
+#               reference step beside ours when it is there (docs/gpu_node.md, "Benchmarks")
 # env: GPU_BUNDLE_MAX_MB (50): fail when the bundle is larger; GPU_BUNDLE_NO_UPDATE=1: skip apt-get update.
 #
 # Which packages: the ROOTS below (what CMakeLists.txt and the CMake config files it loads need),
@@ -20,12 +24,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=gpu_bundle
-FIXTURES=""
+FIXTURES="" REFERENCE="" REF_SCRIPT=""
 while [ $# -gt 0 ]; do
   case $1 in
     --fixtures) FIXTURES=${2:?--fixtures needs a folder}; shift 2 ;;
     --fixtures=*) FIXTURES=${1#--fixtures=}; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --reference) REFERENCE=${2:?--reference needs a folder}; shift 2 ;;
+    --reference=*) REFERENCE=${1#--reference=}; shift ;;
+    --reference-script) REF_SCRIPT=${2:?--reference-script needs a file}; shift 2 ;;
+    --reference-script=*) REF_SCRIPT=${1#--reference-script=}; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     -*) echo "gpu_bundle: unknown option $1" >&2; exit 2 ;;
     *) OUT=$1; shift ;;
   esac
@@ -33,6 +41,13 @@ done
 MAX_MB=${GPU_BUNDLE_MAX_MB:-50}
 if [ -n "$FIXTURES" ] && [ ! -f "$FIXTURES/fixture.h5" ]; then
   echo "gpu_bundle: --fixtures $FIXTURES has no fixture.h5" >&2; exit 2
+fi
+if [ -n "$REFERENCE" ]; then
+  REF_SCRIPT=${REF_SCRIPT:-$REFERENCE/time_reference_step.py}
+  [ -f "$REFERENCE/model/model_excel.py" ] ||
+    { echo "gpu_bundle: --reference $REFERENCE has no model/model_excel.py (the code extract.sh writes)" >&2; exit 2; }
+  [ -f "$REF_SCRIPT" ] ||
+    { echo "gpu_bundle: no step timer $REF_SCRIPT (put time_reference_step.py in --reference or name it with --reference-script)" >&2; exit 2; }
 fi
 if ! grep -q "VERSION_CODENAME=bookworm" /etc/os-release 2>/dev/null; then
   echo "gpu_bundle: needs Debian bookworm (the node uses its packages' file layout)" >&2; exit 2
@@ -93,7 +108,7 @@ echo "gpu_bundle: ${#PKGS[@]} packages"
 
 CACHE=build-gpu-bundle-cache   # the archive's own .deb files (ignored, not carried)
 mkdir -p "$CACHE" "$OUT"
-rm -rf "$OUT/debs" "$OUT/fixtures"
+rm -rf "$OUT/debs" "$OUT/fixtures" "$OUT/reference"
 mkdir -p "$OUT/debs"
 MANIFEST=$OUT/MANIFEST.tsv
 printf 'package\tversion\tarchive_bytes\tarchive_sha256\tbundled_file\tbundled_bytes\tbundled_sha256\tpruned_files\n' >"$MANIFEST"
@@ -157,12 +172,21 @@ if [ -n "$FIXTURES" ]; then
   # both files mostly hold: 0.67 MB smaller than xz -9)
 fi
 
+if [ -n "$REFERENCE" ]; then  # the code (.py and the BPE vocabulary) and the timer, one archive
+  mkdir -p "$OUT/reference"
+  cp "$REF_SCRIPT" "$STAGE/time_reference_step.py"
+  tar -C "$REFERENCE" --exclude=__pycache__ --exclude=time_reference_step.py -cf "$STAGE/ref.tar" .
+  tar -C "$STAGE" -rf "$STAGE/ref.tar" ./time_reference_step.py
+  xz -T1 -9 -c "$STAGE/ref.tar" >"$OUT/reference/excel-ref.tar.xz"
+fi
+
 # Sizes: per package (bundled .deb), then the whole folder.
 echo "gpu_bundle: bundled size per package (MB, after repacking; archive size in parentheses)"
 tail -n +2 "$MANIFEST" | sort -t$'\t' -k6,6nr |
   awk -F'\t' '{printf "  %-32s %6.2f (%6.2f)\n", $1, $6/1e6, $3/1e6; b+=$6; a+=$3}
               END {printf "  %-32s %6.2f (%6.2f)\n", "all packages", b/1e6, a/1e6}'
 [ -d "$OUT/fixtures" ] && echo "  fixtures: $(du -cb "$OUT/fixtures"/* | tail -1 | cut -f1 | awk '{printf "%.2f", $1/1e6}') MB"
+[ -d "$OUT/reference" ] && echo "  reference: $(du -cb "$OUT/reference"/* | tail -1 | cut -f1 | awk '{printf "%.2f", $1/1e6}') MB"
 total=$(du -sb "$OUT" | cut -f1)
 total_mb=$(awk -v b="$total" 'BEGIN{printf "%.1f", b/1e6}')
 echo "gpu_bundle: $OUT is $total_mb MB (limit $MAX_MB MB), made in $((SECONDS - start)) s"

@@ -203,7 +203,7 @@ else
   CMAKE_ARGS+=(-DEXCEL_WITH_CUDA=ON "-DCUDAToolkit_ROOT=$CUDA_ROOT" "-DNCCL_LIBRARY=$nccl_lib"
     "-DNCCL_INCLUDE_DIR=$nccl_inc" "-DCMAKE_CUDA_COMPILER=$CUDA_ROOT/bin/nvcc"
     "-DTORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}")
-  TARGETS+=(excel_nccl_check)
+  TARGETS+=(excel_nccl_check excel_bench_backbone excel_bench_train excel_bench_cache)  # + gpu_node.d/30_benchmarks.sh
 fi
 read -r -a extra <<<"${GPU_NODE_CMAKE_ARGS:-}"
 read -r -a extra_targets <<<"${GPU_NODE_TARGETS:-}"
@@ -251,11 +251,13 @@ check smoke_train_np2 120 bash -c "$(declare -f smoke); smoke"
 if [ "$CPU" = 0 ]; then
   check device_check 180 env BUILD_DIR="$BUILD" DEVICE_CHECK_BUILD=0 OUT="$LOGS" bash scripts/device_check.sh
   # >>> GPU tests and benchmarks: each executable scripts/gpu_node.d/*.sh runs here, in name order,
-  # >>> with BUILD, PREFIX, LOGS, FIXTURES ($PREFIX/fixtures when the bundle has them) set and the time left as its
+  # >>> with BUILD, PREFIX, LOGS, FIXTURES ($PREFIX/fixtures when the bundle has them), TIME_LEFT_S and
+  # >>> GPU_BUNDLE_DIR set and the time left as its
   # >>> limit; it prints its numbers and exits 0 (pass), 77 (skip) or else (fail).
   for s in scripts/gpu_node.d/*.sh; do
     [ -x "$s" ] || continue
-    check "$(basename "$s" .sh)" "$(left)" env BUILD="$BUILD" PREFIX="$P" LOGS="$LOGS" FIXTURES="$P/fixtures" "$s"
+    check "$(basename "$s" .sh)" "$(left)" env BUILD="$BUILD" PREFIX="$P" LOGS="$LOGS" FIXTURES="$P/fixtures" \
+      TIME_LEFT_S="$(( $(left) - 5 ))" GPU_BUNDLE_DIR="$BUNDLE" "$s"
   done
 fi
 say "done in $((SECONDS - start)) s of $LIMIT: $([ "$status" = 0 ] && echo PASS || echo FAIL)"

@@ -111,6 +111,9 @@ rc=0; log=$(timeout 120 "$BUILD/src/excel_dump_stages" --input="$work/x.h5" --ou
   --model_precision=bf16 2>&1) || rc=$?
 [ "$rc" -eq 2 ] && grep -q -- "--model_precision=bf16" <<<"$log" && [ ! -e "$work/dump.h5" ] \
   || { echo "$log"; fail "excel_dump_stages bf16 on the CPU: exit $rc"; }
+rc=0; log=$(timeout 120 "$BUILD/bench/excel_bench_backbone" --device=cpu --model_tf32 --bench_batches=1 2>&1) || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- "--model_tf32: applies to a CUDA device in fp32 only (device cpu" <<<"$log" \
+  && ! grep -q "images/s" <<<"$log" || { echo "$log"; fail "TF32 on the CPU: exit $rc"; }
 
 # Good values still run: 2-rank training writes its checkpoint.
 timeout 300 "${T[@]}" --train_batch=2 > "$work/good.log" 2>&1 || { cat "$work/good.log"; fail "a good run failed"; }

@@ -27,6 +27,9 @@ DEFINE_string(model_kernels, "auto",
               "ATen boxes and resizes) on the CPU, the same code a GPU runs");
 EXCEL_FLAG_RULE(model_kernels, "auto, blas or torch (blas on the CPU only)",
                 excel::flag_one_of(FLAGS_model_kernels, {"auto", "blas", "torch"}));
+DEFINE_bool(model_tf32, false,
+            "CUDA fp32 backbone: let matmuls and convolutions use TF32 tensor cores (faster, 10-bit mantissa "
+            "inputs). Off by default: the reference's fp32 numbers");
 
 namespace excel {
 
@@ -99,7 +102,13 @@ int cuda_device_count() {
 }
 
 DeviceChoice device_from_flags(int local_rank) {
-  return resolve_device(FLAGS_device, FLAGS_model_precision, FLAGS_model_kernels, local_rank, cuda_device_count());
+  DeviceChoice c =
+      resolve_device(FLAGS_device, FLAGS_model_precision, FLAGS_model_kernels, local_rank, cuda_device_count());
+  if (FLAGS_model_tf32 && !(c.cuda && c.precision == Precision::kFp32))
+    throw ConfigError("--model_tf32: applies to a CUDA device in fp32 only (device " + c.name() + ", backbone " +
+                      precision_name(c.precision) + ")");
+  c.tf32 = FLAGS_model_tf32;
+  return c;
 }
 
 }  // namespace excel

@@ -18,8 +18,9 @@ DeviceChoice& current() {
 }  // namespace
 
 std::string describe(const DeviceChoice& c) {
-  return "device " + c.name() + " (" + c.why + "), backbone " + precision_name(c.precision) + ", kernels " +
-         (c.torch_kernels() ? "torch" : "blas") + (c.kernels == Kernels::kAuto ? " (auto)" : " (--model_kernels)");
+  return "device " + c.name() + " (" + c.why + "), backbone " + precision_name(c.precision) +
+         (c.tf32 ? " (TF32 matmuls, --model_tf32)" : "") + ", kernels " + (c.torch_kernels() ? "torch" : "blas") +
+         (c.kernels == Kernels::kAuto ? " (auto)" : " (--model_kernels)");
 }
 
 const DeviceChoice& use_device_flags(int local_rank) {
@@ -40,8 +41,8 @@ const DeviceChoice& use_device_flags_or_exit(const char* tool, int local_rank) {
 void set_placement(const DeviceChoice& choice) {
   current() = choice;
   if (choice.cuda && choice.precision == Precision::kFp32) {
-    at::globalContext().setAllowTF32CuBLAS(false);
-    at::globalContext().setAllowTF32CuDNN(false);
+    at::globalContext().setAllowTF32CuBLAS(choice.tf32);
+    at::globalContext().setAllowTF32CuDNN(choice.tf32);
   }
 }
 

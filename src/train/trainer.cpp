@@ -148,6 +148,7 @@ class Trainer {
       const double step_s = seconds_since(t0);
       step_seconds_ += step_s;
       data_seconds_ += times_.data;
+      sync_seconds_ += times_.allreduce;
       meters.data_s += times_.data;
       meters.step_s += step_s;
       ++steps_run_;
@@ -205,6 +206,7 @@ class Trainer {
     sum.iterations_done = it;
     sum.mean_step_seconds = steps_run_ ? step_seconds_ / static_cast<double>(steps_run_) : 0.0;
     sum.data_wait_share = step_seconds_ > 0 ? data_seconds_ / step_seconds_ : 0.0;
+    sum.grad_sync_share = step_seconds_ > 0 ? sync_seconds_ / step_seconds_ : 0.0;
     sum.skipped_steps = skipped_;
     LOG(INFO) << "stopped at iteration " << it << " after " << seconds_since(t_run) << " s (" << 100 * sum.data_wait_share
               << "% of step time waiting for inputs)";
@@ -460,7 +462,7 @@ class Trainer {
   std::unique_ptr<cache::FeatureStore> store_;
   std::unique_ptr<comm::GradientSync> sync_;
   std::unique_ptr<comm::ProgressWatchdog> watchdog_;
-  double step_seconds_ = 0, data_seconds_ = 0;
+  double step_seconds_ = 0, data_seconds_ = 0, sync_seconds_ = 0;
   int64_t skipped_ = 0;
   int64_t steps_run_ = 0;
   std::unique_ptr<model::ClipWeights> weights_;

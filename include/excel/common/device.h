@@ -21,6 +21,7 @@ struct DeviceChoice {
   int index = -1;  // CUDA ordinal when cuda
   Precision precision = Precision::kFp32;
   Kernels kernels = Kernels::kAuto;
+  bool tf32 = false;  // CUDA fp32 only: TF32 tensor-core matmuls (--model_tf32; off: the reference's fp32)
   std::string why;  // how it was chosen, for the start log line
 
   std::string name() const;  // "cpu" or "cuda:N"
@@ -40,7 +41,8 @@ DeviceChoice resolve_device(const std::string& device, const std::string& precis
 // CUDA devices visible to this process (0 when LibTorch was built without CUDA).
 int cuda_device_count();
 
-// The flags of this process resolved with resolve_device (throws ConfigError naming the flag).
+// The flags of this process resolved with resolve_device, plus --model_tf32 (CUDA fp32 only;
+// throws ConfigError naming the flag).
 DeviceChoice device_from_flags(int local_rank);
 
 }  // namespace excel

@@ -22,8 +22,8 @@ const DeviceChoice& use_device_flags_or_exit(const char* tool, int local_rank);
 // The log line's text for a choice.
 std::string describe(const DeviceChoice& choice);
 
-// Process-wide choice (default: cpu, fp32, auto kernels). On CUDA in fp32, TF32 is turned off
-// (the reference's fp32 numbers).
+// Process-wide choice (default: cpu, fp32, auto kernels). On CUDA in fp32, TF32 is off (the
+// reference's fp32 numbers) unless the choice asks for it (--model_tf32).
 void set_placement(const DeviceChoice& choice);
 const DeviceChoice& placement();
 at::Device device();              // torch device of placement()

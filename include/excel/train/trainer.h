@@ -73,6 +73,7 @@ struct TrainSummary {
   double first_agree_miou = -1, last_agree_miou = -1;  // segmentation vs pseudo-labels on val
   double mean_step_seconds = 0;                        // training steps only (no validation, no checkpoint)
   double data_wait_share = 0;                          // share of step time spent waiting for inputs
+  double grad_sync_share = 0;                          // share spent in gradient sync not hidden by backward
   int64_t skipped_steps = 0;                           // steps with a non-finite loss or gradient on some rank
   double first_train_agree_miou = -1, last_train_agree_miou = -1;  // same, on training crops (first/last log interval)
 };
