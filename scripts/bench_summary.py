@@ -35,6 +35,7 @@ def main():
     cache = next((r for r in rows if r.get("bench") == "cache"), None)
     ref = next((r for r in rows if "iter0" in r and "iter24000" in r), None)
     skips = [r for r in rows if r.get("bench") == "skip"]
+    sync = next((r for r in rows if r.get("bench") == "allreduce"), None)
 
     print("== Backbone precompute: ViT-B/16 surgery forward, every layer's output kept (target: >= 3000 images/s "
           "in fp16 or bf16)")
@@ -92,6 +93,12 @@ def main():
         if lb:
             print(f"largest batch that fits (after-switch step): {lb['batch']}, {lb['images_per_s']:.1f} images/s, "
                   f"device {lb['device_mb']:.0f} MB (search stopped by {lb['stopped_by']})")
+    if sync:
+        print(f"\n== Gradient sync (excel_bench_allreduce, {sync['ranks']} rank(s), {sync.get('device', 'cpu')} over "
+              f"{sync.get('backend', 'mpi')}, {sync['bytes'] / 1e6:.1f} MB in {sync['buckets']} buckets)")
+        print(f"one all-reduce {sync['raw_allreduce_ms']:.2f} ms, buckets {sync['bucketed_allreduce_ms']:.2f} ms; "
+              f"heads step {sync['step_without_sync_ms']:.1f} ms without sync, {sync['step_with_sync_ms']:.1f} ms with "
+              f"bucketed sync ({sync['exposed_sync_ms']:.2f} ms left after backward)")
     for s in skips:
         print(f"SKIP {s['name']}: {s['why']}")
 

@@ -203,7 +203,7 @@ else
   CMAKE_ARGS+=(-DEXCEL_WITH_CUDA=ON "-DCUDAToolkit_ROOT=$CUDA_ROOT" "-DNCCL_LIBRARY=$nccl_lib"
     "-DNCCL_INCLUDE_DIR=$nccl_inc" "-DCMAKE_CUDA_COMPILER=$CUDA_ROOT/bin/nvcc"
     "-DTORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}")
-  TARGETS+=(excel_nccl_check excel_bench_backbone excel_bench_train excel_bench_cache)  # + gpu_node.d/30_benchmarks.sh
+  TARGETS+=(excel_nccl_check excel_bench_backbone excel_bench_train excel_bench_cache excel_bench_allreduce)  # + gpu_node.d/30_benchmarks.sh
 fi
 read -r -a extra <<<"${GPU_NODE_CMAKE_ARGS:-}"
 read -r -a extra_targets <<<"${GPU_NODE_TARGETS:-}"

@@ -4,10 +4,12 @@
 #include <mpi.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <memory>
 #include <vector>
 
 #include "excel/comm/communicator.h"
+#include "excel/comm/gradient_bucketer.h"
 #include "excel/comm/gradient_sync.h"
 
 using namespace excel;
@@ -65,4 +67,40 @@ TEST(GradientSyncTest, four_megabyte_buckets_sum_over_ranks) {
 }
 TEST(GradientSyncTest, flat_buffer_sums_over_ranks) {
   expect_summed(-1);
+}
+
+namespace {
+
+// The buffers follow the parameters' options (the device-following path that keeps CUDA
+// gradients on the device): with float64 parameters the sum keeps float64 precision. Each rank
+// adds 1 + r * 2^-40; a float32 buffer would round every term to 1 (its ulp at 1 is 2^-23), so
+// the exact float64 sum world + 2^-40 * world (world - 1) / 2 differs from what float32 gives.
+// A float32 parameter beside them gets a bucket of its own, even with 64 MB buckets.
+void expect_float64_kept(int64_t bucket_mb) {
+  int rank = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  comm::MpiCommunicator comm(MPI_COMM_WORLD);
+  at::Tensor d = torch::zeros({4}, torch::kDouble).requires_grad_(true);
+  at::Tensor f = torch::zeros({3}).requires_grad_(true);
+  auto sync = comm::make_gradient_sync({d, f}, comm, bucket_mb);
+  const double tiny = std::ldexp(1.0, -40);
+  sync->begin_step();
+  ((d * (1.0 + rank * tiny)).sum() + f.sum().to(torch::kDouble)).backward();
+  sync->finish();
+  ASSERT_EQ(d.grad().scalar_type(), at::kDouble) << "bucket_mb " << bucket_mb;
+  ASSERT_EQ(f.grad().scalar_type(), at::kFloat) << "bucket_mb " << bucket_mb;
+  const double want = world + tiny * world * (world - 1) / 2.0;
+  for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(d.grad()[i].item<double>(), want) << "bucket_mb " << bucket_mb;
+  EXPECT_TRUE(torch::equal(f.grad(), torch::full({3}, static_cast<float>(world))));
+  if (auto* b = dynamic_cast<comm::GradientBucketer*>(sync.get())) {
+    EXPECT_EQ(b->num_buckets(), 2u);
+  }
+}
+
+}  // namespace
+
+TEST(GradientSyncTest, buckets_keep_the_parameters_dtype) {
+  expect_float64_kept(64);
+  expect_float64_kept(-1);
 }

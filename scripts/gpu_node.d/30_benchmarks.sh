@@ -35,12 +35,14 @@ if [ "$SMOKE" = 1 ]; then
   BT=(--model_crop=32 --train_batch=2 --bench_iters=1 --bench_max_batch=8 --threads=1) MAX_BATCH_S=2
   BC=(--model_crop=64 --bench_images=4 --bench_iters=1 --threads=1)
   REF=(--device cpu --batch 4 --crop 64 --steps 1 --threads 1)  # the cache part's batch and size
+  AR=(--comm_backend=mpi --train_batch=1 --bench_iters=1 --threads=1)
 else
   DEV=(--device=cuda) CUDA=1
   BB=(--model_crop=320 --bench_batches=32,64,128 --bench_iters=5)
   BT=(--model_crop=320 --train_batch=4 --bench_iters=5) MAX_BATCH_S=40
   BC=(--model_crop=320 --bench_images=16 --bench_iters=8)
   REF=(--device cuda --batch 4 --crop 320 --steps 3)
+  AR=(--comm_backend=nccl --train_batch=4 --bench_iters=5)
 fi
 
 # run NAME LIMIT_S CMD...: within LIMIT_S and the budget left; its JSON line (the last line that
@@ -68,7 +70,7 @@ run() {
 }
 skip() { say "SKIP $1: $2"; echo "{\"bench\":\"skip\",\"name\":\"$1\",\"why\":\"$2\"}" >>"$JSONL"; }
 
-for t in excel_bench_backbone excel_bench_train excel_bench_cache; do
+for t in excel_bench_backbone excel_bench_train excel_bench_cache excel_bench_allreduce; do
   [ -x "$B/$t" ] || { echo "benchmarks: $B/$t is not built (gpu_node.sh builds it)"; exit 1; }
 done
 [ "$CUDA" = 1 ] && { timeout 20 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv,noheader 2>&1 | sed 's/^/GPU: /'; }
@@ -82,6 +84,14 @@ else
   for p in fp16 bf16 fp32_tf32; do skip "backbone_$p" "needs a CUDA device (BENCH_SMOKE on the CPU)"; done
 fi
 run backbone_fp32 50 "$B/excel_bench_backbone" "${DEV[@]}" "${BB[@]}" --model_precision=fp32
+
+# 1b. Gradient sync of the heads' gradients (VOC size) on the device: one all-reduce, the buckets,
+#     and the heads' step without and with bucketed sync from the backward hooks; 2 ranks when the
+#     node has 2 GPUs.
+ranks=1
+[ "$CUDA" = 1 ] && [ "$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')" -ge 2 ] && ranks=2
+run allreduce 40 env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+  mpirun -np "$ranks" "$B/excel_bench_allreduce" "${DEV[@]}" "${AR[@]}"
 
 # 2. The trainer's step online and from the cache, before and after the switch (a ViT-B/16-sized
 #    attribute bank from a random CLIP first: the bench needs one).

@@ -59,11 +59,30 @@ class DoneSum : public PendingSum {
   void wait() override {}
 };
 
+// A tensor MPI can read: `t` itself on the CPU, else a host copy of it (pinned, so that the
+// copies in and out run at the bus's rate). MPI here is not CUDA-aware: device tensors go
+// through the host, one copy each way.
+at::Tensor host_view(const at::Tensor& t, bool copy_in) {
+  if (t.is_cpu()) return t;
+  at::Tensor h = at::empty(t.sizes(), t.options().device(at::kCPU).pinned_memory(true));
+  if (copy_in) h.copy_(t);  // blocking: waits for the producer of `t` on its stream
+  return h;
+}
+
+void copy_back(at::Tensor& t, const at::Tensor& host) {
+  if (!host.is_same(t)) t.copy_(host);
+}
+
 class MpiPendingSum : public PendingSum {
  public:
-  explicit MpiPendingSum(MPI_Request r) : request_(r) {}
+  MpiPendingSum(MPI_Request r, at::Tensor target, at::Tensor host)
+      : request_(r), target_(std::move(target)), host_(std::move(host)) {}
   ~MpiPendingSum() override {
     if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
+    if (!copied_) try {
+        copy_back(target_, host_);
+      } catch (...) {  // a destructor never throws; wait() reports errors
+      }
   }
   bool test() override {
     if (request_ == MPI_REQUEST_NULL) return true;
@@ -73,10 +92,14 @@ class MpiPendingSum : public PendingSum {
   }
   void wait() override {
     if (request_ != MPI_REQUEST_NULL) check(MPI_Wait(&request_, MPI_STATUS_IGNORE), "MPI_Wait");
+    if (!copied_) copy_back(target_, host_);
+    copied_ = true;
   }
 
  private:
   MPI_Request request_;
+  at::Tensor target_, host_;  // the caller's tensor and what MPI reduces (the same on the CPU)
+  bool copied_ = false;
 };
 
 }  // namespace
@@ -89,10 +112,11 @@ std::unique_ptr<PendingSum> Communicator::all_reduce_sum_async(at::Tensor& t) {
 std::unique_ptr<PendingSum> MpiCommunicator::all_reduce_sum_async(at::Tensor& t) {
   if (size_ == 1) return std::make_unique<DoneSum>();
   TORCH_CHECK(t.is_contiguous(), "all_reduce_sum_async needs a contiguous tensor");
+  at::Tensor h = host_view(t, true);
   MPI_Request r = MPI_REQUEST_NULL;
-  check(MPI_Iallreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), MPI_SUM, comm_, &r),
+  check(MPI_Iallreduce(MPI_IN_PLACE, h.data_ptr(), static_cast<int>(h.numel()), mpi_type(h), MPI_SUM, comm_, &r),
         "MPI_Iallreduce");
-  return std::make_unique<MpiPendingSum>(r);
+  return std::make_unique<MpiPendingSum>(r, t, h);
 }
 
 void prefer_ring_iallreduce() {
@@ -114,14 +138,18 @@ MpiCommunicator::~MpiCommunicator() {
 void MpiCommunicator::all_reduce_sum(at::Tensor& t) {
   if (size_ == 1) return;
   TORCH_CHECK(t.is_contiguous(), "all_reduce_sum needs a contiguous tensor");
-  check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), MPI_SUM, comm_),
+  at::Tensor h = host_view(t, true);
+  check(MPI_Allreduce(MPI_IN_PLACE, h.data_ptr(), static_cast<int>(h.numel()), mpi_type(h), MPI_SUM, comm_),
         "MPI_Allreduce");
+  copy_back(t, h);
 }
 
 void MpiCommunicator::broadcast(at::Tensor& t, int root) {
   if (size_ == 1) return;
   TORCH_CHECK(t.is_contiguous(), "broadcast needs a contiguous tensor");
-  check(MPI_Bcast(t.data_ptr(), static_cast<int>(t.numel()), mpi_type(t), root, comm_), "MPI_Bcast");
+  at::Tensor h = host_view(t, rank_ == root);
+  check(MPI_Bcast(h.data_ptr(), static_cast<int>(h.numel()), mpi_type(h), root, comm_), "MPI_Bcast");
+  copy_back(t, h);
 }
 
 void MpiCommunicator::barrier() {

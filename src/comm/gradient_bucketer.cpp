@@ -12,13 +12,23 @@ GradientBucketer::GradientBucketer(std::vector<at::Tensor> params, Communicator&
       seen_(params_.size(), false),
       own_(comm.duplicate()),
       comm_(own_ ? own_.get() : &comm) {
-  // Reverse registration order: the last layers' gradients are computed first in backward.
+  // Reverse registration order: the last layers' gradients are computed first in backward. A
+  // bucket holds parameters of one device and dtype; its buffer lives there (NCCL sums CUDA
+  // buckets in place; MPI goes through the host).
   Bucket cur;
   int64_t size = 0;
+  auto close = [&] {
+    cur.buffer = torch::zeros({size}, params_[cur.params.front()].options().requires_grad(false));
+    buckets_.push_back(std::move(cur));
+  };
+  auto joins = [&](const at::Tensor& p) {  // fits the open bucket's bytes, device and dtype
+    const at::Tensor& first = params_[cur.params.front()];
+    return static_cast<size_t>(size + p.numel()) * p.element_size() <= bucket_bytes &&
+           p.scalar_type() == first.scalar_type() && p.device() == first.device();
+  };
   for (size_t k = params_.size(); k-- > 0;) {
-    if (!cur.params.empty() && static_cast<size_t>(size + params_[k].numel()) * sizeof(float) > bucket_bytes) {
-      cur.buffer = torch::zeros({size});
-      buckets_.push_back(std::move(cur));
+    if (!cur.params.empty() && !joins(params_[k])) {
+      close();
       cur = Bucket();
       size = 0;
     }
@@ -27,10 +37,7 @@ GradientBucketer::GradientBucketer(std::vector<at::Tensor> params, Communicator&
     cur.offsets.push_back(size);
     size += params_[k].numel();
   }
-  if (!cur.params.empty()) {
-    cur.buffer = torch::zeros({size});
-    buckets_.push_back(std::move(cur));
-  }
+  if (!cur.params.empty()) close();
   for (size_t k = 0; k < params_.size(); ++k) {
     params_[k].register_hook([this, k](at::Tensor grad) {
       on_grad(k, grad);
@@ -97,14 +104,31 @@ void GradientBucketer::finish() {
 
 void FlatGradientSync::finish() {
   torch::NoGradGuard ng;
-  std::vector<at::Tensor> flat;
-  for (auto& p : params_) flat.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::zeros({p.numel()}));
-  at::Tensor buf = torch::cat(flat);
-  comm_.all_reduce_sum(buf);
-  int64_t off = 0;
-  for (auto& p : params_) {  // .grad() becomes a view of the summed buffer, as with the buckets
-    p.mutable_grad() = buf.narrow(0, off, p.numel()).view_as(p);
-    off += p.numel();
+  // One flat buffer per device and dtype of the parameters (in order of first appearance, the
+  // same on every rank): a gradient keeps its dtype and stays on its device.
+  std::vector<bool> done(params_.size(), false);
+  for (size_t first = 0; first < params_.size(); ++first) {
+    if (done[first]) continue;
+    std::vector<size_t> group;
+    for (size_t k = first; k < params_.size(); ++k)
+      if (!done[k] && params_[k].scalar_type() == params_[first].scalar_type() &&
+          params_[k].device() == params_[first].device()) {
+        group.push_back(k);
+        done[k] = true;
+      }
+    std::vector<at::Tensor> flat;
+    for (size_t k : group) {
+      const at::Tensor& p = params_[k];
+      flat.push_back(p.grad().defined() ? p.grad().reshape({-1}) : torch::zeros({p.numel()}, p.options()));
+    }
+    at::Tensor buf = torch::cat(flat);
+    comm_.all_reduce_sum(buf);
+    int64_t off = 0;
+    for (size_t k : group) {  // .grad() becomes a view of the summed buffer, as with the buckets
+      at::Tensor& p = params_[k];
+      p.mutable_grad() = buf.narrow(0, off, p.numel()).view_as(p);
+      off += p.numel();
+    }
   }
 }
 

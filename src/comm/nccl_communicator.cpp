@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
+#include <functional>
 #include <stdexcept>
 
 #include "excel/common/errors.h"
@@ -61,6 +62,10 @@ struct NcclCommunicator::State {
   size_t buf_bytes = 0;
   int* flag = nullptr;  // one int for barrier()
   void run(at::Tensor& t, int root, int rank, int device);
+  // Makes `stream` wait for the work issued so far on the legacy default stream, where LibTorch
+  // runs its kernels (we never set a current stream), without blocking the host.
+  void follow_default_stream(int rank);
+  void check_async(int rank);
   ~State() {  // never throws; errors at teardown are ignored
     if (comm) ncclCommDestroy(comm);
     if (buf) cudaFree(buf);
@@ -135,6 +140,21 @@ NcclCommunicator::~NcclCommunicator() {
   s_.reset();
 }
 
+void NcclCommunicator::State::follow_default_stream(int rank) {
+  cudaEvent_t produced = nullptr;
+  cuda_check(cudaEventCreateWithFlags(&produced, cudaEventDisableTiming), "cudaEventCreateWithFlags", rank);
+  cudaError_t rc = cudaEventRecord(produced, cudaStreamLegacy);
+  if (rc == cudaSuccess) rc = cudaStreamWaitEvent(stream, produced, 0);
+  cudaEventDestroy(produced);  // released once the wait has been satisfied
+  cuda_check(rc, "cudaEventRecord/cudaStreamWaitEvent", rank);
+}
+
+void NcclCommunicator::State::check_async(int rank) {
+  ncclResult_t async = ncclSuccess;
+  nccl_check(ncclCommGetAsyncError(comm, &async), "ncclCommGetAsyncError", rank, comm);
+  nccl_check(async, "NCCL collective", rank, comm);
+}
+
 // Reduces or broadcasts `t` in place. root < 0: all-reduce sum.
 void NcclCommunicator::State::run(at::Tensor& t, int root, int rank, int device) {
   if (!t.is_contiguous()) throw ConfigError(where(rank) + "needs a contiguous tensor");
@@ -152,9 +172,7 @@ void NcclCommunicator::State::run(at::Tensor& t, int root, int rank, int device)
     if (t.device().index() != device)
       throw ConfigError(where(rank) + "tensor is on cuda:" + std::to_string(t.device().index()) +
                         ", the communicator on cuda:" + std::to_string(device));
-    // The producer may have written `t` on any stream (LibTorch's current one is not visible to
-    // us): wait for the whole device, then run the collective on our stream.
-    cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize", rank);
+    follow_default_stream(rank);
     op(t.data_ptr());
   } else {
     if (bytes > buf_bytes) {
@@ -171,9 +189,71 @@ void NcclCommunicator::State::run(at::Tensor& t, int root, int rank, int device)
     cuda_check(cudaMemcpyAsync(t.data_ptr(), buf, bytes, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync D2H", rank);
   }
   cuda_check(cudaStreamSynchronize(stream), "cudaStreamSynchronize", rank);
-  ncclResult_t async = ncclSuccess;
-  nccl_check(ncclCommGetAsyncError(comm, &async), "ncclCommGetAsyncError", rank, comm);
-  nccl_check(async, "NCCL collective", rank, comm);
+  check_async(rank);
+}
+
+namespace {
+
+// An NCCL sum in flight on the communicator's stream: `done` is recorded after it. wait() makes
+// the default stream wait for `done` (the host does not block); test() asks the event.
+class NcclPendingSum : public PendingSum {
+ public:
+  NcclPendingSum(cudaEvent_t done, int device, std::function<void()> check_async)
+      : done_(done), device_(device), check_async_(std::move(check_async)) {}
+  ~NcclPendingSum() override {
+    // Without wait(), the caller may free the tensor next: let the sum finish first. After it,
+    // the default stream is ordered after the sum, which is all the caching allocator needs.
+    if (!waited_) cudaEventSynchronize(done_);
+    cudaEventDestroy(done_);
+  }
+  bool test() override {
+    const cudaError_t rc = cudaEventQuery(done_);
+    if (rc == cudaErrorNotReady) return false;
+    if (rc != cudaSuccess)
+      throw std::runtime_error(std::string("NCCL sum: cudaEventQuery failed: ") + cudaGetErrorString(rc));
+    return true;
+  }
+  void wait() override {
+    cudaError_t rc = cudaSetDevice(device_);
+    if (rc == cudaSuccess) rc = cudaStreamWaitEvent(cudaStreamLegacy, done_, 0);
+    if (rc != cudaSuccess)
+      throw std::runtime_error(std::string("NCCL sum: cudaStreamWaitEvent failed: ") + cudaGetErrorString(rc));
+    waited_ = true;
+    check_async_();
+  }
+
+ private:
+  cudaEvent_t done_;
+  int device_;
+  bool waited_ = false;
+  std::function<void()> check_async_;
+};
+
+}  // namespace
+
+// CUDA tensors: issued on the stream after the work already queued on the default stream, and
+// returned at once. CPU tensors go through the staging buffer synchronously (the default).
+std::unique_ptr<PendingSum> NcclCommunicator::all_reduce_sum_async(at::Tensor& t) {
+  if (!t.is_cuda() || t.numel() == 0) return Communicator::all_reduce_sum_async(t);
+  if (!t.is_contiguous()) throw ConfigError(where(rank_) + "needs a contiguous tensor");
+  if (t.device().index() != device_)
+    throw ConfigError(where(rank_) + "tensor is on cuda:" + std::to_string(t.device().index()) +
+                      ", the communicator on cuda:" + std::to_string(device_));
+  cuda_check(cudaSetDevice(device_), "cudaSetDevice", rank_);
+  s_->follow_default_stream(rank_);
+  nccl_check(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), ncclSum, s_->comm,
+                           s_->stream),
+             "ncclAllReduce", rank_, s_->comm);
+  cudaEvent_t done = nullptr;
+  cuda_check(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreateWithFlags", rank_);
+  const cudaError_t rc = cudaEventRecord(done, s_->stream);
+  if (rc != cudaSuccess) {
+    cudaEventDestroy(done);
+    cuda_check(rc, "cudaEventRecord", rank_);
+  }
+  State* s = s_.get();
+  const int rank = rank_;
+  return std::make_unique<NcclPendingSum>(done, device_, [s, rank] { s->check_async(rank); });
 }
 
 void NcclCommunicator::all_reduce_sum(at::Tensor& t) {

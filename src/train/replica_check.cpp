@@ -62,7 +62,7 @@ void broadcast_and_check_replicas(model::Heads& heads, comm::Communicator& comm,
     at::Tensor p = heads.param(n).detach().contiguous();
     comm.broadcast(p, 0);
     heads.param(n).copy_(p);
-    at::Tensor c = heads.param(n).detach().contiguous();
+    at::Tensor c = heads.param(n).detach().to(at::kCPU).contiguous();  // the CRC reads host bytes
     crc = crc32(crc, static_cast<const Bytef*>(c.data_ptr()), static_cast<uInt>(c.numel() * c.element_size()));
   }
   rows = gather_rows({static_cast<int64_t>(crc)}, comm);

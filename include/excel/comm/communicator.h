@@ -1,5 +1,6 @@
-// Collective operations between data-parallel ranks. The MPI implementation works on CPU
-// tensors in place over a private duplicate of the given communicator. Not thread-safe.
+// Collective operations between data-parallel ranks, in place on contiguous tensors of any
+// device. The MPI implementation works over a private duplicate of the given communicator;
+// device tensors go through a pinned host copy (one copy each way). Not thread-safe.
 #pragma once
 #include <mpi.h>
 
@@ -25,11 +26,12 @@ class Communicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual const char* backend_name() const = 0;
-  virtual void all_reduce_sum(at::Tensor& t) = 0;  // in place, contiguous CPU tensor
+  virtual void all_reduce_sum(at::Tensor& t) = 0;  // in place, contiguous
   virtual void broadcast(at::Tensor& t, int root) = 0;
   virtual void barrier() = 0;
-  // Starts an in-place sum and returns while it runs where the backend can (MPI_Iallreduce);
-  // `t` must stay untouched until wait(). Default: the blocking sum, already done on return.
+  // Starts an in-place sum and returns while it runs where the backend can (MPI_Iallreduce, or
+  // NCCL on its stream); `t` must stay untouched until wait(), after which work issued on the
+  // device's default stream sees the sum. Default: the blocking sum, already done on return.
   virtual std::unique_ptr<PendingSum> all_reduce_sum_async(at::Tensor& t);
   // A communicator over the same ranks whose collectives never interleave with this one's
   // (MPI: a duplicate), or nullptr when the backend has none (then share this one).

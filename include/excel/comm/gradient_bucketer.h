@@ -1,10 +1,10 @@
 // Gradient synchronisation that overlaps with backward: parameters are packed into buckets
-// (reverse registration order, about bucket_bytes each; assignment fixed at construction, so it
-// never depends on world size or timing). A gradient hook copies each gradient into its bucket
-// and a full bucket is summed with the communicator's non-blocking sum (MPI_Iallreduce) while
-// backward continues, on a duplicate of the communicator where the backend has one.
-// finish() waits for every bucket and writes the sums into the parameters' .grad().
-// Every rank must run the same backward graph (collectives are issued in hook order).
+// (reverse registration order, about bucket_bytes each, one device and dtype per bucket;
+// assignment fixed at construction, so it never depends on world size or timing). A gradient hook copies each gradient
+// into its bucket and a full bucket is summed with the communicator's non-blocking sum (MPI_Iallreduce; NCCL on its
+// stream, in place on the device) while backward continues, on a duplicate of the communicator where the backend has
+// one. finish() waits for every bucket and writes the sums into the parameters' .grad(). Every rank must run the same
+// backward graph (collectives are issued in hook order).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -40,7 +40,7 @@ class GradientBucketer : public GradientSync {
   struct Bucket {
     std::vector<size_t> params;  // indices into params_
     std::vector<int64_t> offsets;
-    at::Tensor buffer;  // flat float32
+    at::Tensor buffer;  // flat, the dtype and device of its parameters
     size_t ready = 0;
     bool launched = false;
     std::unique_ptr<PendingSum> pending;

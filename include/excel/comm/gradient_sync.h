@@ -19,7 +19,7 @@ class GradientSync {
   virtual void finish() = 0;
 };
 
-// One flat buffer of every gradient, summed after backward (no overlap).
+// One flat buffer of every gradient (one per device and dtype), summed after backward (no overlap).
 class FlatGradientSync : public GradientSync {
  public:
   FlatGradientSync(std::vector<at::Tensor> params, Communicator& comm) : params_(std::move(params)), comm_(comm) {}

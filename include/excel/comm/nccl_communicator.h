@@ -1,7 +1,9 @@
 // NCCL collectives between ranks, one CUDA device per rank (built only with EXCEL_WITH_CUDA).
-// CUDA tensors are reduced in place on the device; CPU tensors (always the case with a CPU
-// LibTorch) are staged through a cached device buffer. Every call is synchronous: it returns
-// once the result is in `t`. CUDA and NCCL types stay out of this header. Not thread-safe.
+// CUDA tensors are reduced in place on the device, on the communicator's own stream after the
+// work queued on the default stream (where LibTorch runs); CPU tensors (always the case with a
+// CPU LibTorch) are staged through a cached device buffer. all_reduce_sum_async on a CUDA tensor
+// returns at once (the gradient buckets); every other call returns once the result is in `t`.
+// CUDA and NCCL types stay out of this header. Not thread-safe.
 #pragma once
 #include <mpi.h>
 
@@ -26,6 +28,7 @@ class NcclCommunicator : public Communicator {
   int size() const override { return size_; }
   const char* backend_name() const override { return "nccl"; }
   void all_reduce_sum(at::Tensor& t) override;
+  std::unique_ptr<PendingSum> all_reduce_sum_async(at::Tensor& t) override;
   void broadcast(at::Tensor& t, int root) override;
   void barrier() override;
   int device() const { return device_; }
