@@ -23,7 +23,7 @@ T=("$BUILD/src/excel_train" --data_root="$work/voc" --model_clip="$work/clip/cli
 train() {  # NAME ARGS...: NP ranks, log in $work/NAME.log
   local name=$1
   shift
-  timeout 300 mpirun -np "$NP" "${T[@]}" "$@" > "$work/$name.log" 2>&1 || { tail -30 "$work/$name.log"; fail "$name"; }
+  timeout 300 mpirun -np "$NP" "${T[@]}" "$@" > "$work/$name.log" 2>&1 || { tail -30 "$work/$name.log"; fail "excel_train, run '$name'"; }
 }
 
 train before --output_dir="$work/before" --train_stop_after=2  # iterations 0 and 1
