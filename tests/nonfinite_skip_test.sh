@@ -32,8 +32,10 @@ cp -r "$work/before" "$work/taken"
 train skipped --output_dir="$work/skipped" --train_stop_after=1 --fault_nonfinite_step=2 --fault_nonfinite_rank=$BAD
 train taken --output_dir="$work/taken" --train_stop_after=1
 grep -q "collectives over $BACKEND" "$work/skipped.log" || { cat "$work/skipped.log"; fail "not over $BACKEND"; }
+grep -m1 -o "rank0 .*placement.cpp.*" "$work/skipped.log" | sed -E 's/^rank0 +[0-9]+ placement.cpp:[0-9]+\] /rank 0: /'
+grep -m1 -o "collectives over .*" "$work/skipped.log"
 for r in $(seq 0 $((NP - 1))); do
-  # (the count of bad ranks may include ranks whose gradient buckets already hold the NaN summed in)
+  # (the count is of ranks holding a non-finite value: rank 1's NaN reaches rank 0 through the step's cross-rank parts)
   grep -Eq "rank$r .*iteration 2: non-finite loss or gradient on [0-9]+ rank\(s\); step skipped on every rank" \
     "$work/skipped.log" || { cat "$work/skipped.log"; fail "rank $r did not skip iteration 2"; }
 done

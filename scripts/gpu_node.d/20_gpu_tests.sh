@@ -170,7 +170,7 @@ if [ "$CUDA" = 1 ]; then
 fi
 rc=0
 run nccl_nonfinite 60 env NP="$np_" PYTHON="$PY" bash tests/nonfinite_skip_test.sh "$BUILD" "${DEV[0]#--device=}" "$BACKEND" || rc=$?
-grep -E '^(iteration|skipped step|SKIP|FAIL|  rank)' "$W/nccl_nonfinite.out" | sed 's/^/  /'
+grep -E '^(rank 0: device|collectives|iteration|skipped step|SKIP|FAIL|  rank)' "$W/nccl_nonfinite.out" | sed 's/^/  /'
 case $rc in
   0) pass "nccl_nonfinite ($np_ rank(s), $BACKEND)" ;;
   77) skip nccl_nonfinite "$(tail -1 "$W/nccl_nonfinite.out")" ;;
