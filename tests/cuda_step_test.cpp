@@ -163,12 +163,14 @@ struct RestorePlacement {
 
 // Bounds: the CPU step plays the fixture's reference (itself a CPU fp32 computation), and each
 // stage of the device's step reads the CPU step's values of the stages before it, as each fixture
-// stage reads the reference's. The contract's rules (fixtures README, compare.py) then apply as
-// they are: floats within 1e-4 x max(1, max|cpu|) (fp32 sums in another order: a length-K
-// reduction rounds at about sqrt(K) x 2^-24 relative, K at most a few thousand here, so a few
-// 1e-6 per GEMM, over a few dozen chained ops), label maps within 0.1 % of pixels (ties at thresholds). The step's
-// pseudo-labels chained through the device's own backbone have no such bound (a CAM value within
-// rounding of the box threshold moves a whole box): their share of changed pixels is reported.
+// stage reads the reference's (both use the fixture's recorded dropout scales, and the AdamW step
+// takes the CPU's gradients: Adam's first step, about lr x sign(g), would turn rounding noise in a
+// near-zero gradient into a whole step). The contract's rules (fixtures README, compare.py) then
+// apply as they are: floats within 1e-4 x max(1, max|cpu|) (fp32 sums in another order: a length-K
+// reduction rounds at about sqrt(K) x 2^-24 relative, K at most a few thousand here, so a few 1e-6
+// per GEMM over a few dozen chained ops), label maps within 0.1 % of pixels (ties at thresholds).
+// The pseudo-labels chained through the device's own backbone have no such bound (a CAM value
+// within rounding of the box threshold moves a whole box): their share of changed pixels is reported.
 TEST(CudaStep, DeviceStepMatchesCpuStep) {
   DeviceChoice dev;
   Inputs in;
