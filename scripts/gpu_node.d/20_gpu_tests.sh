@@ -61,7 +61,10 @@ run() {
   local name=$1 lim=$(($2 * scale)) rc=0
   shift 2
   [ "$lim" -gt "$(left)" ] && lim=$(left)
-  [ "$lim" -lt 5 ] && { echo "== $name: out of time" >>"$LOG"; return 124; }
+  if [ "$lim" -lt 5 ]; then
+    echo "out of time (budget $budget s)" | tee "$W/$name.out" | sed "s/^/== $name: /" >>"$LOG"
+    return 124
+  fi
   echo "== $name ($lim s): $*" >>"$LOG"
   timeout "$lim" "$@" >"$W/$name.out" 2>&1 || rc=$?
   cat "$W/$name.out" >>"$LOG"
@@ -125,7 +128,7 @@ else
     # TF32 off: the dump's start line names no TF32 ("backbone fp32, kernels ...")
     if grep -q 'backbone fp32, kernels' "$W/dump_fp32.out"; then pass fp32_contract; else fail "fp32_contract (not plain fp32: $(grep -m1 'backbone' "$W/dump_fp32.out"))"; fi
   elif [ "$rc" -ne 2 ] && [ -s "$W/dump_fp32.h5" ]; then
-    fail "fp32_contract (compare.py above)"
+    fail "fp32_contract (compare.py $([ "$rc" -eq 124 ] && echo "out of time" || echo above))"
   fi
   if [ "$rc" -eq 2 ]; then
     skip fp16_bf16_dump "no CLIP BPE list (above)"
