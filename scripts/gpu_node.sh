@@ -181,7 +181,7 @@ fi
 CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Release -DEXCEL_BUILD_TESTS=OFF -DCMAKE_POLICY_VERSION_MINIMUM=3.5 "-DCMAKE_PREFIX_PATH=$P/usr;$TORCH_PREFIX"
   "-DHDF5_ROOT=$L/hdf5/serial" "-DMPI_CXX_COMPILER=$P/usr/bin/mpicxx.openmpi" "-DMPIEXEC_EXECUTABLE=$P/usr/bin/mpirun")
 command -v ccache >/dev/null && CMAKE_ARGS+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-TARGETS=(excel_train make_synthetic_voc build_bpe_vocab make_random_clip build_attribute_bank)
+TARGETS=(excel_train make_synthetic_voc build_bpe_vocab make_random_clip build_attribute_bank excel_dump_stages)
 if [ "$CPU" = 1 ]; then
   CMAKE_ARGS+=(-DEXCEL_WITH_CUDA=OFF)
 else
@@ -204,6 +204,9 @@ else
     "-DNCCL_INCLUDE_DIR=$nccl_inc" "-DCMAKE_CUDA_COMPILER=$CUDA_ROOT/bin/nvcc"
     "-DTORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}")
   TARGETS+=(excel_nccl_check excel_bench_backbone excel_bench_train excel_bench_cache excel_bench_allreduce)  # + gpu_node.d/30_benchmarks.sh
+  # gpu_node.d/20_gpu_tests.sh: the CUDA gtest binary alone (the other test binaries are not built)
+  CMAKE_ARGS+=(-DEXCEL_BUILD_TESTS=ON)
+  TARGETS+=(excel_cuda_tests)
 fi
 read -r -a extra <<<"${GPU_NODE_CMAKE_ARGS:-}"
 read -r -a extra_targets <<<"${GPU_NODE_TARGETS:-}"

@@ -41,6 +41,12 @@ DEFINE_int32(fault_hang_step, -1, "testing: rank --fault_hang_rank hangs at this
 EXCEL_FLAG_RULE(fault_hang_step, ">= -1", FLAGS_fault_hang_step >= -1);
 DEFINE_int32(fault_hang_rank, 1, "testing: the rank that hangs");
 EXCEL_FLAG_RULE(fault_hang_rank, ">= 0", FLAGS_fault_hang_rank >= 0);
+DEFINE_int32(fault_nonfinite_step, -1,
+             "testing: rank --fault_nonfinite_rank gets a NaN loss (and gradients) at this iteration, a step "
+             "that every rank must skip (-1: never)");
+EXCEL_FLAG_RULE(fault_nonfinite_step, ">= -1", FLAGS_fault_nonfinite_step >= -1);
+DEFINE_int32(fault_nonfinite_rank, 1, "testing: the rank whose loss is NaN");
+EXCEL_FLAG_RULE(fault_nonfinite_rank, ">= 0", FLAGS_fault_nonfinite_rank >= 0);
 DEFINE_int32(data_prefetch, 2,
              "online mode: batches decoded and augmented ahead on a worker thread (0: on the training thread)");
 EXCEL_FLAG_RULE(data_prefetch, ">= 0", FLAGS_data_prefetch >= 0);
@@ -127,6 +133,8 @@ int main(int argc, char** argv) {
         c.comm_timeout_s = FLAGS_comm_timeout_s;
         c.fault_hang_step = FLAGS_fault_hang_step;
         c.fault_hang_rank = FLAGS_fault_hang_rank;
+        c.fault_nan_step = FLAGS_fault_nonfinite_step;
+        c.fault_nan_rank = FLAGS_fault_nonfinite_rank;
         c.skip_bad_inputs = FLAGS_data_skip_bad;
         c.data_prefetch = FLAGS_data_prefetch;
         c.stop_after = FLAGS_train_stop_after;
