@@ -12,7 +12,9 @@
 #      LIBTORCH (a libtorch folder or CMake prefix; default: python3's torch.utils.cmake_prefix_path,
 #      else CMake's own search), CUDA_ROOT (/usr/local/cuda), NCCL_ROOT (default: the nvidia-nccl
 #      Python package, else the CUDA toolkit), GPU_NODE_CMAKE_ARGS (extra configure arguments),
-#      GPU_NODE_TARGETS (extra build targets).
+#      GPU_NODE_TARGETS (extra build targets), GPU_NODE_HOOKS (the gpu_node.d hooks to run, by
+#      name without .sh, e.g. "20_gpu_tests"; default: all. A device runner that allows 600 s per
+#      command can run the tests in one call and the benchmarks in a second: the build is kept).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -259,6 +261,10 @@ if [ "$CPU" = 0 ]; then
   # >>> limit; it prints its numbers and exits 0 (pass), 77 (skip) or else (fail).
   for s in scripts/gpu_node.d/*.sh; do
     [ -x "$s" ] || continue
+    if [ -n "${GPU_NODE_HOOKS:-}" ] && ! grep -qw -- "$(basename "$s" .sh)" <<<"$GPU_NODE_HOOKS"; then
+      say "SKIP $(basename "$s" .sh): not in GPU_NODE_HOOKS"
+      continue
+    fi
     check "$(basename "$s" .sh)" "$(left)" env BUILD="$BUILD" PREFIX="$P" LOGS="$LOGS" FIXTURES="$P/fixtures" \
       TIME_LEFT_S="$(( $(left) - 5 ))" GPU_BUNDLE_DIR="$BUNDLE" "$s"
   done
