@@ -161,6 +161,19 @@ struct RestorePlacement {
 
 }  // namespace
 
+// Declares `dev` and `in`; skips without a device, and without the fixture (fails under CI=true).
+#define SET_UP_DEVICE_AND_INPUTS(dev, in)                    \
+  DeviceChoice dev;                                          \
+  Inputs in;                                                 \
+  do {                                                       \
+    std::string why;                                         \
+    if (!device_under_test(&dev, &why)) GTEST_SKIP() << why; \
+    if (!load_inputs(&in, &why)) {                           \
+      if (test::ci_mode()) FAIL() << "CI=true but " << why;  \
+      GTEST_SKIP() << why;                                   \
+    }                                                        \
+  } while (false)
+
 // Bounds: the CPU step plays the fixture's reference (itself a CPU fp32 computation), and each
 // stage of the device's step reads the CPU step's values of the stages before it, as each fixture
 // stage reads the reference's (both use the fixture's recorded dropout scales, and the AdamW step
@@ -172,14 +185,7 @@ struct RestorePlacement {
 // The pseudo-labels chained through the device's own backbone have no such bound (a CAM value
 // within rounding of the box threshold moves a whole box): their share of changed pixels is reported.
 TEST(CudaStep, DeviceStepMatchesCpuStep) {
-  DeviceChoice dev;
-  Inputs in;
-  std::string why;
-  if (!device_under_test(&dev, &why)) GTEST_SKIP() << why;
-  if (!load_inputs(&in, &why)) {
-    if (test::ci_mode()) FAIL() << "CI=true but " << why;
-    GTEST_SKIP() << why;
-  }
+  SET_UP_DEVICE_AND_INPUTS(dev, in);
   RestorePlacement restore;
   model::set_placement(DeviceChoice());  // CPU, fp32, its own kernels
   const Values cpu = training_step(in, nullptr);
@@ -215,14 +221,7 @@ TEST(CudaStep, DeviceStepMatchesCpuStep) {
 // Reported, not bounded (issue 13 measures it): how far an fp16/bf16 backbone moves the step's
 // pseudo-labels, backbone outputs and loss from fp32's on the same device.
 TEST(CudaStep, ReducedPrecisionPseudoLabels) {
-  DeviceChoice dev;
-  Inputs in;
-  std::string why;
-  if (!device_under_test(&dev, &why)) GTEST_SKIP() << why;
-  if (!load_inputs(&in, &why)) {
-    if (test::ci_mode()) FAIL() << "CI=true but " << why;
-    GTEST_SKIP() << why;
-  }
+  SET_UP_DEVICE_AND_INPUTS(dev, in);
   if (!dev.cuda) GTEST_SKIP() << "fp16/bf16 backbones run on CUDA only (the CPU runs fp32)";
   RestorePlacement restore;
   model::set_placement(dev);
