@@ -5,7 +5,8 @@
 # the same step without the fault changes the weights (so the comparison can fail).
 #   nonfinite_skip_test.sh BUILD_DIR [DEVICE [BACKEND]]   (cpu mpi by default; cuda nccl on a GPU)
 # env NP: ranks (2; NCCL takes one rank per GPU, so 1 on a one-GPU node: rank 0 gets the NaN).
-# Needs PYTHON (/usr/bin/python3) with h5py for the weights (without it: the logs only, and exit 77).
+# Needs PYTHON (/usr/bin/python3) with h5py for the weights (without it: the logs only, and exit 77;
+# a failure under CI=true).
 set -euo pipefail
 BUILD=$1 DEVICE=${2:-cpu} BACKEND=${3:-mpi} NP=${NP:-2}
 BAD=$((NP > 1 ? 1 : 0))
@@ -46,6 +47,7 @@ grep -o "rank[0-9]* .*iteration 2: non-finite.*" "$work/skipped.log" | sed -E 's
 
 # Weights and AdamW state: skipped == before (bit for bit), taken != before.
 if ! "$PY" -c 'import h5py, numpy' 2>/dev/null; then
+  [ "${CI:-}" = true ] && fail "CI=true but $PY lacks h5py or numpy (python3-h5py, python3-numpy) for the weights check"
   echo "SKIP weights check: $PY lacks h5py or numpy (the logs above passed)"
   exit 77
 fi
