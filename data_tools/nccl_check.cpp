@@ -138,10 +138,10 @@ int main(int argc, char** argv) {
   excel::parse_tool_flags(
       &argc, &argv,
       "Checks NcclCommunicator on CPU and CUDA tensors (all-reduce sum, asynchronous sum and broadcast over dtypes and "
-      "sizes, exact for integers, within a tolerance for floats) and MpiCommunicator on CUDA tensors, and times a "
-      "float "
-      "all-reduce of CUDA and of CPU tensors beside MPI_Allreduce of the same bytes. Last line: "
-      "one JSON object. Exit 0 ok, 1 mismatch or error, 77 when some rank sees no CUDA device (skip). mpirun -np 2 "
+      "sizes, exact for integers, within a tolerance for floats), MpiCommunicator on CUDA tensors and the gradient "
+      "buckets of CUDA tensors over both, and times a float all-reduce of CUDA and of CPU tensors beside "
+      "MPI_Allreduce of the same bytes. Last line: one JSON object. Exit 0 ok, 1 mismatch or error, 77 when some rank "
+      "sees no CUDA device (skip). mpirun -np 2 "
       "excel_nccl_check [--bench_bytes=26214400] [--bench_iters=10] [--bench_warmup=3]");
   MPI_Init(&argc, &argv);
   int rank = 0, size = 1;

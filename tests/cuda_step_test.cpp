@@ -140,24 +140,18 @@ Values training_step(const Inputs& in, const Values* given) {
   return v;
 }
 
-// compare.py's float error: max |got - want| / max(1, max |want|), NaN positions equal (else inf).
+// compare.py's float error (test::normalised_error) over the values that are not NaN; NaN positions
+// must be equal (else inf).
 double normalised_error(const at::Tensor& want, const at::Tensor& got) {
-  at::Tensor w = want.to(torch::kDouble), g = got.to(torch::kDouble), nan = torch::isnan(w);
-  if (!torch::equal(nan, torch::isnan(g))) return INFINITY;
+  const at::Tensor nan = torch::isnan(want);
+  if (!torch::equal(nan, torch::isnan(got))) return INFINITY;
   if (nan.all().item<bool>()) return 0;
-  w = w.masked_select(~nan);
-  g = g.masked_select(~nan);
-  return (w - g).abs().max().item<double>() / std::max(1.0, w.abs().max().item<double>());
+  return test::normalised_error(want.masked_select(~nan), got.masked_select(~nan));
 }
 
 double label_share(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(torch::kLong) != b.to(torch::kLong)).to(torch::kDouble).mean().item<double>();
 }
-
-struct RestorePlacement {
-  DeviceChoice saved = model::placement();
-  ~RestorePlacement() { model::set_placement(saved); }
-};
 
 }  // namespace
 
@@ -186,7 +180,7 @@ struct RestorePlacement {
 // within rounding of the box threshold moves a whole box): their share of changed pixels is reported.
 TEST(CudaStep, DeviceStepMatchesCpuStep) {
   SET_UP_DEVICE_AND_INPUTS(dev, in);
-  RestorePlacement restore;
+  test::ScopedPlacement restore;
   model::set_placement(DeviceChoice());  // CPU, fp32, its own kernels
   const Values cpu = training_step(in, nullptr);
   model::set_placement(dev);  // fp32, TF32 off
@@ -223,7 +217,7 @@ TEST(CudaStep, DeviceStepMatchesCpuStep) {
 TEST(CudaStep, ReducedPrecisionPseudoLabels) {
   SET_UP_DEVICE_AND_INPUTS(dev, in);
   if (!dev.cuda) GTEST_SKIP() << "fp16/bf16 backbones run on CUDA only (the CPU runs fp32)";
-  RestorePlacement restore;
+  test::ScopedPlacement restore;
   model::set_placement(dev);
   const Values fp32 = training_step(in, nullptr);
   for (Precision p : {Precision::kFp16, Precision::kBf16}) {

@@ -18,13 +18,6 @@ using namespace excel;
 
 namespace {
 
-// max |got - want| / max(1, max |want|), as compare.py computes it.
-double normalised_error(const at::Tensor& want, const at::Tensor& got) {
-  at::Tensor w = want.to(torch::kDouble), g = got.to(torch::kDouble);
-  double scale = std::max(1.0, w.abs().max().item<double>());
-  return (w - g).abs().max().item<double>() / scale;
-}
-
 bool is_label_map(const std::string& path) {
   for (const char* s : {"pseudo_labels", "seg_pred", "affinity_labels", "infer/pred"})
     if (path.size() >= std::strlen(s) && path.compare(path.size() - std::strlen(s), std::string::npos, s) == 0)
@@ -55,7 +48,7 @@ void expect_group_matches(const h5::File& fx, const h5::File& dump, const std::s
       ASSERT_TRUE(torch::equal(nan_w, nan_g)) << path << ": NaN positions differ";
       at::Tensor w = want.masked_select(~nan_w), g = got.to(want.scalar_type()).masked_select(~nan_w);
       if (w.numel() == 0) continue;
-      double err = normalised_error(w, g);
+      double err = test::normalised_error(w, g);
       *worst = std::max(*worst, err);
       EXPECT_LE(err, 1e-4) << path;
     } else if (is_label_map(path)) {

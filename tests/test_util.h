@@ -1,7 +1,9 @@
-// Shared helpers for tests: locating ../shared and temporary folders.
+// Shared helpers for tests: locating ../shared and temporary folders, placement scopes, errors.
 #pragma once
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -44,17 +46,30 @@ inline std::string temp_dir(const std::string& name) {
   return p.string();
 }
 
-// The process-wide placement (model/placement.h) for one scope: kernels kTorch runs the device
-// path (the code CUDA runs) on the CPU.
-struct ScopedKernels {
+// The process-wide placement (model/placement.h) restored when the scope ends.
+struct ScopedPlacement {
   DeviceChoice saved = model::placement();
+  ScopedPlacement() = default;
+  ScopedPlacement(const ScopedPlacement&) = delete;
+  ScopedPlacement& operator=(const ScopedPlacement&) = delete;
+  ~ScopedPlacement() { model::set_placement(saved); }
+};
+
+// The same with other kernels for the scope: kTorch runs the device path (the code CUDA runs)
+// on the CPU.
+struct ScopedKernels : ScopedPlacement {
   explicit ScopedKernels(Kernels k) {
     DeviceChoice c = saved;
     c.kernels = k;
     model::set_placement(c);
   }
-  ~ScopedKernels() { model::set_placement(saved); }
 };
+
+// compare.py's float error: max |got - want| / max(1, max |want|).
+inline double normalised_error(const at::Tensor& want, const at::Tensor& got) {
+  at::Tensor w = want.to(at::kDouble), g = got.to(at::kDouble);
+  return (w - g).abs().max().item<double>() / std::max(1.0, w.abs().max().item<double>());
+}
 
 }  // namespace excel::test
 

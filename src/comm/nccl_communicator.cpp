@@ -52,6 +52,13 @@ ncclDataType_t nccl_type(const at::Tensor& t) {
   }
 }
 
+// A CUDA tensor must be on the communicator's device.
+void check_on_device(const at::Tensor& t, int rank, int device) {
+  if (t.device().index() != device)
+    throw ConfigError(where(rank) + "tensor is on cuda:" + std::to_string(t.device().index()) +
+                      ", the communicator on cuda:" + std::to_string(device));
+}
+
 }  // namespace
 
 // Device resources; released here so that a constructor that throws half-way leaks nothing.
@@ -60,7 +67,8 @@ struct NcclCommunicator::State {
   cudaStream_t stream = nullptr;
   void* buf = nullptr;  // staging buffer for CPU tensors, grown as needed
   size_t buf_bytes = 0;
-  int* flag = nullptr;  // one int for barrier()
+  int* flag = nullptr;             // one int for barrier()
+  cudaEvent_t produced = nullptr;  // recorded on the default stream before each collective
   void run(at::Tensor& t, int root, int rank, int device);
   // Makes `stream` wait for the work issued so far on the legacy default stream, where LibTorch
   // runs its kernels (we never set a current stream), without blocking the host.
@@ -70,6 +78,7 @@ struct NcclCommunicator::State {
     if (comm) ncclCommDestroy(comm);
     if (buf) cudaFree(buf);
     if (flag) cudaFree(flag);
+    if (produced) cudaEventDestroy(produced);
     if (stream) cudaStreamDestroy(stream);
   }
 };
@@ -116,6 +125,7 @@ NcclCommunicator::NcclCommunicator(MPI_Comm base) : s_(std::make_unique<State>()
     cuda_check(cudaSetDevice(device_), "cudaSetDevice", rank_);
     cuda_check(cudaStreamCreateWithFlags(&s_->stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags", rank_);
     cuda_check(cudaMalloc(reinterpret_cast<void**>(&s_->flag), sizeof(int)), "cudaMalloc", rank_);
+    cuda_check(cudaEventCreateWithFlags(&s_->produced, cudaEventDisableTiming), "cudaEventCreateWithFlags", rank_);
   } catch (const std::exception& e) {
     error = e.what();
   }
@@ -140,13 +150,10 @@ NcclCommunicator::~NcclCommunicator() {
   s_.reset();
 }
 
+// One event, re-recorded each time: a stream wait binds to the record made before it.
 void NcclCommunicator::State::follow_default_stream(int rank) {
-  cudaEvent_t produced = nullptr;
-  cuda_check(cudaEventCreateWithFlags(&produced, cudaEventDisableTiming), "cudaEventCreateWithFlags", rank);
-  cudaError_t rc = cudaEventRecord(produced, cudaStreamLegacy);
-  if (rc == cudaSuccess) rc = cudaStreamWaitEvent(stream, produced, 0);
-  cudaEventDestroy(produced);  // released once the wait has been satisfied
-  cuda_check(rc, "cudaEventRecord/cudaStreamWaitEvent", rank);
+  cuda_check(cudaEventRecord(produced, cudaStreamLegacy), "cudaEventRecord", rank);
+  cuda_check(cudaStreamWaitEvent(stream, produced, 0), "cudaStreamWaitEvent", rank);
 }
 
 void NcclCommunicator::State::check_async(int rank) {
@@ -169,9 +176,7 @@ void NcclCommunicator::State::run(at::Tensor& t, int root, int rank, int device)
       nccl_check(ncclBroadcast(p, p, count, type, root, comm, stream), "ncclBroadcast", rank, comm);
   };
   if (t.is_cuda()) {
-    if (t.device().index() != device)
-      throw ConfigError(where(rank) + "tensor is on cuda:" + std::to_string(t.device().index()) +
-                        ", the communicator on cuda:" + std::to_string(device));
+    check_on_device(t, rank, device);
     follow_default_stream(rank);
     op(t.data_ptr());
   } else {
@@ -236,9 +241,7 @@ class NcclPendingSum : public PendingSum {
 std::unique_ptr<PendingSum> NcclCommunicator::all_reduce_sum_async(at::Tensor& t) {
   if (!t.is_cuda() || t.numel() == 0) return Communicator::all_reduce_sum_async(t);
   if (!t.is_contiguous()) throw ConfigError(where(rank_) + "needs a contiguous tensor");
-  if (t.device().index() != device_)
-    throw ConfigError(where(rank_) + "tensor is on cuda:" + std::to_string(t.device().index()) +
-                      ", the communicator on cuda:" + std::to_string(device_));
+  check_on_device(t, rank_, device_);
   cuda_check(cudaSetDevice(device_), "cudaSetDevice", rank_);
   s_->follow_default_stream(rank_);
   nccl_check(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), ncclSum, s_->comm,

@@ -1,9 +1,10 @@
 // Gradient synchronisation that overlaps with backward: parameters are packed into buckets
 // (reverse registration order, about bucket_bytes each, one device and dtype per bucket;
-// assignment fixed at construction, so it never depends on world size or timing). A gradient hook copies each gradient
-// into its bucket and a full bucket is summed with the communicator's non-blocking sum (MPI_Iallreduce; NCCL on its
-// stream, in place on the device) while backward continues, on a duplicate of the communicator where the backend has
-// one. finish() waits for every bucket and writes the sums into the parameters' .grad(). Every rank must run the same
+// assignment fixed at construction, so it never depends on world size or timing). A gradient
+// hook copies each gradient into its bucket and a full bucket is summed with the communicator's
+// non-blocking sum (MPI_Iallreduce; NCCL on its stream, in place on the device) while backward
+// continues, on a duplicate of the communicator where the backend has one. finish() waits for
+// every bucket and writes the sums into the parameters' .grad(). Every rank must run the same
 // backward graph (collectives are issued in hook order).
 #pragma once
 #include <ATen/core/Tensor.h>
