@@ -26,14 +26,25 @@ for a in "$@"; do
     *) echo "make_tiny_world.sh: unknown argument $a (expected --data_*, --model_*, --train_*, --ckpt_* or --pretrain)" >&2; exit 2 ;;
   esac
 done
+# The pre-training is chaotic in its rounding (docs/tiny_clip.md, "One CLIP on every machine"): the
+# OpenBLAS kernel and ATen's vector code that run it decide which CLIP comes out. So the CLIP and its
+# bank are made with both pinned, OpenBLAS's Haswell kernel and ATen's AVX2 code, wherever the CPU
+# has AVX2 and FMA: every such x86-64 machine then makes the same CLIP (with the same LibTorch and
+# OpenBLAS builds). The stages after it run on the machine's own kernel.
+pinned=()
+if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+  pinned=(env OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2)
+else
+  echo "make_tiny_world.sh: this CPU lacks AVX2 or FMA, so its CLIP differs from the one documented" >&2
+fi
 mkdir -p "$OUT"
 "$BUILD/data_tools/make_synthetic_voc" --data_root="$OUT/voc" "${data[@]}"
 "$BUILD/data_tools/build_bpe_vocab" --bank_descriptions="$OUT/voc/descriptions.json" --model_bpe="$OUT/bpe.txt.gz"
 if [ "$pretrain" = 1 ]; then
-  "$BUILD/data_tools/pretrain_tiny_clip" --output_dir="$OUT/clip" --model_bpe="$OUT/bpe.txt.gz" \
+  "${pinned[@]}" "$BUILD/data_tools/pretrain_tiny_clip" --output_dir="$OUT/clip" --model_bpe="$OUT/bpe.txt.gz" \
     --bank_descriptions="$OUT/voc/descriptions.json" "${model[@]}" "${train[@]}"
 else
-  "$BUILD/data_tools/make_random_clip" --output_dir="$OUT/clip" --model_bpe="$OUT/bpe.txt.gz" "${model[@]}"
+  "${pinned[@]}" "$BUILD/data_tools/make_random_clip" --output_dir="$OUT/clip" --model_bpe="$OUT/bpe.txt.gz" "${model[@]}"
 fi
-"$BUILD/data_tools/build_attribute_bank" --bank_descriptions="$OUT/voc/descriptions.json" \
+"${pinned[@]}" "$BUILD/data_tools/build_attribute_bank" --bank_descriptions="$OUT/voc/descriptions.json" \
   --model_clip="$OUT/clip/clip.jit.pt" --model_bpe="$OUT/bpe.txt.gz" --bank_clusters=16 --model_bank="$OUT/bank.h5"
