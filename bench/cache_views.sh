@@ -7,7 +7,9 @@
 # Usage: bench/cache_views.sh [IMAGES=24] [ITERS=200] [CROP=128] [NP=1]
 # CLIP=random (default: the random tiny CLIP, a quick check of the machinery) or CLIP=pretrained
 # (the demo's world: large objects of 96-160 px images, 10 % val, and its contrastively pre-trained
-# tiny CLIP, launch/run_demo.sh; the figures that mean something). TRAIN_SEED (0): the training
+# tiny CLIP, launch/run_demo.sh; the figures that mean something). That CLIP is pre-trained on 32
+# images a step, as the demo's was until 2026-12-04 and the README's figures were measured;
+# PRETRAIN_FLAGS=--train_batch=64 makes the demo's current one. TRAIN_SEED (0): the training
 # and augmentation seed, to see how much of a difference is noise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,7 @@ case ${CLIP:-random} in
   pretrained)
     bash launch/make_tiny_world.sh "$BUILD" "$work" --data_num_images="$IMAGES" --data_val_fraction=0.1 \
       --data_min_side=96 --data_max_side=160 --data_style=large --data_seed=0 --model_seed=0 --pretrain \
-      --train_lr=3e-3 --train_warmup_iters=10 > "$work/world.log" 2>&1 || { tail -20 "$work/world.log" >&2; exit 1; } ;;
+      --train_lr=3e-3 --train_warmup_iters=10 ${PRETRAIN_FLAGS:-} > "$work/world.log" 2>&1 || { tail -20 "$work/world.log" >&2; exit 1; } ;;
   *) echo "cache_views.sh: CLIP=${CLIP}: expected random or pretrained" >&2; exit 2 ;;
 esac
 export EXCEL_BPE_PATH="$work/bpe.txt.gz"
