@@ -62,12 +62,19 @@ mn_exec mn3 timeout 280 slurmctld -D -c -f "$SLURM_CONF" > "$work/log/slurmctld.
 disown  # killed with its namespace at the end, quietly
 # slurmd through nsenter, not `ip netns exec`, which remounts /sys and so hides the cgroup file
 # systems slurmd needs; its own mount namespace gets the host's /etc/hosts and a private /tmp.
+# A checkout or build under /tmp stays visible on the nodes: bound into the private /tmp at its path.
+keep=()
+for d in "$SRC_DIR" "$BUILD"; do
+  case "$d" in /tmp/*) keep+=("$d") ;; esac
+done
 for h in mn1 mn2; do
   mkdir -p "$work/tmp-$h" && chmod 1777 "$work/tmp-$h"
   # shellcheck disable=SC2016  # expanded by the inner sh
   timeout 280 nsenter --net="/run/netns/$(mn_ns $h)" unshare --uts --mount --propagation private sh -c \
-    'mount --bind "$1" /tmp && mount --bind "$2" /etc/hosts && hostname "$3" && exec slurmd -D -N "$3" -f "$4"' \
-    sh "$work/tmp-$h" "/etc/netns/$(mn_ns $h)/hosts" "$h" "$SLURM_CONF" > "$work/log/slurmd-$h.out" 2>&1 &
+    't=$1 hosts=$2 node=$3 conf=$4; shift 4
+     for d in "$@"; do mkdir -p "$t/${d#/tmp/}" && mount --bind "$d" "$t/${d#/tmp/}" || exit 1; done
+     mount --rbind "$t" /tmp && mount --bind "$hosts" /etc/hosts && hostname "$node" && exec slurmd -D -N "$node" -f "$conf"' \
+    sh "$work/tmp-$h" "/etc/netns/$(mn_ns $h)/hosts" "$h" "$SLURM_CONF" "${keep[@]}" > "$work/log/slurmd-$h.out" 2>&1 &
   disown
 done
 idle=0
